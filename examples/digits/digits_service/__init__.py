@@ -1,0 +1,1 @@
+"""digits: a small handwritten-digit classifier service (numpy inference, stdlib HTTP)."""

@@ -1,0 +1,249 @@
+"""The ml-ci.yaml schema: every key, its type, default and doc, in one place.
+
+The README's reference table and the Jenkins steps' help pages are generated from this module
+(`mlci config docs`), so documentation cannot drift from what is validated.
+"""
+
+from __future__ import annotations
+
+from .spec import AnyOf, Bool, ListOf, MapOf, Num, Obj, Str
+
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+DNS_DOC = "a DNS label: lowercase letters, digits and '-', at most 63 characters"
+S3_URI = r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[^\s]*)?"
+S3_DOC = "an s3://bucket/prefix URI"
+CALLABLE = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
+CALLABLE_DOC = "module:callable, e.g. digits_service.inference:predict"
+SHA256 = r"[0-9a-f]{64}"
+CRON = r"(@(hourly|daily|midnight|weekly|monthly|yearly|annually))|(\S+(\s+\S+){4})"
+CRON_DOC = "a Jenkins cron spec with five fields, e.g. 'H 2 * * *'"
+
+# Metrics a gate can name. Higher-is-better metrics take `min`, lower-is-better ones take `max`.
+PROPORTION_METRICS = ("accuracy", "precision", "recall")
+HIGHER_BETTER = (*PROPORTION_METRICS, "f1", "macro_f1", "auc")
+LOWER_BETTER = ("mae", "rmse", "latency_p50", "latency_p95")
+METRICS = HIGHER_BETTER + LOWER_BETTER
+BOUNDED_METRICS = HIGHER_BETTER  # all lie in [0, 1]
+
+STAGES = ("build", "unit", "acceptance", "accuracy", "deploy")
+
+gate = Obj(
+    doc="A gate: PASS only when the evidence says the metric clears the threshold.",
+    fields={
+        "metric": Str(required=True, choices=METRICS, doc="Metric to gate on."),
+        "kind": Str(
+            default="absolute",
+            choices=("absolute", "change"),
+            doc="`absolute`: metric >= min (or <= max). `change`: non-inferior to the baseline model by `margin`, "
+            "paired on the same samples.",
+        ),
+        "min": Num(min=0, doc="Threshold for higher-is-better metrics (accuracy, precision, recall, f1, auc)."),
+        "max": Num(min=0, doc="Threshold for lower-is-better metrics (mae, rmse, latency_p50/p95 in ms)."),
+        "margin": Num(
+            default=0.02,
+            min=0,
+            max=1,
+            exclusive=True,
+            doc="Indifference zone: a model at min + margin must pass with probability >= 1 - beta.",
+        ),
+        "alpha": Num(default=0.05, min=0, max=0.5, exclusive=True, doc="Risk of passing a model below the threshold."),
+        "beta": Num(default=0.10, min=0, max=0.5, exclusive=True, doc="Risk of failing a model at threshold + margin."),
+        "class": AnyOf(
+            options=(Str(), Num(integer=True)),
+            doc="For precision/recall/f1: the class label to gate on (default: micro-averaged / macro for f1).",
+        ),
+    },
+)
+
+suite = Obj(
+    doc="An accuracy suite: a dataset, a sample policy, gates, where and when it runs.",
+    fields={
+        "dataset": Str(required=True, doc="Name of a dataset under `artifacts.data`, or a local file path."),
+        "every_build": Bool(default=False, doc="Run on every build (the smoke suite)."),
+        "max_samples": Num(integer=True, min=1, doc="Cap on samples drawn; at the cap the verdict is INCONCLUSIVE."),
+        "sequential": Bool(default=True, doc="Sequential test (stops as soon as the evidence suffices) vs exact fixed n."),
+        "batch_size": Num(integer=True, min=1, max=100000, doc="Samples per batch (per pytest item); default accuracy.batch_size."),
+        "gates": ListOf(item=gate, doc="Gates; PASS only when every gate passes."),
+        "schedule": Str(pattern=CRON, pattern_doc=CRON_DOC, doc="Cron schedule for the heavy run on integration branches."),
+        "branches": ListOf(item=Str(), doc="Branches (globs) where the schedule applies; default pipeline.integration_branches."),
+        "shards": Num(integer=True, default=1, min=1, max=64, doc="Jenkins agents the suite is split across."),
+        "agent": Str(doc="Jenkins agent label for this suite's shards (e.g. gpu); default pipeline.agent."),
+        "seed": Num(integer=True, min=0, doc="Fixed sample seed; default is derived from the git commit."),
+        "timeout": Num(integer=True, default=60, min=1, doc="Minutes before the suite is aborted."),
+    },
+)
+
+dataset = Obj(
+    doc="A labelled test set.",
+    fields={
+        "uri": Str(required=True, doc="s3://... object, or a path relative to the service repo."),
+        "sha256": Str(pattern=SHA256, pattern_doc="64 lowercase hex digits", doc="Expected content digest (verified on pull)."),
+        "format": Str(choices=("npz", "csv", "jsonl"), doc="File format; default from the file extension."),
+        "inputs": Str(default="x", doc="Array (npz) or field (csv/jsonl) holding the inputs."),
+        "label": Str(default="y", doc="Array (npz) or field (csv/jsonl) holding the labels."),
+        "id": Str(doc="Field holding a stable sample id (csv/jsonl); default the row index."),
+    },
+)
+
+resources = Obj(
+    fields={
+        "requests": MapOf(value=AnyOf(options=(Str(), Num())), key_pattern=r"cpu|memory|ephemeral-storage",
+                          key_doc="cpu, memory or ephemeral-storage", doc="Resource requests."),
+        "limits": MapOf(value=AnyOf(options=(Str(), Num())), key_pattern=r"cpu|memory|ephemeral-storage|nvidia\.com/gpu",
+                        key_doc="cpu, memory, ephemeral-storage or nvidia.com/gpu", doc="Resource limits."),
+    },
+    doc="Kubernetes resources.",
+)
+
+environment = Obj(
+    doc="A deploy target.",
+    fields={
+        "branch": Str(required=True, doc="Branch whose builds deploy here."),
+        "namespace": Str(required=True, pattern=DNS_LABEL, pattern_doc=DNS_DOC, doc="Kubernetes namespace."),
+        "approval": Bool(default=False, doc="Require a person's approval (Jenkins `input`) before deploying."),
+        "approvers": Str(doc="Comma-separated Jenkins users/groups allowed to approve."),
+        "approval_timeout": Num(integer=True, default=60, min=1, doc="Minutes to wait for approval."),
+        "context": Str(doc="kubeconfig context; default the current context."),
+        "kubeconfig_credentials": Str(doc="Jenkins file-credentials id holding the kubeconfig."),
+        "replicas": Num(integer=True, default=1, min=0, max=1000, doc="Deployment replicas."),
+        "resources": resources,
+        "env": MapOf(value=Str(), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*", key_doc="an environment variable name",
+                     doc="Environment variables for the service container."),
+        "hpa": Obj(
+            default=None,
+            doc="HorizontalPodAutoscaler (omit for none).",
+            fields={
+                "min": Num(integer=True, default=1, min=1),
+                "max": Num(integer=True, required=True, min=1),
+                "cpu": Num(integer=True, default=80, min=1, max=100, doc="Target CPU utilisation %."),
+            },
+        ),
+        "pdb": Obj(
+            default=None,
+            doc="PodDisruptionBudget (omit for none).",
+            fields={"min_available": AnyOf(options=(Num(integer=True, min=0), Str(pattern=r"\d{1,3}%")), required=True)},
+        ),
+    },
+)
+
+SCHEMA = Obj(
+    doc="ml-ci.yaml",
+    fields={
+        "version": Num(integer=True, default=1, min=1, max=1, doc="Schema version of this file."),
+        "service": Str(required=True, pattern=DNS_LABEL, pattern_doc=DNS_DOC, doc="Service name; names images and deployments."),
+        "image": Obj(
+            doc="The service image.",
+            fields={
+                "name": Str(doc="Image repository, e.g. registry.example.com/ml/digits; default `mlci/<service>`."),
+                "dockerfile": Str(default="Dockerfile", doc="Dockerfile path relative to the repo."),
+                "context": Str(default=".", doc="Build context relative to the repo."),
+                "base": Str(default="python:3.11-slim", doc="BASE_IMAGE build argument."),
+                "build_args": MapOf(value=Str(), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*", key_doc="a build-arg name",
+                                    doc="Extra build arguments (never secrets: use the secret mounts)."),
+                "push": Bool(default=False, doc="Push after build (needs a registry)."),
+                "registry_credentials": Str(doc="Jenkins credentials id for the registry (username/password)."),
+            },
+        ),
+        "artifacts": Obj(
+            doc="Models and data in S3.",
+            fields={
+                "remote": Str(pattern=S3_URI, pattern_doc=S3_DOC, doc="Default remote for models and data."),
+                "cache": Str(default="~/.cache/mlci", doc="Local content-addressed cache, shared by builds on one agent."),
+                "jobs": Num(integer=True, default=8, min=1, max=64, doc="Parallel downloads."),
+                "credentials": Str(doc="Jenkins credentials id for S3 (AWS key pair); default the agent's IAM role."),
+                "models": Obj(
+                    doc="The model dependency file.",
+                    fields={
+                        "lock": Str(default="models.lock", doc="Dependency file (mlci lock, a .dvc file, or dvc.lock)."),
+                        "dest": Str(default="models/", doc="Where model files are placed, relative to the repo."),
+                    },
+                ),
+                "data": MapOf(value=dataset, doc="Named test sets."),
+            },
+        ),
+        "tests": Obj(
+            doc="Tests that run inside the built image.",
+            fields={
+                "unit": Obj(
+                    default=None,
+                    doc="Unit tests (omit to skip the stage).",
+                    fields={
+                        "command": Str(required=True, doc="Command run in the image; JUnit XML goes to $MLCI_JUNIT."),
+                        "timeout": Num(integer=True, default=30, min=1, doc="Minutes."),
+                    },
+                ),
+                "acceptance": Obj(
+                    default=None,
+                    doc="Acceptance tests against the running service (omit to skip).",
+                    fields={
+                        "command": Str(required=True, doc="Command run in a second container; the service URL is $MLCI_SERVICE_URL."),
+                        "timeout": Num(integer=True, default=30, min=1, doc="Minutes."),
+                        "serve": Obj(
+                            doc="How the service is started and probed.",
+                            fields={
+                                "command": Str(doc="Command to start the service; default the image's CMD."),
+                                "port": Num(integer=True, default=8080, min=1, max=65535, doc="Port the service listens on."),
+                                "health": Str(default="/healthz", pattern=r"/\S*", pattern_doc="a path starting with /",
+                                              doc="Health endpoint path."),
+                                "timeout": Num(integer=True, default=60, min=1, doc="Seconds to wait for health."),
+                            },
+                        ),
+                    },
+                ),
+            },
+        ),
+        "accuracy": Obj(
+            doc="Sample-based accuracy tests.",
+            fields={
+                "predict": Str(pattern=CALLABLE, pattern_doc=CALLABLE_DOC, doc="Batch predict function (runs in the image)."),
+                "load": Str(pattern=CALLABLE, pattern_doc=CALLABLE_DOC, doc="Optional model loader, run once per worker."),
+                "batch_size": Num(integer=True, default=64, min=1, max=100000, doc="Samples per batch."),
+                "workers": AnyOf(options=(Str(choices=("auto",)), Num(integer=True, min=1, max=256)), default="auto",
+                                 doc="pytest-xdist workers: auto or a number."),
+                "on_error": Str(default="fail", choices=("fail", "count_wrong", "exclude"),
+                                doc="Policy for samples whose prediction raised."),
+                "inconclusive": Str(default="unstable", choices=("unstable", "fail"),
+                                    doc="What an INCONCLUSIVE verdict does to the Jenkins build."),
+                "suites": MapOf(value=suite, doc="Named suites."),
+            },
+        ),
+        "report": Obj(
+            doc="Reports, history and pull-request comments.",
+            fields={
+                "history": Str(pattern=S3_URI, pattern_doc=S3_DOC, doc="History store for accuracy records."),
+                "baseline_branch": Str(default="main", doc="Branch whose latest PASS record is the baseline."),
+                "reuse": Bool(default=True, doc="Reuse a PASS record when model, data and code digests all match."),
+                "post": Obj(
+                    doc="Pull-request comments.",
+                    fields={
+                        "provider": Str(choices=("github", "gitlab", "bitbucket")),
+                        "repo": Str(doc="owner/name (GitHub, Bitbucket) or project path (GitLab)."),
+                        "url": Str(doc="API base URL for self-hosted GitHub Enterprise / GitLab / Bitbucket."),
+                        "token_credentials": Str(doc="Jenkins secret-text credentials id for the token."),
+                    },
+                ),
+            },
+        ),
+        "deploy": Obj(
+            doc="Kubernetes deploys.",
+            fields={
+                "templates": Str(doc="Directory of Jinja2 manifest templates; default the built-in Deployment/Service."),
+                "rollout_timeout": Num(integer=True, default=300, min=1, doc="Seconds to wait for the rollout."),
+                "environments": MapOf(value=environment, key_pattern=DNS_LABEL, key_doc=DNS_DOC, doc="Deploy targets."),
+            },
+        ),
+        "pipeline": Obj(
+            doc="Branch policy and how Jenkins runs the stages.",
+            fields={
+                "stages": ListOf(item=Str(choices=STAGES), default=list(STAGES), doc="Stages run, in this order."),
+                "agent": Str(doc="Jenkins agent label for the pipeline; default any agent."),
+                "integration_branches": ListOf(item=Str(), default=["develop", "release/*"],
+                                               doc="Branches where scheduled heavy suites run."),
+                "stage_timeout": Num(integer=True, default=60, min=1, doc="Minutes per stage."),
+                "runner": Str(default="docker", choices=("docker", "venv"),
+                              doc="How Jenkins runs mlci: from the runtime image, or from a venv on the agent."),
+                "runner_image": Str(doc="mlci runtime image; default mlci:<version of the library>."),
+            },
+        ),
+    },
+)
