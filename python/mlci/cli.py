@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "mlci.pipeline.cli",
     "mlci.report.cli",
     "mlci.deploy.cli",
+    "mlci.train.cli",
+    "mlci.drift.cli",
 )
 
 

@@ -38,8 +38,12 @@ class Model:
 
 
 def default_model_path() -> Path:
-    """models/ next to the package (where `mlci models pull` puts it), or $DIGITS_MODEL."""
+    """$DIGITS_MODEL, else $MLCI_MODELS_DIR/digits.npz (mlci points it at a baseline model for change gates),
+    else models/ next to the package, where `mlci models pull` puts it."""
     env = os.environ.get("DIGITS_MODEL")
     if env:
         return Path(env)
+    models_dir = os.environ.get("MLCI_MODELS_DIR")
+    if models_dir:
+        return Path(models_dir) / "digits.npz"
     return Path(__file__).resolve().parent.parent / "models" / "digits.npz"
