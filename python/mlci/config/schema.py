@@ -126,6 +126,66 @@ environment = Obj(
     },
 )
 
+# --- train (issue 9: training in the pipeline) ---------------------------------------------------
+TRAIN_TAG_DOC = "a tag pattern with {service} and {n}, e.g. {service}-model-{n}"
+train_section = Obj(
+    default=None,
+    doc="Training in the pipeline: `mlci train` builds the training image, runs it, evaluates the new model "
+    "against the current one and publishes it only on PASS (omit to disable).",
+    fields={
+        "image": Str(doc="Training image repository; default `mlci/<service>-train`."),
+        "dockerfile": Str(default="training/Dockerfile", doc="Training Dockerfile relative to the repo (may differ "
+                          "from the serving image's)."),
+        "context": Str(default=".", doc="Build context relative to the repo; its files are the `code` of the run cache."),
+        "base": Str(doc="BASE_IMAGE build argument for the training image; default `image.base`."),
+        "build_args": MapOf(value=Str(), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*", key_doc="a build-arg name",
+                            doc="Extra build arguments (never secrets)."),
+        "command": Str(required=True, doc="Shell command run in the training image from /workspace. Model files go to "
+                       "$MLCI_TRAIN_OUT; inputs are $MLCI_DATA_<NAME> (and under $MLCI_TRAIN_DATA); parameters "
+                       "file is $MLCI_TRAIN_PARAMS."),
+        "inputs": ListOf(item=Str(), doc="Names of datasets under `artifacts.data` (each needs a `sha256`): pulled "
+                         "verified, pinned by digest, recorded."),
+        "params": Str(doc="Parameters file (YAML/JSON) relative to the repo; its digest keys the run cache and its "
+                      "content goes into the training record."),
+        "outputs": ListOf(item=Str(pattern=r"[A-Za-z0-9_.][A-Za-z0-9_.\-/]*", pattern_doc="a relative file name"),
+                          min_items=1, required=True,
+                          doc="Model files the command writes under $MLCI_TRAIN_OUT; published as "
+                          "`artifacts.models.dest/<file>`."),
+        "resources": resources,
+        "timeout": Num(integer=True, default=60, min=1, doc="Minutes before the training run is stopped (exit 1)."),
+        "runner": Str(default="local", choices=("local", "kubernetes"),
+                      doc="`local`: the Docker engine of the (labelled) agent; `kubernetes`: a Job (long/GPU runs), "
+                      "outputs come back through S3."),
+        "agent": Str(doc="Jenkins agent label for the train step (e.g. gpu); default `pipeline.agent`."),
+        "namespace": Str(default="default", pattern=DNS_LABEL, pattern_doc=DNS_DOC,
+                         doc="Kubernetes namespace of the training Job (runner: kubernetes)."),
+        "context_name": Str(doc="kubeconfig context for the Job; default the current context."),
+        "image_pull_policy": Str(default="IfNotPresent", choices=("Always", "IfNotPresent", "Never"),
+                                 doc="imagePullPolicy of the Job's container."),
+        "image_pull_secret": Str(doc="Name of a Kubernetes docker-registry secret for pulling the training image."),
+        "service_account": Str(doc="Kubernetes service account of the Job (e.g. one bound to an S3 IAM role)."),
+        "cache": Str(pattern=S3_URI, pattern_doc=S3_DOC,
+                     doc="Run cache and Job outputs location; default `<artifacts.remote>/train`."),
+        "evaluate": Str(doc="Accuracy suite that judges the new model against the current one (its change gates "
+                        "are paired on the same samples); required to publish."),
+        "schedule": Str(pattern=CRON, pattern_doc=CRON_DOC, doc="Cron schedule for retraining in Jenkins."),
+        "publish": Obj(
+            doc="What a PASS publishes: model upload + lock update, training record, git branch + tag, pull request.",
+            fields={
+                "record": Str(default="training.json", doc="Training record written next to the dependency file."),
+                "branch_prefix": Str(default="mlci/train/", doc="Branch `<prefix><service>-model-<n>` holding the commit."),
+                "tag": Str(default="{service}-model-{n}", pattern=r".*\{n\}.*", pattern_doc=TRAIN_TAG_DOC,
+                           doc="Tag pattern; `{n}` is one more than the highest existing tag."),
+                "remote": Str(default="origin", doc="Git remote the branch and tag are pushed to (skipped if absent)."),
+                "push": Bool(default=True, doc="Push the branch and tag to `remote`."),
+                "pull_request": Bool(default=True, doc="Open a PR through `report.post` when a token is configured "
+                                     "(MLCI_POST_TOKEN); body = the accuracy report."),
+                "base_branch": Str(doc="PR target branch; default the current branch."),
+            },
+        ),
+    },
+)
+
 SCHEMA = Obj(
     doc="ml-ci.yaml",
     fields={
@@ -232,6 +292,7 @@ SCHEMA = Obj(
                 "environments": MapOf(value=environment, key_pattern=DNS_LABEL, key_doc=DNS_DOC, doc="Deploy targets."),
             },
         ),
+        "train": train_section,
         "pipeline": Obj(
             doc="Branch policy and how Jenkins runs the stages.",
             fields={
