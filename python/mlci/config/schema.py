@@ -294,6 +294,68 @@ SCHEMA = Obj(
         ),
         "train": train_section,
         "pipeline": Obj(
+        "drift": Obj(
+            doc="Production drift monitoring: `mlci drift check` and the `driftCheck` Jenkins step.",
+            fields={
+                "reference": Str(doc="Reference statistics (`mlci drift reference` output): s3://... or a repo-relative path."),
+                "logs": Str(pattern=S3_URI, pattern_doc=S3_DOC,
+                            doc="Prefix of production request/prediction logs, partitioned by date (dt=YYYY-MM-DD/)."),
+                "format": Str(default="auto", choices=("auto", "jsonl", "csv"),
+                              doc="Log format; `auto` goes by extension (.jsonl/.json/.ndjson/.csv, optionally .gz)."),
+                "window": Str(default="7d", pattern=r"[1-9][0-9]{0,3}[hd]", pattern_doc="a number and h or d, e.g. 7d",
+                              doc="How far back the check reads, ending now (whole dt= partitions that overlap)."),
+                "sample_cap": Num(integer=True, default=50000, min=100, max=10000000,
+                                  doc="Rows kept from the window (uniform sample without replacement when more)."),
+                "min_rows": Num(integer=True, default=200, min=1,
+                                doc="Fewer rows in the window make the check INCONCLUSIVE (exit 3)."),
+                "alpha": Num(default=0.05, min=0, max=0.5, exclusive=True,
+                             doc="Family-wise false-alarm level per check across all features (Holm correction)."),
+                "psi": Num(default=0.2, min=0, exclusive=True,
+                           doc="PSI a feature must reach (besides significance) to count as drifted."),
+                "max_missing_increase": Num(default=0.05, min=0, max=1,
+                                            doc="Absolute rise of a feature's missing rate that counts as drift."),
+                "max_out_of_range": Num(default=0.05, min=0, max=1,
+                                        doc="Share of numeric values outside the reference [min, max] that counts as drift."),
+                "exclude": ListOf(item=Str(), doc="Reference columns never checked (ids, timestamps)."),
+                "features": MapOf(
+                    key_pattern=r"[A-Za-z0-9_][A-Za-z0-9_.\-\[\]]*",
+                    key_doc="a column name (nested fields flattened with '.', list items as name.0)",
+                    doc="Per-feature settings; default every reference column, kind as in the reference, global thresholds.",
+                    value=Obj(
+                        doc="One feature.",
+                        fields={
+                            "kind": Str(choices=("numeric", "categorical"), doc="Override the kind inferred from the data."),
+                            "psi": Num(min=0, exclusive=True, doc="PSI threshold for this feature (default drift.psi)."),
+                            "max_missing_increase": Num(min=0, max=1, doc="Default drift.max_missing_increase."),
+                            "max_out_of_range": Num(min=0, max=1, doc="Default drift.max_out_of_range."),
+                        },
+                    ),
+                ),
+                "prediction": Obj(
+                    doc="The model output in the logs (prediction drift).",
+                    fields={
+                        "field": Str(default="prediction", doc="Log field holding the prediction (label or score)."),
+                        "kind": Str(choices=("numeric", "categorical"),
+                                    doc="Labels are categorical, scores numeric; default inferred."),
+                        "reference_field": Str(doc="Dataset field whose distribution is the prediction reference "
+                                                   "(default the dataset's label)."),
+                    },
+                ),
+                "schedule": Str(default="H 3 * * *", pattern=CRON, pattern_doc=CRON_DOC,
+                                doc="Cron schedule of the driftCheck job."),
+                "branches": ListOf(item=Str(), default=["main"], doc="Branches (globs) where the schedule applies."),
+                "retrain": Obj(
+                    doc="What a detected drift starts.",
+                    fields={
+                        "job": Str(doc="Jenkins job (full name, folders with '/') started on drift; none: report only."),
+                        "parameters": MapOf(value=Str(), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*",
+                                            key_doc="a Jenkins parameter name",
+                                            doc="Extra build parameters (DRIFT_REASON, DRIFT_FEATURES are always set)."),
+                        "url": Str(doc="Jenkins URL for triggering from outside Jenkins; default $JENKINS_URL."),
+                    },
+                ),
+            },
+        ),
             doc="Branch policy and how Jenkins runs the stages.",
             fields={
                 "stages": ListOf(item=Str(choices=STAGES), default=list(STAGES), doc="Stages run, in this order."),
