@@ -140,6 +140,9 @@ train_section = Obj(
         "base": Str(doc="BASE_IMAGE build argument for the training image; default `image.base`."),
         "build_args": MapOf(value=Str(), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*", key_doc="a build-arg name",
                             doc="Extra build arguments (never secrets)."),
+        "requirements": Str(default="requirements.txt",
+                            doc="Requirements of the training code, built into a host wheelhouse and installed "
+                            "offline (SERVICE_WHEELS build arg, as for the service image)."),
         "command": Str(required=True, doc="Shell command run in the training image from /workspace. Model files go to "
                        "$MLCI_TRAIN_OUT; inputs are $MLCI_DATA_<NAME> (and under $MLCI_TRAIN_DATA); parameters "
                        "file is $MLCI_TRAIN_PARAMS."),
@@ -152,7 +155,8 @@ train_section = Obj(
                           doc="Model files the command writes under $MLCI_TRAIN_OUT; published as "
                           "`artifacts.models.dest/<file>`."),
         "resources": resources,
-        "timeout": Num(integer=True, default=60, min=1, doc="Minutes before the training run is stopped (exit 1)."),
+        "timeout": Num(default=60, min=0, exclusive=True,
+                       doc="Minutes before the training run is stopped (exit 1); fractions allowed."),
         "runner": Str(default="local", choices=("local", "kubernetes"),
                       doc="`local`: the Docker engine of the (labelled) agent; `kubernetes`: a Job (long/GPU runs), "
                       "outputs come back through S3."),
