@@ -1,0 +1,430 @@
+"""The artifacts API other parts of mlci call (build, accuracy, report); the CLI is a thin layer over it.
+
+- `pull_models(cfg, lock=, dest=, jobs=)`: what `mlci models pull` does; returns a summary dict.
+- `fetch_dataset(cfg, name)`: verified local file of a dataset under `artifacts.data`.
+- `fetch_by_digest(cfg, sha256, dest)`: a content-addressed object `<artifacts.remote>/sha256/<2>/<62>`.
+- `lock_files(cfg, lock=)`: {repo-relative path: "sha256:<hex>" | "md5:<hex>"} without touching S3.
+- `lock_digest(cfg)`: sha256 of the dependency file bytes (provenance for build.json).
+
+Relative `lock`/`dest` arguments are relative to the repository (the directory of ml-ci.yaml); the CLI turns
+its flags into absolute paths first, so flags are relative to the working directory as usual. Nothing here
+needs more than the boto3 credential chain and a writable cache directory, so it runs unchanged inside a
+`docker build` RUN step with $MLCI_CACHE on a BuildKit cache mount.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import posixpath
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..config.loader import Config, safe_join
+from ..errors import UserError
+from ..progress import Progress, human_bytes
+from . import dvc, lockfile
+from .cache import Cache, dest_stamp_ok, place, plain
+from .entries import Entry, check_unique
+from .hashing import hash_file, is_hex, stamp_of
+from .transfer import Downloader
+
+_GLOB_CHARS = set("*?[")
+
+
+# --- dependency files ----------------------------------------------------------------------------------------
+def _arg_path(cfg: Config, value: str | os.PathLike[str]) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else cfg.root / p
+
+
+def dependency_files(cfg: Config, lock: str | None = None) -> tuple[list[Path], Path]:
+    """The dependency file(s) and the base directory their paths map from (a glob's fixed leading part)."""
+    spec = str(lock) if lock is not None else cfg["artifacts"]["models"]["lock"]
+    if lock is None:
+        cfg.resolve(spec.split("*")[0] or ".")  # config values may not escape the repo
+    full = _arg_path(cfg, spec)
+    if not _GLOB_CHARS & set(str(full)):
+        return [full], full.parent
+    parts = full.parts
+    fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
+    base = Path(*parts[:fixed])
+    found = sorted(Path(p) for p in glob.glob(str(full), recursive=True) if Path(p).is_file())
+    if not found:
+        raise UserError(f"no dependency file matches {spec}", where=str(cfg.path),
+                        hint="fix artifacts.models.lock (or --lock), e.g. models/*.dvc")
+    return found, base
+
+
+def load_entries(cfg: Config, lock: str | None = None) -> list[Entry]:
+    """Every entry of the dependency file(s): mlci lock entries (sha256) or DVC outs (md5)."""
+    files, base = dependency_files(cfg, lock)
+    entries: list[Entry] = []
+    for f in files:
+        if dvc.is_dvc_file(f):
+            prefix = os.path.relpath(f.parent, base).replace(os.sep, "/")
+            entries.extend(dvc.entries(f, "" if prefix == "." else prefix))
+        else:
+            entries.extend(lockfile.read(f))
+    check_unique(entries)
+    return entries
+
+
+def lock_files(cfg: Config, lock: str | None = None) -> dict[str, str]:
+    """{repo-relative path (artifacts.models.dest + entry path): 'sha256:<hex>' or 'md5:<hex>'} (no S3)."""
+    dest = posixpath.normpath(cfg["artifacts"]["models"]["dest"])
+    return {posixpath.normpath(posixpath.join(dest, e.path)): e.key for e in load_entries(cfg, lock)}
+
+
+def lock_digest(cfg: Config, lock: str | None = None) -> str:
+    """sha256 of the dependency file's bytes; for a glob of several files, of their sorted (name, digest) list."""
+    files, base = dependency_files(cfg, lock)
+    digests = []
+    for f in files:
+        try:
+            digests.append((os.path.relpath(f, base), hashlib.sha256(f.read_bytes()).hexdigest()))
+        except FileNotFoundError:
+            raise UserError(f"dependency file {f} does not exist", hint="run `mlci models add FILE...`") from None
+    if len(digests) == 1:
+        return digests[0][1]
+    return hashlib.sha256("".join(f"{n}\0{d}\n" for n, d in sorted(digests)).encode()).hexdigest()
+
+
+def _cache(cfg: Config) -> Cache:
+    return Cache(paths.cache_dir(cfg["artifacts"]["cache"]))
+
+
+def _dest(cfg: Config, dest: str | os.PathLike[str] | None) -> Path:
+    if dest is None:
+        return cfg.resolve(cfg["artifacts"]["models"]["dest"])
+    return _arg_path(cfg, dest).resolve()
+
+
+def _target(dest: Path, entry: Entry) -> Path:
+    """DEST/path, refusing paths that leave DEST through a symlink (the lexical check ran at parse time)."""
+    return safe_join(dest, entry.path, what=f"entry '{entry.path}' ({entry.where})")
+
+
+class _Report:
+    """Thread-safe progress: byte counts feed the terminal bar, one line per file in logs."""
+
+    def __init__(self, total: int, label: str):
+        self.p = Progress(total, label)
+        self.lock = threading.Lock()
+
+    def bytes(self, n: int) -> None:
+        if self.p.tty:
+            with self.lock:
+                self.p.advance(n)
+
+    def file(self, size: int, message: str, counted: int = 0) -> None:
+        with self.lock:
+            self.p.advance(size - counted, message)  # downloaded bytes were counted as they arrived
+
+    def log(self, message: str) -> None:
+        with self.lock:
+            self.p.log(message)
+
+    def close(self, summary: str) -> None:
+        self.p.close(summary)
+
+
+@dataclass
+class _Outcome:
+    entry: Entry
+    state: str  # unchanged | verified | cache hit | downloaded
+    size: int
+    downloaded: int = 0
+    resumed: int = 0
+    seconds: float = 0.0
+    stamp: list[Any] | None = None
+
+
+def _expand(entries: list[Entry], dl: Downloader) -> list[Entry]:
+    """Replace DVC directory entries by their files (manifests come through the cache)."""
+    out: list[Entry] = []
+    for e in entries:
+        if e.is_dir:
+            fetched = dl.ensure(e.algo, e.digest, e.uri, None, e.where)
+            out.extend(dvc.expand_dir(e, fetched.path.read_bytes()))
+        else:
+            out.append(e)
+    check_unique(out)
+    return out
+
+
+def _run_all(items: list[Any], fn: Any, jobs: int) -> list[Any]:
+    """fn over items in a thread pool; every item runs, then one error names every failure."""
+    errors: list[tuple[Any, BaseException]] = []
+    results: list[Any] = []
+
+    def guarded(item: Any) -> Any:
+        try:
+            return fn(item)
+        except (UserError, OSError) as exc:
+            errors.append((item, exc))
+            return None
+
+    with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="mlci-file") as pool:
+        results = list(pool.map(guarded, items))
+    if errors:
+        if len(errors) == 1:
+            exc = errors[0][1]
+            raise exc if isinstance(exc, UserError) else UserError(str(exc))
+        lines = "\n  ".join(str(exc).replace("\n", "\n    ") for _, exc in errors)
+        raise UserError(f"{len(errors)} of {len(items)} files failed:\n  {lines}")
+    return results
+
+
+# --- pull ------------------------------------------------------------------------------------------------------
+def pull_models(cfg: Config, *, lock: str | None = None, dest: str | None = None, jobs: int | None = None) -> dict:
+    """Make DEST hold exactly what the dependency file names; returns
+    {files, bytes, cache_hits, downloaded_files, downloaded_bytes, resumed_bytes, unchanged, seconds, mb_per_s, dest}."""
+    started = time.monotonic()
+    entries = load_entries(cfg, lock)
+    dest_dir = _dest(cfg, dest)
+    cache = _cache(cfg)
+    jobs = int(jobs or cfg["artifacts"]["jobs"])
+    report = _Report(sum(e.size or 0 for e in entries), "models")
+    dl = Downloader(cache, jobs, on_bytes=report.bytes, log=report.log)
+    try:
+        files = _expand(entries, dl)
+        targets = {e.path: _target(dest_dir, e) for e in files}  # all paths checked before anything is written
+        stamps = cache.dest_stamps(dest_dir)
+
+        def one(e: Entry) -> _Outcome:
+            t0 = time.monotonic()
+            target = targets[e.path]
+            st = stamp_of(target)
+            if dest_stamp_ok(stamps.get(e.path), e.key, st):
+                out = _Outcome(e, "unchanged", st[0] if st else 0)
+            elif st is not None and target.is_file() and hash_file(target, e.algo) == plain(e.digest):
+                out = _Outcome(e, "verified", st[0])
+            else:
+                fetched = dl.ensure(e.algo, e.digest, e.uri, e.size, e.where)
+                place(fetched.path, target)
+                state = "cache hit" if fetched.hit else ("resumed" if fetched.resumed else "downloaded")
+                out = _Outcome(e, state, fetched.path.stat().st_size, fetched.downloaded, fetched.resumed)
+            st = stamp_of(target)
+            out.stamp = [*st, e.key] if st else None
+            out.seconds = time.monotonic() - t0
+            report.file(out.size, f"{e.path}  {human_bytes(out.size)}  {out.seconds:.2f}s  {out.state}",
+                        counted=out.downloaded)
+            return out
+
+        outcomes: list[_Outcome] = _run_all(files, one, jobs)
+    finally:
+        dl.close()
+    cache.save_dest_stamps(dest_dir, {o.entry.path: o.stamp for o in outcomes if o.stamp})
+    seconds = time.monotonic() - started
+    downloaded = sum(o.downloaded for o in outcomes)
+    summary = {
+        "files": len(outcomes),
+        "bytes": sum(o.size for o in outcomes),
+        "cache_hits": sum(o.state == "cache hit" for o in outcomes),
+        "downloaded_files": sum(o.state in ("downloaded", "resumed") for o in outcomes),
+        "downloaded_bytes": downloaded,
+        "resumed_bytes": sum(o.resumed for o in outcomes),
+        "unchanged": sum(o.state in ("unchanged", "verified") for o in outcomes),
+        "seconds": round(seconds, 3),
+        "mb_per_s": round(downloaded / 1e6 / seconds, 1) if seconds > 0 else 0.0,
+        "dest": str(dest_dir),
+    }
+    report.close(
+        f"{summary['files']} files, {human_bytes(summary['bytes'])} in {dest_dir}: "
+        f"{summary['downloaded_files']} downloaded ({human_bytes(downloaded)}, {summary['mb_per_s']} MB/s), "
+        f"{summary['cache_hits']} cache hits, {summary['unchanged']} already in place, {seconds:.2f}s"
+    )
+    return summary
+
+
+# --- status / verify --------------------------------------------------------------------------------------------
+def status(cfg: Config, *, lock: str | None = None, dest: str | None = None, full: bool = False,
+           jobs: int | None = None) -> list[dict[str, Any]]:
+    """Per file: ok / missing / modified. `full` hashes every file (verify); otherwise stamps are trusted
+    and only files whose stamp changed are hashed (status)."""
+    entries = load_entries(cfg, lock)
+    dest_dir = _dest(cfg, dest)
+    cache = _cache(cfg)
+    jobs = int(jobs or cfg["artifacts"]["jobs"])
+    dl = Downloader(cache, jobs)
+    try:
+        files = _expand(entries, dl)
+    finally:
+        dl.close()
+    stamps = cache.dest_stamps(dest_dir)
+
+    def one(e: Entry) -> dict[str, Any]:
+        target = _target(dest_dir, e)
+        st = stamp_of(target)
+        row: dict[str, Any] = {"path": e.path, "expected": e.key, "where": e.where}
+        if st is None or not target.is_file():
+            row.update(state="missing", actual=None)
+        elif not full and dest_stamp_ok(stamps.get(e.path), e.key, st):
+            row.update(state="ok", actual=e.key, hashed=False)
+        else:
+            actual = f"{e.algo}:{hash_file(target, e.algo)}"
+            row.update(state="ok" if actual == f"{e.algo}:{plain(e.digest)}" else "modified", actual=actual,
+                       hashed=True)
+        row["stamp"] = [*st, e.key] if st and row["state"] == "ok" else None
+        return row
+
+    rows: list[dict[str, Any]] = _run_all(files, one, jobs)
+    cache.save_dest_stamps(dest_dir, {r["path"]: r.pop("stamp") for r in rows if r.get("stamp")},
+                           drop={r["path"] for r in rows if r["state"] != "ok"})
+    for r in rows:
+        r.pop("stamp", None)
+    return rows
+
+
+# --- add ---------------------------------------------------------------------------------------------------------
+def add_models(cfg: Config, files: list[str], *, remote: str | None = None, lock: str | None = None,
+               jobs: int | None = None) -> list[Entry]:
+    """Upload files content-addressed (skipping objects already there) and write/update the mlci lock file."""
+    import boto3.s3.transfer
+
+    from .. import s3 as s3mod
+
+    lock_path = _arg_path(cfg, lock) if lock is not None else cfg.resolve(cfg["artifacts"]["models"]["lock"])
+    if dvc.is_dvc_file(lock_path) or _GLOB_CHARS & set(str(lock_path)):
+        raise UserError(f"{lock_path} is a DVC file or a glob: `mlci models add` writes an mlci lock file",
+                        hint="with DVC use `dvc add` + `dvc push`; or pass --lock models.lock")
+    remote = remote or cfg["artifacts"]["remote"]
+    if not remote:
+        raise UserError("no remote to upload to", where=str(cfg.path),
+                        hint="set artifacts.remote: s3://bucket/prefix in ml-ci.yaml or pass --remote")
+    s3mod.parse_uri(remote)
+    dest_dir = cfg.resolve(cfg["artifacts"]["models"]["dest"])
+    old = lockfile.read(lock_path) if lock_path.exists() else []
+    jobs = int(jobs or cfg["artifacts"]["jobs"])
+    cache = _cache(cfg)
+    report = _Report(len(files), "models add")
+    client = s3mod.client(max_pool=2 * jobs + 4)
+    dl = Downloader(cache, jobs, log=report.log)
+    tconf = boto3.s3.transfer.TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=16 << 20,
+                                             max_concurrency=max(2, jobs))
+    seen: dict[str, str] = {}
+    for name in files:
+        p = Path(name).expanduser().resolve()
+        if not p.is_file():
+            raise UserError(f"{name} is not a file", hint="pass the model files to add (directories: add their files)")
+        rel = os.path.relpath(p, dest_dir).replace(os.sep, "/") if dest_dir in p.parents else p.name
+        if rel in seen:
+            raise UserError(f"{name} and {seen[rel]} would both be stored as '{rel}'", hint="add one of them")
+        seen[rel] = name
+
+    def one(name: str) -> Entry:
+        t0 = time.monotonic()
+        p = Path(name).expanduser().resolve()
+        rel = os.path.relpath(p, dest_dir).replace(os.sep, "/") if dest_dir in p.parents else p.name
+        size = p.stat().st_size
+        sha = hash_file(p, "sha256")
+        uri = lockfile.object_uri(remote, sha)
+        bucket, key = s3mod.parse_uri(uri)
+        state = "already in S3"
+        try:
+            head = client.head_object(Bucket=bucket, Key=key)
+            exists = int(head["ContentLength"]) == size
+        except Exception as exc:  # noqa: BLE001 - 404 is the expected case
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code not in ("404", "NoSuchKey", "NotFound"):
+                raise s3mod.explain(exc, uri) from None
+            exists = False
+        if not exists:
+            dl.call(lambda: client.upload_file(str(p), bucket, key, Config=tconf,
+                                               ExtraArgs={"Metadata": {"sha256": sha}}), uri, name)
+            state = "uploaded"
+        try:
+            cache.insert_copy(p, "sha256", sha)
+        except OSError as exc:  # the cache is an optimisation: never fail an upload for it
+            report.log(f"warning: could not copy {name} into the cache: {exc}")
+        report.file(1, f"{rel}  {human_bytes(size)}  {time.monotonic() - t0:.2f}s  {state} -> {uri}")
+        return Entry(path=rel, algo="sha256", digest=sha, size=size, uri=uri, where=str(lock_path))
+
+    try:
+        new = _run_all(list(files), one, jobs)
+    finally:
+        dl.close()
+    merged = lockfile.merge(old, new)
+    lockfile.write(lock_path, merged)
+    report.close(f"{len(new)} file(s) recorded in {lock_path}")
+    return new
+
+
+# --- datasets and single objects ------------------------------------------------------------------------------------
+def fetch_dataset(cfg: Config, name: str) -> Path:
+    """The verified local file of dataset `name` (an s3:// object via the cache, or a repo file)."""
+    datasets = cfg["artifacts"]["data"]
+    if name not in datasets:
+        raise UserError(f"no dataset '{name}' under artifacts.data", where=str(cfg.path),
+                        hint=f"defined: {', '.join(sorted(datasets)) or '(none)'}")
+    ds = datasets[name]
+    uri, sha = ds["uri"], ds.get("sha256")
+    where = f"{cfg.path}: artifacts.data.{name}"
+    cache = _cache(cfg)
+    if not uri.startswith("s3://"):
+        path = cfg.resolve(uri)
+        if not path.is_file():
+            raise UserError(f"dataset file {path} does not exist", where=where, hint="fix artifacts.data uri")
+        if sha:
+            key = f"sha256:{sha}"
+            stamps = cache.dest_stamps(path.parent)
+            st = stamp_of(path)
+            if not dest_stamp_ok(stamps.get(path.name), key, st):
+                actual = hash_file(path, "sha256")
+                if actual != sha:
+                    raise UserError(f"sha256 mismatch for {path}: expected {sha}, got {actual}", where=where,
+                                    hint="restore the file or update artifacts.data.<name>.sha256")
+                cache.save_dest_stamps(path.parent, {path.name: [*st, key]} if st else {})
+        return path
+    dl = Downloader(cache, int(cfg["artifacts"]["jobs"]))
+    try:
+        if sha:
+            return dl.ensure("sha256", sha, uri, None, where).path
+        return dl.fetch_unknown(uri, where)[1].path
+    finally:
+        dl.close()
+
+
+def fetch_by_digest(cfg: Config, sha256: str, dest: Path) -> Path:
+    """Fetch `<artifacts.remote>/sha256/<2>/<62>` verified into `dest` (a file path; an existing directory
+    gets the file named by the digest). Used to fetch a baseline model by its recorded digest."""
+    sha = sha256.split(":", 1)[1] if sha256.startswith("sha256:") else sha256
+    if not is_hex(sha, 64):
+        raise UserError(f"'{sha256}' is not a sha256 digest", hint="64 lowercase hex digits, optionally sha256:")
+    remote = cfg["artifacts"]["remote"]
+    if not remote:
+        raise UserError("artifacts.remote is not set: no content-addressed store to fetch from",
+                        where=str(cfg.path), hint="set artifacts.remote: s3://bucket/prefix")
+    uri = lockfile.object_uri(remote, sha)
+    dest = Path(dest)
+    target = dest / sha if dest.is_dir() else dest
+    dl = Downloader(_cache(cfg), int(cfg["artifacts"]["jobs"]))
+    try:
+        fetched = dl.ensure("sha256", sha, uri, None, f"sha256:{sha}")
+    finally:
+        dl.close()
+    place(fetched.path, target)
+    return target
+
+
+def pull_data(cfg: Config, names: list[str] | None = None, dest: str | None = None) -> list[dict[str, Any]]:
+    """`mlci data pull`: fetch datasets (all when none named) into the cache, optionally placed in DEST."""
+    wanted = names or sorted(cfg["artifacts"]["data"])
+    rows = []
+    for name in wanted:
+        t0 = time.monotonic()
+        path = fetch_dataset(cfg, name)
+        if dest is not None:
+            target = _arg_path(cfg, dest) / Path(cfg["artifacts"]["data"][name]["uri"]).name
+            place(path, target)
+            path = target
+        rows.append({"name": name, "path": str(path), "size": path.stat().st_size,
+                     "seconds": round(time.monotonic() - t0, 3)})
+    return rows

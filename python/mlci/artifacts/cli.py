@@ -1,0 +1,105 @@
+"""`mlci models add|pull|verify|status` and `mlci data pull [NAME...]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from ..config import load_config
+from ..errors import EXIT_FAIL, EXIT_OK
+from . import api
+
+
+def _abs(value: str | None) -> str | None:
+    """Flags are relative to the working directory (the API resolves relative paths against the repo)."""
+    return os.path.abspath(os.path.expanduser(value)) if value else None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="model files from S3 through a dependency file (mlci lock or DVC)")
+    mcmds = models.add_subparsers(dest="models_cmd", required=True)
+
+    add = mcmds.add_parser("add", help="upload files content-addressed and record them in the dependency file")
+    add.add_argument("files", nargs="+", metavar="FILE")
+    add.add_argument("--remote", help="s3://bucket/prefix (default artifacts.remote)")
+    add.add_argument("--lock", help="dependency file to write (default artifacts.models.lock)")
+    add.add_argument("--jobs", type=int, help="parallel uploads (default artifacts.jobs)")
+    add.add_argument("-c", "--config", help="path to ml-ci.yaml (default ./ml-ci.yaml or $MLCI_CONFIG)")
+    add.set_defaults(func=cmd_add)
+
+    pull = mcmds.add_parser("pull", help="fetch every file the dependency file names into DEST, verified")
+    _common(pull)
+    pull.add_argument("--jobs", type=int, help="parallel downloads (default artifacts.jobs)")
+    pull.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    pull.set_defaults(func=cmd_pull)
+
+    for name, full, text in (("verify", True, "hash every file in DEST against the dependency file"),
+                             ("status", False, "missing / modified / ok per file (hashes only changed files)")):
+        p = mcmds.add_parser(name, help=text + "; exit 1 unless all ok")
+        _common(p)
+        p.add_argument("--jobs", type=int, help="parallel hashing (default artifacts.jobs)")
+        p.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
+        p.set_defaults(func=cmd_status, full=full)
+
+    data = sub.add_parser("data", help="test datasets named in ml-ci.yaml (artifacts.data)")
+    dcmds = data.add_subparsers(dest="data_cmd", required=True)
+    dpull = dcmds.add_parser("pull", help="fetch datasets into the cache (all when none is named)")
+    dpull.add_argument("names", nargs="*", metavar="NAME")
+    dpull.add_argument("--dest", help="also place the files in this directory")
+    dpull.add_argument("--json", action="store_true")
+    dpull.add_argument("-c", "--config", help="path to ml-ci.yaml (default ./ml-ci.yaml or $MLCI_CONFIG)")
+    dpull.set_defaults(func=cmd_data_pull)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lock", help="dependency file: mlci lock, a .dvc file, dvc.lock or a glob "
+                   "(default artifacts.models.lock)")
+    p.add_argument("--dest", help="destination directory (default artifacts.models.dest)")
+    p.add_argument("-c", "--config", help="path to ml-ci.yaml (default ./ml-ci.yaml or $MLCI_CONFIG)")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    api.add_models(cfg, args.files, remote=args.remote, lock=_abs(args.lock), jobs=args.jobs)
+    return EXIT_OK
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    summary = api.pull_models(cfg, lock=_abs(args.lock), dest=_abs(args.dest), jobs=args.jobs)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    rows = api.status(cfg, lock=_abs(args.lock), dest=_abs(args.dest), full=args.full, jobs=args.jobs)
+    bad = [r for r in rows if r["state"] != "ok"]
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+    else:
+        width = max((len(r["path"]) for r in rows), default=4)
+        for r in rows:
+            detail = ""
+            if r["state"] == "modified":
+                detail = f"  expected {r['expected']}, got {r['actual']}"
+            elif r["state"] == "missing":
+                detail = f"  expected {r['expected']} (run `mlci models pull`)"
+            print(f"{r['state']:<9} {r['path']:<{width}}{detail}")
+        print(f"{len(rows) - len(bad)} ok, {sum(r['state'] == 'missing' for r in bad)} missing, "
+              f"{sum(r['state'] == 'modified' for r in bad)} modified", file=sys.stderr)
+    return EXIT_FAIL if bad else EXIT_OK
+
+
+def cmd_data_pull(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    rows = api.pull_data(cfg, args.names, dest=_abs(args.dest))
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+    else:
+        for r in rows:
+            print(f"{r['name']}\t{r['path']}")
+    return EXIT_OK

@@ -1,0 +1,302 @@
+"""Verified, resumable, parallel downloads from S3 into the cache.
+
+Each object is fetched into `partial/<algo>-<digest>.part` and renamed into the cache only when its digest
+matches; a mismatch is quarantined and reported (expected vs actual, URI), so it never reaches DEST.
+
+- Small objects (one part): one GET, hashed while streaming.
+- Large objects: ranged GETs of `MLCI_PART_SIZE` bytes (default 16 MiB) run in parallel; the file's own
+  thread hashes the parts in order as they complete (from the page cache), so verification overlaps the
+  transfer instead of following it. Completed parts are recorded in `<part>.json`: a pull that was killed
+  resumes with the missing parts only (a changed ETag discards the partial file).
+- Every request retries with exponential backoff on throttling, 5xx, timeouts and dropped or refused
+  connections, for up to `MLCI_S3_RETRY_SECONDS` (default 300) without progress; a broken stream resumes at
+  the byte it reached. An S3 endpoint that dies mid-transfer and comes back therefore still yields a
+  complete, verified file. Missing objects, denied access and missing credentials fail at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import botocore.exceptions
+import urllib3.exceptions
+
+from .. import s3 as s3mod
+from ..errors import UserError
+from ..fsutil import read_json, write_json_atomic
+from .cache import Cache, plain
+from .hashing import CHUNK, new_hash, update_from_file
+
+T = TypeVar("T")
+
+RETRYABLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestThrottled", "RequestTimeout",
+                   "InternalError", "ServiceUnavailable", "500", "502", "503", "504"}
+RETRYABLE_EXC = (botocore.exceptions.ConnectionError, botocore.exceptions.ResponseStreamingError,
+                 botocore.exceptions.IncompleteReadError, urllib3.exceptions.HTTPError, ConnectionError,
+                 TimeoutError)
+
+
+def part_size() -> int:
+    return max(1 << 20, int(os.environ.get("MLCI_PART_SIZE") or 16 << 20))
+
+
+def retry_seconds() -> float:
+    return float(os.environ.get("MLCI_S3_RETRY_SECONDS") or 300)
+
+
+class IntegrityError(UserError):
+    """Downloaded bytes do not match the dependency file: the object in S3 is not what was locked."""
+
+
+@dataclass
+class Fetched:
+    path: Path
+    hit: bool
+    downloaded: int = 0
+    resumed: int = 0
+
+
+def retryable(exc: BaseException) -> bool:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return code in RETRYABLE_CODES or status >= 500 or status == 429
+    return isinstance(exc, RETRYABLE_EXC)
+
+
+class Downloader:
+    """Fetches objects into a Cache; thread-safe, one instance per pull."""
+
+    def __init__(self, cache: Cache, jobs: int, on_bytes: Callable[[int], None] | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.cache = cache
+        self.jobs = max(1, jobs)
+        self.on_bytes = on_bytes or (lambda n: None)
+        self.log = log or (lambda msg: None)
+        self._parts: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def s3(self) -> Any:
+        return s3mod.client(max_pool=2 * self.jobs + 4)
+
+    def close(self) -> None:
+        if self._parts:
+            self._parts.shutdown(wait=True)
+
+    def _part_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._parts is None:
+                self._parts = ThreadPoolExecutor(self.jobs, thread_name_prefix="mlci-part")
+            return self._parts
+
+    # --- retry policy ----------------------------------------------------------------------------------------
+    def call(self, fn: Callable[[], T], uri: str, where: str | None, what: str = "object") -> T:
+        """Run one S3 request with backoff on transient failures; permanent ones become UserErrors."""
+        attempt, last_progress = 0, time.monotonic()
+        while True:
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not retryable(exc) or time.monotonic() - last_progress > retry_seconds():
+                    raise _located(s3mod.explain(exc, uri, what), where) from None
+                attempt += 1
+                delay = min(10.0, 0.2 * 2 ** min(attempt, 8)) * (0.5 + random.random() / 2)
+                if attempt in (1, 4) or attempt % 10 == 0:
+                    self.log(f"retrying {uri} in {delay:.1f}s after {type(exc).__name__}: {str(exc)[:120]}")
+                time.sleep(delay)
+
+    # --- entry point -------------------------------------------------------------------------------------------
+    def ensure(self, algo: str, digest: str, uri: str, size: int | None, where: str | None) -> Fetched:
+        """The verified cache path of an object, downloading it unless a verified copy is there.
+
+        The per-object flock makes racing pulls (threads, processes, containers) download once: the others
+        wait, then find the object committed."""
+        cache = self.cache
+        if cache.trusted(algo, digest):
+            return Fetched(cache.object_path(algo, digest), hit=True)
+        with cache.lock(algo, digest):
+            if cache.check(algo, digest, uri):
+                return Fetched(cache.object_path(algo, digest), hit=True)
+            downloaded, resumed = self._download(algo, digest, uri, size, where)
+            return Fetched(cache.object_path(algo, digest), hit=False, downloaded=downloaded, resumed=resumed)
+
+    def _download(self, algo: str, digest: str, uri: str, expected_size: int | None,
+                  where: str | None) -> tuple[int, int]:
+        bucket, key = s3mod.parse_uri(uri)
+        head = self.call(lambda: self.s3.head_object(Bucket=bucket, Key=key), uri, where)
+        size, etag = int(head["ContentLength"]), str(head.get("ETag", ""))
+        if expected_size is not None and size != expected_size:
+            raise IntegrityError(f"{uri} is {size} bytes but the dependency file says {expected_size}",
+                                 where=where, hint="the object was overwritten or the entry is stale: "
+                                 "re-add the file (`mlci models add` / `dvc push`) and commit the dependency file")
+        part = self.cache.partial_path(algo, digest)
+        for attempt in (1, 2):
+            actual, resumed = self.transfer(bucket, key, size, etag, part, algo, uri, where)
+            if actual == plain(digest):
+                self.cache.commit(part, algo, digest)
+                return size - resumed, resumed
+            if resumed and attempt == 1:  # a resumed partial may hold bytes lost in a crash: retry clean
+                self.log(f"{uri}: resumed download did not verify; downloading it again from scratch")
+                part.unlink()
+                continue
+            break
+        q = self.cache.quarantine(part, algo, digest, actual, uri, "digest mismatch on download")
+        raise IntegrityError(
+            f"{algo} mismatch for {uri}: expected {plain(digest)}, got {actual} (quarantined as {q})",
+            where=where,
+            hint="the object in S3 is not the one the dependency file names: re-upload it "
+            "(`mlci models add FILE` / `dvc push`) or fix the entry",
+        )
+
+    def fetch_unknown(self, uri: str, where: str | None) -> tuple[str, Fetched]:
+        """Fetch an object whose digest nobody recorded (a dataset without `sha256`): the sha256 computed
+        while streaming becomes its cache key; `uris/` maps (URI, ETag, size) to it so a second fetch of an
+        unchanged object costs one HEAD request."""
+        import hashlib
+        import json
+
+        bucket, key = s3mod.parse_uri(uri)
+        head = self.call(lambda: self.s3.head_object(Bucket=bucket, Key=key), uri, where)
+        size, etag = int(head["ContentLength"]), str(head.get("ETag", ""))
+        ukey = hashlib.sha256(uri.encode()).hexdigest()[:40]
+        index = self.cache.root / "uris" / f"{ukey}.json"
+        with self.cache.lock("uri", ukey):
+            try:
+                known = json.loads(index.read_text())
+            except (FileNotFoundError, ValueError):
+                known = {}
+            if known.get("etag") == etag and known.get("size") == size and known.get("sha256"):
+                sha = str(known["sha256"])
+                if self.cache.check("sha256", sha, uri):
+                    return sha, Fetched(self.cache.object_path("sha256", sha), hit=True)
+            part = self.cache.root / "partial" / f"uri-{ukey}.part"
+            sha, resumed = self.transfer(bucket, key, size, etag, part, "sha256", uri, where)
+            with self.cache.lock("sha256", sha):
+                if self.cache.check("sha256", sha, uri):
+                    part.unlink()
+                else:
+                    self.cache.commit(part, "sha256", sha)
+            write_json_atomic(index, {"uri": uri, "etag": etag, "size": size, "sha256": sha})
+            return sha, Fetched(self.cache.object_path("sha256", sha), hit=False, downloaded=size - resumed,
+                                resumed=resumed)
+
+    def transfer(self, bucket: str, key: str, size: int, etag: str, part: Path, algo: str, uri: str,
+                 where: str | None) -> tuple[str, int]:
+        """Download into `part` (resuming recorded parts); returns (hex digest of the file, bytes resumed)."""
+        meta = part.with_name(part.name + ".json")
+        part.parent.mkdir(parents=True, exist_ok=True)
+        psize = part_size()
+        done = self._resume_state(part, meta, size, etag, psize)
+        resumed = sum(_part_len(i, psize, size) for i in done)
+        if resumed:
+            self.log(f"resuming {uri}: {resumed} of {size} bytes already here")
+        h = new_hash(algo)
+        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size != size:
+                os.ftruncate(fd, size)
+            nparts = max(1, math.ceil(size / psize))
+            if nparts == 1:
+                if size:
+                    self._get_range(bucket, key, 0, size, fd, h, uri, where)
+            else:
+                self._get_parts(bucket, key, size, psize, nparts, done, fd, h, part, meta, etag, uri, where)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            meta.unlink()
+        return h.hexdigest(), resumed
+
+    def _resume_state(self, part: Path, meta: Path, size: int, etag: str, psize: int) -> set[int]:
+        try:
+            state = read_json(meta)
+        except (FileNotFoundError, ValueError):
+            state = None
+        if (isinstance(state, dict) and state.get("size") == size and state.get("etag") == etag
+                and state.get("part_size") == psize and part.exists()):
+            return {int(i) for i in state.get("done", [])}
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        return set()
+
+    def _get_parts(self, bucket: str, key: str, size: int, psize: int, nparts: int, done: set[int], fd: int,
+                   h: Any, part: Path, meta: Path, etag: str, uri: str, where: str | None) -> None:
+        pool = self._part_pool()
+        state_lock = threading.Lock()
+        finished = set(done)
+
+        def fetch(i: int) -> None:
+            start = i * psize
+            self._get_range(bucket, key, start, start + _part_len(i, psize, size), fd, None, uri, where)
+            with state_lock:
+                finished.add(i)
+                write_json_atomic(meta, {"size": size, "etag": etag, "part_size": psize, "done": sorted(finished)})
+
+        futures: dict[int, Future[None]] = {i: pool.submit(fetch, i) for i in range(nparts) if i not in done}
+        try:
+            for i in range(nparts):
+                if i in futures:
+                    futures[i].result()
+                update_from_file(h, part, i * psize, _part_len(i, psize, size))
+        except BaseException:
+            for f in futures.values():
+                f.cancel()
+            for f in futures.values():
+                with contextlib.suppress(BaseException):
+                    f.result()
+            raise
+
+    def _get_range(self, bucket: str, key: str, start: int, end: int, fd: int, h: Any, uri: str,
+                   where: str | None) -> None:
+        """Bytes [start, end) into fd at their offset (hashing them when `h` is given); a dropped stream
+        resumes at the byte it reached."""
+        pos, stalls = start, 0
+        while pos < end:
+            if stalls > 20:
+                raise UserError(f"{uri}: the server keeps ending the transfer at byte {pos} of {end}",
+                                where=where, hint="check the S3 endpoint; the object may be truncated")
+            stalls, before = stalls + 1, pos
+            whole = pos == 0 and start == 0 and h is not None
+            kwargs = {} if whole else {"Range": f"bytes={pos}-{end - 1}"}
+            resp = self.call(lambda kw=kwargs: self.s3.get_object(Bucket=bucket, Key=key, **kw), uri, where)
+            body = resp["Body"]
+            try:
+                while pos < end:
+                    chunk = body.read(min(CHUNK, end - pos))
+                    if not chunk:
+                        break
+                    os.pwrite(fd, chunk, pos)
+                    if h is not None:
+                        h.update(chunk)
+                    pos += len(chunk)
+                    self.on_bytes(len(chunk))
+            except Exception as exc:  # noqa: BLE001
+                if not retryable(exc):
+                    raise
+                self.log(f"connection dropped while reading {uri} at byte {pos}; resuming")
+                time.sleep(0.2)
+            finally:
+                body.close()
+            if pos > before:
+                stalls = 0
+
+
+def _part_len(i: int, psize: int, size: int) -> int:
+    return max(0, min(psize, size - i * psize))
+
+
+def _located(err: UserError, where: str | None) -> UserError:
+    if where and not err.where:
+        err.where = where
+    return err
