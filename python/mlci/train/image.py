@@ -5,6 +5,7 @@ the training data is pulled on the host and mounted at run time, so nothing secr
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 
@@ -32,15 +33,16 @@ def build(s: TrainSettings, *, code_digest: str, commit: str | None, branch: str
     wh = wheelhouse.requirements_wheelhouse(s.root / requirements if requirements else None, progress)
     wheels_image = wheelhouse.ensure_image(wh, progress)
     ref = f"{s.image}:{code_digest.removeprefix('sha256:')[:16]}"
+    base = os.environ.get("MLCI_BASE_IMAGE") or s.base  # an agent's mirror / offline base wins, as in `mlci build`
     labels = build_record.labels(service=s.service, version=__version__, commit=commit, branch=branch, lock=None,
                                  lock_sha256=None, model_files={})
     labels["org.mlci.train.code_digest"] = code_digest
-    args = ["--tag", ref, "--file", str(s.dockerfile), "--build-arg", f"BASE_IMAGE={s.base}",
+    args = ["--tag", ref, "--file", str(s.dockerfile), "--build-arg", f"BASE_IMAGE={base}",
             "--build-arg", f"SERVICE_WHEELS={wheels_image}"]
     for key, value in sorted(s.build_args.items()):
         args += ["--build-arg", f"{key}={value}"]
     args += build_record.label_args(labels)
-    progress.log(f"building training image {ref} (base {s.base})")
+    progress.log(f"building training image {ref} (base {base})")
     result = dockercli.run_build([*args, str(s.context)])
     if result.returncode != 0:
         raise StageFailed(f"building the training image failed:\n{dockercli.last_error_lines(result.output)}")

@@ -1,0 +1,196 @@
+"""`mlci train`: produce a model, judge it against the current one, publish it only on PASS.
+
+Steps: produce (inputs pulled verified -> run cache or training image run) -> evaluate (the configured accuracy
+suite, its change gates paired on the same samples, new model vs the model the dependency file pins) -> on PASS
+publish (models add: content-addressed upload + lock update; training record; git branch + tag; PR). On FAIL or
+INCONCLUSIVE nothing is published and <out>/train.json + the log say which gate said no.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import gitinfo
+from ..artifacts import api as artifacts
+from ..config.loader import Config
+from ..errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_OK, StageFailed
+from ..fsutil import read_json, write_json_atomic
+from ..paths import accuracy_dir
+from ..progress import Progress
+from . import gitops, record
+from .produce import Produced, produce
+from .settings import TrainSettings
+
+RESULT_FILE = "train.json"
+RESULT_SCHEMA = "mlci.train-result/1"
+
+
+def current_models(cfg: Config, s: TrainSettings, dest: Path) -> dict[str, str]:
+    """Pull the models the dependency file pins now (the baseline) into `dest`; {} when there is no lock yet."""
+    if not s.lock.exists():
+        return {}
+    files = artifacts.lock_files(cfg)
+    if not files:
+        return {}
+    shutil.rmtree(dest, ignore_errors=True)
+    artifacts.pull_models(cfg, dest=str(dest))
+    return files
+
+
+def evaluate(cfg: Config, s: TrainSettings, candidate: Path, baseline: Path | None, out: Path) -> dict[str, Any]:
+    """Run the suite through the accuracy engine's CLI (its own pytest session): the candidate model is
+    $MLCI_MODELS_DIR, the current one --baseline-models. Returns accuracy.json."""
+    assert s.evaluate
+    suite_out = out / "eval"
+    shutil.rmtree(suite_out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "mlci", "accuracy", "run", "-c", str(cfg.path), "--suite", s.evaluate,
+           "--out", str(suite_out)]
+    if baseline is not None:
+        cmd += ["--baseline-models", str(baseline)]
+    env = {**os.environ, "MLCI_MODELS_DIR": str(candidate)}
+    proc = subprocess.run(cmd, cwd=cfg.root, env=env, text=True, capture_output=True)
+    sys.stderr.write(proc.stderr)
+    result_file = accuracy_dir(suite_out, s.evaluate) / "accuracy.json"
+    if not result_file.is_file():
+        raise StageFailed(f"evaluating the new model with suite '{s.evaluate}' produced no result "
+                          f"(exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return read_json(result_file)
+
+
+def why(accuracy: dict[str, Any]) -> str:
+    """One line per gate that did not pass (the report's 'why nothing was published')."""
+    lines = [g.get("message") or f"{g.get('metric')} {g.get('kind')}: {g.get('verdict')}"
+             for g in accuracy.get("gates", []) if g.get("verdict") != "PASS"]
+    return "; ".join(lines) or f"verdict {accuracy.get('verdict')}"
+
+
+def _stage_model_files(s: TrainSettings, produced: Produced) -> list[Path]:
+    """Place the outputs where the dependency file expects model files (artifacts.models.dest)."""
+    placed = []
+    for name in s.outputs:
+        target = s.root / s.model_path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(produced.outputs_dir / name, target)
+        placed.append(target)
+    return placed
+
+
+def publish(cfg: Config, s: TrainSettings, produced: Produced, rec: dict[str, Any], report_md: Path | None,
+            progress: Progress) -> dict[str, Any]:
+    """models add (upload + lock), record next to the lock, commit on a branch + tag (+ push, + PR)."""
+    files = _stage_model_files(s, produced)
+    artifacts.add_models(cfg, [str(f) for f in files])
+    write_json_atomic(s.record_path, rec)
+    progress.log(f"lock {s.lock.name} updated; record {s.record_path.name} written")
+    repo = gitops.repo_root(s.root)
+    pub = s.publish
+    tag_preview = pub["tag"].replace("{service}", s.service)
+    message = (f"{s.service}: new model from training ({tag_preview.replace('{n}', 'N')})\n\n"
+               f"code {rec['code'].get('commit')}, data "
+               + ", ".join(f"{n}={d['sha256']}" for n, d in rec["data"].items())
+               + f", params {rec['params']['sha256']}, evaluation {rec['evaluation'].get('verdict')}")
+    published = gitops.publish(repo, [s.lock, s.record_path], service=s.service, tag_pattern=pub["tag"],
+                               branch_prefix=pub["branch_prefix"], message=message,
+                               remote=pub["remote"], push=pub["push"])
+    progress.log(f"committed {published.commit[:12]} on {published.branch}, tagged {published.tag}"
+                 + (f", pushed to {pub['remote']}" if published.pushed else " (not pushed: no remote)"))
+    result: dict[str, Any] = {"branch": published.branch, "tag": published.tag, "commit": published.commit,
+                              "pushed": published.pushed, "pull_request": None}
+    if pub["pull_request"]:
+        result["pull_request"] = open_pull_request(s, published, report_md, progress)
+    return result
+
+
+def open_pull_request(s: TrainSettings, published: gitops.Published, report_md: Path | None,
+                      progress: Progress) -> dict[str, Any] | None:
+    """Through the report package's poster, when a provider and a token are configured."""
+    if not s.report_post.get("provider") or not os.environ.get("MLCI_POST_TOKEN"):
+        progress.log("no pull request: report.post.provider or MLCI_POST_TOKEN not set")
+        return None
+    try:
+        from ..report import post
+    except ImportError:
+        progress.log("no pull request: the report package's poster is not available")
+        return None
+    body = report_md.read_text(encoding="utf-8") if report_md and report_md.is_file() else ""
+    return post.open_pull_request(head=published.branch, base=s.publish["base_branch"] or gitinfo.branch(s.root),
+                                  title=f"{s.service}: {published.tag}", body=body)
+
+
+def render_report(accuracy_out: Path, out: Path) -> Path | None:
+    """report.md of the evaluation (the PR body), via the report package when it is there."""
+    try:
+        from ..report import render as report_render
+    except ImportError:
+        return None
+    try:
+        return report_render.render_results(accuracy_out, out / "report")["md"]
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, progress: Progress) -> int:
+    s = _settings(cfg)
+    started = time.monotonic()
+    work = out / "train"
+    work.mkdir(parents=True, exist_ok=True)
+    produced = produce(cfg, s, work=work, force=force, progress=progress)
+    progress.log("outputs: " + ", ".join(f"{n} sha256:{d[:12]}" for n, d in sorted(produced.files.items())))
+    result: dict[str, Any] = {"schema": RESULT_SCHEMA, "service": s.service, "run_key": produced.key,
+                              "cache_hit": produced.cache_hit, "outputs": produced.files, "published": None}
+    if not s.evaluate:
+        result.update(status="not-evaluated", reason="train.evaluate is not set: a model is only published after "
+                                                     "an accuracy suite passed", exit_code=EXIT_OK)
+        progress.log(result["reason"])
+        write_json_atomic(out / RESULT_FILE, result)
+        return EXIT_OK
+    current = current_models(cfg, s, work / "current")
+    new_paths = {s.model_path(n): f"sha256:{d}" for n, d in produced.files.items()}
+    if current and all(current.get(p) == d for p, d in new_paths.items()):
+        result.update(status="unchanged", reason="the new model files are identical to the current ones",
+                      exit_code=EXIT_OK)
+        progress.log(f"nothing to publish: {result['reason']}")
+        write_json_atomic(out / RESULT_FILE, result)
+        return EXIT_OK
+    progress.log(f"evaluating with suite '{s.evaluate}' against "
+                 + ("the current model" if current else "no current model (first model: absolute gates only)"))
+    accuracy = evaluate(cfg, s, produced.outputs_dir, work / "current" if current else None, work)
+    verdict = accuracy.get("verdict")
+    result["evaluation"] = {"suite": s.evaluate, "verdict": verdict, "gates": accuracy.get("gates", [])}
+    if verdict != "PASS":
+        code = EXIT_INCONCLUSIVE if verdict == "INCONCLUSIVE" else EXIT_FAIL
+        result.update(status="rejected", reason=why(accuracy), exit_code=code)
+        progress.log(f"{verdict}: nothing published: {result['reason']}")
+        write_json_atomic(out / RESULT_FILE, result)
+        return code
+    git = {"commit": gitinfo.commit(s.root), "branch": gitinfo.branch(s.root), "dirty": gitinfo.is_dirty(s.root)}
+    rec = record.build(
+        service=s.service, model_files=new_paths, git=git, code_digest=produced.code_digest, data=produced.data,
+        params_file=str(s.params.relative_to(s.root)) if s.params else None, params_digest=produced.params_digest,
+        params=record.read_params(s.params), image=produced.image,
+        evaluation={"suite": s.evaluate, "verdict": verdict, "gates": accuracy.get("gates", []),
+                    "metrics": accuracy.get("metrics", {}), "seed": accuracy.get("seed"),
+                    "dataset": accuracy.get("dataset"), "baseline": accuracy.get("baseline")},
+        durations={"train": produced.train_s, "total": time.monotonic() - started}, run_key=produced.key,
+        cache_hit=produced.cache_hit, trigger_name=record.trigger(trigger_name), runner=produced.runner)
+    report_md = render_report(work / "eval", work)
+    result["published"] = publish(cfg, s, produced, rec, report_md, progress)
+    result.update(status="published", reason=f"suite '{s.evaluate}' passed", exit_code=EXIT_OK, record=rec)
+    write_json_atomic(out / RESULT_FILE, result)
+    return EXIT_OK
+
+
+def _settings(cfg: Config) -> TrainSettings:
+    """Resolve and fail fast: publishing needs a git repository, so say so before an hour of training."""
+    from .settings import resolve
+
+    s = resolve(cfg)
+    if s.evaluate:
+        gitops.repo_root(s.root)
+    return s
