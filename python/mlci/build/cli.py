@@ -1,0 +1,42 @@
+"""`mlci build`: the service image (or, with --runtime, the mlci runtime image)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..config.loader import load_config
+from ..paths import out_dir
+
+
+def config_path(value: str | None) -> str:
+    return value or os.environ.get("MLCI_CONFIG") or "ml-ci.yaml"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build", help="build the service image (BuildKit), label it, write build.json")
+    p.add_argument("-c", "--config", default=None, help="ml-ci.yaml (default $MLCI_CONFIG or ./ml-ci.yaml)")
+    p.add_argument("--out", default=None, help="output directory (default $MLCI_OUT, else <repo>/.mlci)")
+    p.add_argument("--base", default=None, help="base image (default $MLCI_BASE_IMAGE, else image.base)")
+    p.add_argument("--no-cache", action="store_true", help="rebuild every layer")
+    p.add_argument("--push", action=argparse.BooleanOptionalAction, default=None,
+                   help="push the tags (default image.push)")
+    p.add_argument("--runtime", action="store_true",
+                   help="build the mlci runtime image (docker/Dockerfile) instead, tag mlci:<version>")
+    p.add_argument("--tag", default=None, help="with --runtime: the tag (default mlci:<version>)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.runtime:
+        from .runtime import build_runtime
+
+        base = args.base or os.environ.get("MLCI_BASE_IMAGE") or "python:3.11-slim"
+        print(build_runtime(base, args.tag))
+        return 0
+    from .image import build
+
+    cfg = load_config(config_path(args.config))
+    out = out_dir(args.out, cfg.root)
+    build(cfg, out, base=args.base, no_cache=args.no_cache, push_images=args.push)
+    return 0

@@ -1,0 +1,143 @@
+"""Wheelhouses: mlci (+ its dependencies) and the service's requirements as wheels, built on the host.
+
+Builds run air-gapped (`pip install --no-index`), so an image build needs no package index. Each wheelhouse is
+keyed by a hash of its inputs (pyproject + mlci sources; requirements file) and cached under the mlci cache,
+then wrapped in a tiny `FROM scratch` image (`mlci-wheelhouse:<kind>-<hash>`) that the Dockerfile bind-mounts
+with `RUN --mount=type=bind,from=...`. An image keeps the wheels out of the build context (so `COPY . .` does
+not drag 70 MB into the code layer) and out of every layer; the same image id on a rebuild means the install
+layer, and everything after it such as the model layer, stays cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..errors import UserError
+from ..paths import cache_dir
+from ..progress import Progress
+from .dockercli import image_exists, last_error_lines, run_build
+
+WHEELHOUSE_REPO = "mlci-wheelhouse"
+WHEELHOUSE_DOCKERFILE = "FROM scratch\nCOPY . /wheels/\n"
+
+
+@dataclass(frozen=True)
+class Wheelhouse:
+    kind: str  # "mlci" or "req"
+    key: str  # hash of the inputs
+    directory: Path
+
+    @property
+    def image(self) -> str:
+        return f"{WHEELHOUSE_REPO}:{self.kind}-{self.key[:16]}"
+
+    def wheels(self) -> list[str]:
+        return sorted(p.name for p in self.directory.glob("*.whl"))
+
+
+def python_tag() -> str:
+    """Wheels are built by the host interpreter; its tag is part of the key (cp311 wheels differ from cp312)."""
+    return f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+
+def mlci_source_dir() -> Path | None:
+    """The mlci source tree (python/ with pyproject.toml) when mlci runs from a checkout or editable install."""
+    pkg = Path(__file__).resolve().parents[1]
+    src = pkg.parent
+    return src if (src / "pyproject.toml").is_file() else None
+
+
+def hash_files(paths: list[Path], base: Path, extra: str = "") -> str:
+    h = hashlib.sha256(extra.encode())
+    for p in sorted(paths):
+        h.update(str(p.relative_to(base)).encode() + b"\0")
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _mlci_inputs(src: Path) -> list[Path]:
+    skip = {"__pycache__", ".pytest_cache", "build", "dist"}
+    files = [src / "pyproject.toml"]
+    for p in (src / "mlci").rglob("*"):
+        if p.is_file() and not skip.intersection(p.parts) and p.suffix not in (".pyc",):
+            files.append(p)
+    return files
+
+
+def _cache_root() -> Path:
+    return cache_dir() / "wheelhouse"
+
+
+def _pip_wheel(args: list[str], dest: Path, what: str) -> None:
+    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise UserError(f"building the {what} wheelhouse failed (pip wheel exited {out.returncode}):\n"
+                        f"{last_error_lines(out.stderr or out.stdout, 15)}",
+                        hint="check the requirements and that the package index (pip config) is reachable")
+
+
+def _fill(kind: str, key: str, args: list[str], what: str, progress: Progress) -> Wheelhouse:
+    """Build the wheels into a temp dir and rename it into the cache (a half-built wheelhouse is never seen)."""
+    final = _cache_root() / f"{kind}-{key[:16]}"
+    if not (final / ".complete").is_file():
+        progress.log(f"building {what} wheelhouse ({kind}-{key[:16]})")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=final.parent))
+        try:
+            if args:  # no args: an empty wheelhouse (a service without requirements)
+                _pip_wheel(args, tmp, what)
+            (tmp / ".complete").write_text(key + "\n")
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Wheelhouse(kind, key, final)
+
+
+def mlci_wheelhouse(progress: Progress) -> Wheelhouse:
+    """mlci and its dependencies: from $MLCI_WHEELHOUSE (the runtime image ships one), else from the source."""
+    prebuilt = os.environ.get("MLCI_WHEELHOUSE")
+    if prebuilt:
+        d = Path(prebuilt)
+        wheels = sorted(d.glob("*.whl"))
+        if not any(w.name.startswith("mlci-") for w in wheels):
+            raise UserError(f"MLCI_WHEELHOUSE={d} holds no mlci wheel", hint="point it at a `pip wheel mlci` dir")
+        key = hashlib.sha256("\n".join(f"{w.name}:{w.stat().st_size}" for w in wheels).encode()).hexdigest()
+        return Wheelhouse("mlci", key, d)
+    src = mlci_source_dir()
+    if src is None:
+        raise UserError("cannot find the mlci sources to build the wheelhouse",
+                        hint="set MLCI_WHEELHOUSE to a directory of wheels (mlci + dependencies)")
+    key = hash_files(_mlci_inputs(src), src, extra=f"{python_tag()}:{__version__}")
+    return _fill("mlci", key, [str(src)], "mlci", progress)
+
+
+def requirements_wheelhouse(requirements: Path | None, progress: Progress) -> Wheelhouse:
+    """The service's requirements as wheels (an empty wheelhouse when the service has none)."""
+    if requirements is None or not requirements.is_file():
+        key = hashlib.sha256(f"none:{python_tag()}".encode()).hexdigest()
+        return _fill("req", key, [], "requirements", progress)
+    key = hash_files([requirements], requirements.parent, extra=python_tag())
+    return _fill("req", key, ["--requirement", str(requirements)], "requirements", progress)
+
+
+def ensure_image(wh: Wheelhouse, progress: Progress) -> str:
+    """Wrap the wheelhouse in its `FROM scratch` image once; later builds reuse it (same id, same cache key)."""
+    if image_exists(wh.image):
+        return wh.image
+    progress.log(f"creating wheelhouse image {wh.image}")
+    result = run_build(["--tag", wh.image, "--file", "-", str(wh.directory)], stdin=WHEELHOUSE_DOCKERFILE,
+                       echo=None)
+    if result.returncode != 0:
+        raise UserError(f"could not create the wheelhouse image {wh.image}:\n{last_error_lines(result.output)}")
+    return wh.image

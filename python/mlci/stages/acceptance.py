@@ -1,0 +1,136 @@
+"""`mlci test acceptance`: the service in one container, the acceptance command in a second one.
+
+Both sit on a private (internal) network created for this run; the tests reach the service by its container
+name through $MLCI_SERVICE_URL. Health is probed by Docker's own healthcheck running inside the service
+container (python3 is there: mlci is installed in the image), so this works the same from a laptop and from
+Jenkins' runtime container, which cannot reach the private network itself. On a health timeout or an early
+exit the stage fails with the service's logs and state. Containers and the network are removed whatever
+happens (failure, Ctrl-C, Jenkins' SIGTERM).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker.errors
+from docker.models.containers import Container
+
+import docker
+
+from ..config.loader import Config
+from ..errors import StageFailed, UserError
+from ..paths import junit_path
+from ..progress import Progress
+from .containers import (
+    RUN_LABEL,
+    STAGE_LABEL,
+    cleanup_always,
+    client,
+    new_run_id,
+    state_summary,
+    stream_logs,
+    tail_logs,
+)
+from .image import resolve
+from .run import collect_junit, git_env, junit_env, remove_staging, run_command
+
+PROBE = ("import sys, urllib.request\n"
+         "try:\n"
+         "    r = urllib.request.urlopen(sys.argv[1], timeout=2)\n"
+         "    sys.exit(0 if 200 <= r.status < 400 else 1)\n"
+         "except Exception as e:\n"
+         "    print(type(e).__name__, e)\n"
+         "    sys.exit(1)\n")
+NS = 1_000_000_000
+
+
+@dataclass
+class AcceptanceResult:
+    junit: Path
+    healthy_after_s: float  # container start -> first healthy probe
+    tests_s: float
+
+
+def healthcheck(port: int, path: str, interval_s: float = 0.25) -> dict:
+    """Docker healthcheck spec: probe every `interval_s`; retries are unbounded because mlci owns the timeout."""
+    return {"test": ["CMD", "python3", "-c", PROBE, f"http://127.0.0.1:{port}{path}"],
+            "interval": int(interval_s * NS), "timeout": 2 * NS, "retries": 1_000_000, "start_period": 0}
+
+
+def wait_healthy(container: Container, timeout_s: float, poll_s: float = 0.1) -> float:
+    """Seconds until Docker reports healthy; StageFailed with logs and state on timeout or early exit."""
+    t0 = time.monotonic()
+    while True:
+        container.reload()
+        state = container.attrs.get("State", {})
+        if (state.get("Health") or {}).get("Status") == "healthy":
+            return time.monotonic() - t0
+        if state.get("Status") in ("exited", "dead"):
+            raise StageFailed(_service_failure(container, "the service exited before it became healthy"))
+        if time.monotonic() - t0 > timeout_s:
+            raise StageFailed(_service_failure(
+                container, f"the service did not become healthy within {timeout_s:.0f}s "
+                           "(tests.acceptance.serve.timeout)"))
+        time.sleep(poll_s)
+
+
+def _service_failure(container: Container, what: str) -> str:
+    logs = tail_logs(container, 60).rstrip() or "(no output)"
+    return (f"acceptance: {what}\n  container {container.name}: {state_summary(container)}\n"
+            f"  last service logs:\n    " + logs.replace("\n", "\n    ") +
+            "\n  fix: check tests.acceptance.serve (command, port, health path) and the service's start-up")
+
+
+def run_acceptance(cfg: Config, out: Path, *, image: str | None = None) -> AcceptanceResult:
+    acc = cfg["tests"]["acceptance"]
+    if not acc:
+        raise UserError("no acceptance tests configured", where=str(cfg.path),
+                        hint="add tests.acceptance.command (the service URL is $MLCI_SERVICE_URL) or skip the stage")
+    serve = acc["serve"]
+    dc = client()
+    img = resolve(out, image, dc)
+    progress = Progress(0, "acceptance")
+    run_id = new_run_id()
+    service = cfg["service"]
+    svc_name = f"mlci-{service}-svc-{run_id}"
+    url = f"http://{svc_name}:{serve['port']}"
+    timeout_s = acc["timeout"] * 60
+    labels = {RUN_LABEL: run_id, STAGE_LABEL: "acceptance"}
+    with cleanup_always(dc) as tracker:
+        net = dc.networks.create(f"mlci-{service}-{run_id}", driver="bridge", internal=True, labels=labels)
+        tracker.networks.append(net)
+        command = ["/bin/sh", "-c", serve["command"]] if serve["command"] else None
+        try:
+            svc = dc.containers.create(img.ref, command, name=svc_name, network=net.name, labels=labels,
+                                       environment={"PORT": str(serve["port"]), **git_env(cfg.root)},
+                                       healthcheck=healthcheck(serve["port"], serve["health"]))
+        except docker.errors.APIError as exc:
+            raise StageFailed(f"acceptance: could not create the service container: {exc}") from None
+        tracker.containers.append(svc)
+        progress.log(f"starting {svc_name} from {img.name}; waiting for {serve['health']} on port {serve['port']} "
+                     f"(timeout {serve['timeout']}s)")
+        svc.start()
+        stream_logs(svc, "[service] ")
+        healthy_after = wait_healthy(svc, float(serve["timeout"]))
+        progress.log(f"service healthy after {healthy_after:.2f}s; running `{acc['command']}` against {url}")
+        result = run_command(dc, tracker, image=img.ref, command=acc["command"], stage="acceptance",
+                             run_id=run_id, out=out, timeout_s=timeout_s, network=net.name,
+                             name=f"mlci-{service}-acc-{run_id}",
+                             env={**git_env(cfg.root), **junit_env(), "MLCI_SERVICE_URL": url})
+        if result.exit_code != 0:
+            svc_logs = tail_logs(svc, 30).rstrip()
+    try:
+        report = collect_junit(result, junit_path(out, "acceptance"), "acceptance", acc["command"], timeout_s)
+    finally:
+        remove_staging(result)
+    if result.exit_code is None:
+        raise StageFailed(f"acceptance tests timed out after {acc['timeout']} min (tests.acceptance.timeout); "
+                          f"JUnit: {report}")
+    if result.exit_code != 0:
+        raise StageFailed(f"acceptance tests failed: `{acc['command']}` exited {result.exit_code} against {url}; "
+                          f"JUnit: {report}\n  last service logs:\n    " + svc_logs.replace("\n", "\n    "))
+    progress.close(f"passed in {result.duration_s:.1f}s (service healthy after {healthy_after:.2f}s); "
+                   f"JUnit: {report}")
+    return AcceptanceResult(report, healthy_after, result.duration_s)

@@ -1,0 +1,113 @@
+"""One command in the built image, with an output directory bound back: the shared core of every stage.
+
+The container writes into a private staging directory under <out>; results are moved into their final place
+afterwards (a rename, so Jenkins never archives a half-written report). When the command wrote no JUnit file
+(not pytest, or it crashed before writing) a one-case report is synthesised, so the Jenkins stage still shows
+why it failed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+import docker
+
+from .. import gitinfo
+from ..fsutil import write_text_atomic
+from .containers import RUN_LABEL, STAGE_LABEL, Cleanup, host_user, stream_logs, tail_logs, wait
+
+OUT_IN_CONTAINER = "/mlci-out"
+
+
+@dataclass
+class CommandResult:
+    exit_code: int | None  # None: timed out
+    logs: str
+    duration_s: float
+    staging: Path
+
+
+def git_env(root: Path) -> dict[str, str]:
+    """The image has no .git: commit and branch go in by the env vars gitinfo already honours (as in Jenkins)."""
+    env = {}
+    commit, branch = gitinfo.commit(root), gitinfo.branch(root)
+    if commit:
+        env["GIT_COMMIT"] = commit
+    if branch:
+        env["BRANCH_NAME"] = branch
+    return env
+
+
+def staging_dir(out: Path, stage: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".stage-{stage}-", dir=out))
+
+
+def run_command(docker_client: docker.DockerClient, tracker: Cleanup, *, image: str, command: str, stage: str,
+                run_id: str, out: Path, env: dict[str, str], timeout_s: float, name: str,
+                volumes: dict[str, dict[str, str]] | None = None, network: str | None = None,
+                network_mode: str | None = None, log_prefix: str = "") -> CommandResult:
+    """Run `sh -c COMMAND` in `image`, stream its output, wait (kill at the timeout)."""
+    staging = staging_dir(out, stage)
+    os.chmod(staging, 0o777)  # the container may run as another uid (rootless engines)
+    kwargs: dict[str, Any] = {}
+    if network:
+        kwargs["network"] = network
+    if network_mode:
+        kwargs["network_mode"] = network_mode
+    container = docker_client.containers.create(
+        image, ["/bin/sh", "-c", command], name=name, user=host_user(), working_dir=None,
+        environment={"HOME": "/tmp", "MLCI_OUT": OUT_IN_CONTAINER, **env},
+        volumes={str(staging): {"bind": OUT_IN_CONTAINER, "mode": "rw"}, **(volumes or {})},
+        labels={RUN_LABEL: run_id, STAGE_LABEL: stage}, **kwargs)
+    tracker.containers.append(container)
+    t0 = time.monotonic()
+    container.start()
+    pump = stream_logs(container, log_prefix)
+    code = wait(container, timeout_s)
+    pump.join(timeout=5)
+    return CommandResult(code, tail_logs(container, 80), time.monotonic() - t0, staging)
+
+
+def junit_env(name: str = "junit.xml") -> dict[str, str]:
+    """$MLCI_JUNIT for any runner; PYTEST_ADDOPTS so a plain `pytest ...` command writes it without flags."""
+    path = f"{OUT_IN_CONTAINER}/{name}"
+    return {"MLCI_JUNIT": path, "PYTEST_ADDOPTS": f"--junitxml={path} -p no:cacheprovider"}
+
+
+def collect_junit(result: CommandResult, target: Path, stage: str, command: str, timeout_s: float) -> Path:
+    """Move the command's JUnit file to `target`, or write a one-case report that says what happened."""
+    produced = result.staging / "junit.xml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if produced.is_file() and produced.stat().st_size > 0 and result.exit_code is not None:
+        os.replace(produced, target)
+    else:
+        write_text_atomic(target, synth_junit(stage, command, result.exit_code, result.logs, result.duration_s,
+                                              timeout_s))
+    return target
+
+
+def synth_junit(stage: str, command: str, exit_code: int | None, logs: str, duration_s: float,
+                timeout_s: float) -> str:
+    """A JUnit report with one test case for a command that wrote none."""
+    if exit_code == 0:
+        body = ""
+        failures = 0
+    else:
+        why = (f"timed out after {timeout_s:.0f}s" if exit_code is None else f"exited with code {exit_code}")
+        body = f"<failure message={quoteattr(f'{command} {why}')}>{escape(logs[-20000:])}</failure>"
+        failures = 1
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites><testsuite name={quoteattr(stage)} tests="1" '
+            f'failures="{failures}" errors="0" time="{duration_s:.3f}"><testcase classname={quoteattr("mlci." + stage)} '
+            f'name={quoteattr(command)} time="{duration_s:.3f}">{body}</testcase></testsuite></testsuites>\n')
+
+
+def remove_staging(result: CommandResult) -> None:
+    shutil.rmtree(result.staging, ignore_errors=True)

@@ -1,0 +1,46 @@
+"""`mlci test unit`: tests.unit.command inside the built image, JUnit XML to <out>/junit/unit.xml.
+
+No network (`network_mode=none`): unit tests that need a service or S3 are acceptance tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config.loader import Config
+from ..errors import StageFailed, UserError
+from ..paths import junit_path
+from ..progress import Progress
+from .containers import cleanup_always, client, new_run_id
+from .image import resolve
+from .run import collect_junit, git_env, junit_env, remove_staging, run_command
+
+
+def run_unit(cfg: Config, out: Path, *, image: str | None = None) -> Path:
+    """Run the unit tests; return the JUnit path; raise StageFailed (exit 1) when they fail or time out."""
+    unit = cfg["tests"]["unit"]
+    if not unit:
+        raise UserError("no unit tests configured", where=str(cfg.path),
+                        hint="add tests.unit.command (e.g. python3 -m pytest tests/unit -q) or skip the stage")
+    dc = client()
+    img = resolve(out, image, dc)
+    progress = Progress(0, "unit")
+    run_id = new_run_id()
+    timeout_s = unit["timeout"] * 60
+    progress.log(f"running `{unit['command']}` in {img.name} ({img.ref[:19]})")
+    with cleanup_always(dc) as tracker:
+        result = run_command(dc, tracker, image=img.ref, command=unit["command"], stage="unit", run_id=run_id,
+                             out=out, env={**git_env(cfg.root), **junit_env()}, timeout_s=timeout_s,
+                             name=f"mlci-{cfg['service']}-unit-{run_id}", network_mode="none")
+    try:
+        report = collect_junit(result, junit_path(out, "unit"), "unit", unit["command"], timeout_s)
+    finally:
+        remove_staging(result)
+    if result.exit_code is None:
+        raise StageFailed(f"unit tests timed out after {unit['timeout']} min (tests.unit.timeout) and were "
+                          f"killed; JUnit: {report}")
+    if result.exit_code != 0:
+        raise StageFailed(f"unit tests failed: `{unit['command']}` exited {result.exit_code} in {img.name}; "
+                          f"JUnit: {report}")
+    progress.close(f"passed in {result.duration_s:.1f}s; JUnit: {report}")
+    return report
