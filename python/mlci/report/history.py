@@ -325,9 +325,16 @@ def append_record(cfg: Any, record: dict[str, Any]) -> str:
     return store.append(record)
 
 
-def latest_pass(cfg: Any, *, branch: str, suite: str) -> dict[str, Any] | None:
-    """The newest PASS record of `suite` on `branch` (the baseline), or None."""
-    return _read(cfg, "no baseline", lambda st: st.first_pass(st.branch_prefix(branch, suite)))
+def latest_pass(cfg: Any, *, branch: str, suite: str, exclude_commit: str | None = None) -> dict[str, Any] | None:
+    """The newest PASS record of `suite` on `branch` (the baseline), or None.
+
+    `exclude_commit` skips records of that commit: a build on the baseline branch that was already recorded
+    must not become its own baseline.
+    """
+    def accept(record: dict[str, Any]) -> bool:
+        return not exclude_commit or (record.get("git") or {}).get("commit") != exclude_commit
+
+    return _read(cfg, "no baseline", lambda st: st.first_pass(st.branch_prefix(branch, suite), accept))
 
 
 def find_pass_for_image(cfg: Any, image_digest: str) -> dict[str, Any] | None:

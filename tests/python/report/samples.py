@@ -60,7 +60,7 @@ def accuracy_record(verdict: str = "PASS", *, commit: str = "a1b2c3d4e5f60718293
         accuracy = 0.905
         estimate, interval, msg = accuracy, [0.889, 0.921], "max_samples 3000 reached before the evidence sufficed"
     exit_code = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}[verdict]
-    used = 800 if verdict == "PASS" else 3000
+    used = {"PASS": 800, "FAIL": 450, "INCONCLUSIVE": 3000}[verdict]
     return {
         "schema": "mlci.accuracy/1", "service": service, "suite": suite,
         "verdict": verdict, "exit_code": exit_code,
@@ -76,11 +76,11 @@ def accuracy_record(verdict: str = "PASS", *, commit: str = "a1b2c3d4e5f60718293
             {"metric": "accuracy", "kind": "absolute", "class": None, "threshold": 0.9, "direction": ">=",
              "margin": 0.02, "alpha": 0.05, "beta": 0.1, "verdict": gate_verdict, "estimate": estimate,
              "interval": interval, "interval_method": "anytime-valid (SPRT)", "samples_used": used,
-             "fixed_n": 1500, "samples_saved": 1500 - used, "message": msg},
+             "fixed_n": 1500, "samples_saved": max(1500 - used, 0), "message": msg},
             {"metric": "recall", "kind": "absolute", "class": EVIL, "threshold": 0.8, "direction": ">=",
              "margin": 0.02, "alpha": 0.05, "beta": 0.1, "verdict": "PASS", "estimate": 0.9125,
              "interval": [0.85, 0.96], "interval_method": "Clopper-Pearson", "samples_used": used,
-             "fixed_n": 1200, "samples_saved": 1200 - used, "message": f"recall[{EVIL}] 0.913 >= 0.800"},
+             "fixed_n": 1200, "samples_saved": max(1200 - used, 0), "message": f"recall[{EVIL}] 0.913 >= 0.800"},
         ],
         "metrics": {"accuracy": accuracy, "macro_f1": macro_f1, "n": n,
                     "per_class": per_class,
