@@ -185,7 +185,9 @@ def _run_all(items: list[Any], fn: Any, jobs: int) -> list[Any]:
 # --- pull ------------------------------------------------------------------------------------------------------
 def pull_models(cfg: Config, *, lock: str | None = None, dest: str | None = None, jobs: int | None = None) -> dict:
     """Make DEST hold exactly what the dependency file names; returns
-    {files, bytes, cache_hits, downloaded_files, downloaded_bytes, resumed_bytes, unchanged, seconds, mb_per_s, dest}."""
+    {files, bytes, cache_hits, downloaded_files, downloaded_bytes, resumed_bytes, unchanged, rehashed, seconds,
+    mb_per_s, dest}: `unchanged` files were already in DEST (`rehashed` of them had to be hashed because their
+    stamp changed; the rest cost one stat each)."""
     started = time.monotonic()
     entries = load_entries(cfg, lock)
     dest_dir = _dest(cfg, dest)
@@ -232,6 +234,7 @@ def pull_models(cfg: Config, *, lock: str | None = None, dest: str | None = None
         "downloaded_bytes": downloaded,
         "resumed_bytes": sum(o.resumed for o in outcomes),
         "unchanged": sum(o.state in ("unchanged", "verified") for o in outcomes),
+        "rehashed": sum(o.state == "verified" for o in outcomes),
         "seconds": round(seconds, 3),
         "mb_per_s": round(downloaded / 1e6 / seconds, 1) if seconds > 0 else 0.0,
         "dest": str(dest_dir),

@@ -8,6 +8,7 @@ absolute paths, `..` and backslashes are rejected so no dependency file can writ
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass
 
 from ..errors import UserError
@@ -39,7 +40,7 @@ def check_relpath(path: object, where: str, what: str = "path") -> str:
         raise UserError(f"{what} {path!r} is empty or not a string", where=where, hint="a relative file path")
     if "\\" in path or "\0" in path:
         raise UserError(f"{what} '{path}' contains a backslash or NUL", where=where, hint="use '/' separators")
-    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+    if path.startswith("/") or re.match(r"[A-Za-z]:/", path):
         raise UserError(f"{what} '{path}' is absolute: it would be written outside DEST", where=where,
                         hint="use a path relative to the destination directory")
     norm = posixpath.normpath(path)

@@ -1,0 +1,100 @@
+"""Helpers for the artifacts tests: a throwaway service repo pointing at a fresh bucket, a private cache,
+and a private S3 server process for tests that kill it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from mlci.config import Config, load_config
+
+from ..conftest import run_mlci
+
+
+def write_repo(root: Path, bucket: str, cache: Path, extra: str = "", lock: str = "models.lock") -> Path:
+    """A minimal service repo; the cache goes in the config so in-process API calls use it too."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ml-ci.yaml").write_text(
+        f"service: svc\nartifacts:\n  remote: s3://{bucket}/models\n  cache: {cache}\n  jobs: 4\n"
+        f"  models: {{lock: {lock}, dest: models/}}\n" + extra
+    )
+    return root
+
+
+def use_bucket_and_cache(repo: Path, bucket: str, cache: Path) -> Config:
+    """Point the example's ml-ci.yaml at a test bucket and a private cache; return the loaded config."""
+    text = (repo / "ml-ci.yaml").read_text().replace("s3://mlci-demo/digits", f"s3://{bucket}/digits")
+    text = text.replace("artifacts:\n", f"artifacts:\n  cache: {cache}\n", 1)
+    (repo / "ml-ci.yaml").write_text(text)
+    return load_config(repo / "ml-ci.yaml")
+
+
+def mlci(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120):
+    """The real CLI in a subprocess (exit codes and messages are the contract); the cache comes from the config."""
+    return run_mlci(*args, "-c", str(repo / "ml-ci.yaml"), cwd=repo, env=env, timeout=timeout)
+
+
+def pull_json(repo: Path, *args: str, env: dict[str, str] | None = None) -> dict:
+    proc = mlci(repo, "models", "pull", "--json", *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto(port: int) -> subprocess.Popen:
+    """A private S3 server process (the shared one must never be killed)."""
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("private moto server did not start")
+
+
+@pytest.fixture()
+def private_s3():
+    """(endpoint, start, stop) for a private moto server on a fixed free port."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    procs: list[subprocess.Popen] = []
+
+    def start() -> None:
+        procs.append(start_moto(port))
+
+    def stop() -> None:
+        if procs and procs[-1].poll() is None:
+            procs[-1].kill()
+            procs[-1].wait()
+
+    start()
+    yield endpoint, start, stop
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def client(endpoint: str | None = None):
+    return boto3.client("s3", endpoint_url=endpoint) if endpoint else boto3.client("s3")
+
+
+def env_without_aws() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

@@ -1,0 +1,83 @@
+"""A mismatch never reaches DEST: corrupted S3 objects and corrupted cache entries, against the real S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mlci.artifacts import api
+from mlci.config import load_config
+from mlci.errors import UserError
+
+from .conftest import client, mlci, write_repo
+
+
+def _setup(tmp_path: Path, bucket: str, files: dict[str, bytes]):
+    repo = write_repo(tmp_path / "repo", bucket, tmp_path / "cache")
+    cfg = load_config(repo / "ml-ci.yaml")
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    entries = api.add_models(cfg, [str(src / n) for n in files])
+    return repo, cfg, {e.path: e for e in entries}
+
+
+def test_corrupted_object_in_s3_is_reported_and_quarantined(tmp_path: Path, s3_bucket: str):
+    good = os.urandom(300_000)
+    repo, cfg, entries = _setup(tmp_path, s3_bucket, {"model.bin": good, "other.bin": b"fine" * 1000})
+    e = entries["model.bin"]
+    key = e.uri.split("/", 3)[3]
+    bad = bytearray(good)
+    bad[1234] ^= 0xFF  # same size, one byte flipped
+    client().put_object(Bucket=s3_bucket, Key=key, Body=bytes(bad))
+    (tmp_path / "cache").rename(tmp_path / "old-cache")  # force a download
+
+    proc = mlci(repo, "models", "pull")
+    assert proc.returncode == 2
+    actual = hashlib.sha256(bad).hexdigest()
+    assert f"expected {e.digest}, got {actual}" in proc.stderr and e.uri in proc.stderr
+    assert "models.lock:" in proc.stderr  # names the entry
+    assert "Traceback" not in proc.stderr
+    assert not (repo / "models" / "model.bin").exists()  # the bad bytes never reach DEST
+    assert (repo / "models" / "other.bin").read_bytes() == b"fine" * 1000  # the other file is unaffected
+    quarantine = tmp_path / "cache" / "quarantine"
+    records = [json.loads(p.read_text()) for p in quarantine.glob("*.json")]
+    assert [(r["expected"], r["actual"], r["uri"]) for r in records] == [(e.digest, actual, e.uri)]
+    assert (quarantine / Path(next(quarantine.glob("*.json")).stem)).read_bytes() == bytes(bad)
+    assert not (tmp_path / "cache" / "objects" / "sha256" / e.digest[:2] / e.digest[2:]).exists()
+
+    client().put_object(Bucket=s3_bucket, Key=key, Body=good[:1000])  # a truncated object: caught by size
+    with pytest.raises(UserError, match="is 1000 bytes but the dependency file says 300000"):
+        api.pull_models(cfg)
+
+
+def test_corrupted_cache_entry_is_detected_and_refetched(tmp_path: Path, s3_bucket: str):
+    data = os.urandom(200_000)
+    repo, cfg, entries = _setup(tmp_path, s3_bucket, {"model.bin": data})
+    e = entries["model.bin"]
+    first = api.pull_models(cfg)
+    assert first["cache_hits"] == 1  # `models add` put it in the cache
+    obj = tmp_path / "cache" / "objects" / "sha256" / e.digest[:2] / e.digest[2:]
+    st = obj.stat()
+    with open(obj, "r+b") as fh:  # bit rot: same size, same mtime (stamp unchanged)
+        fh.seek(100)
+        fh.write(b"\0" * 16)
+    os.utime(obj, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # DEST was hardlinked to that object: `verify` always hashes, so it sees the damage.
+    assert [r["state"] for r in api.status(cfg, full=True)] == ["modified"]
+
+    with open(obj, "r+b") as fh:  # an ordinary write (mtime moves): a pull re-hashes, quarantines, refetches
+        fh.seek(5000)
+        fh.write(b"\1" * 16)
+    second = api.pull_models(cfg, dest=str(tmp_path / "dest2"))
+    assert second["downloaded_files"] == 1 and second["cache_hits"] == 0
+    assert (tmp_path / "dest2" / "model.bin").read_bytes() == data
+    records = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "quarantine").glob("*.json")]
+    assert [r["reason"] for r in records] == ["corrupted cache entry"]
+    fixed = api.pull_models(cfg)  # the original DEST is repaired from the fresh cache entry
+    assert (repo / "models" / "model.bin").read_bytes() == data and fixed["cache_hits"] == 1
