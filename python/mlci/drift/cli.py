@@ -9,7 +9,6 @@ import argparse
 import datetime as dt
 import os
 import sys
-import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -65,41 +64,28 @@ def _config(path: str | None) -> tuple[Config | None, dict[str, Any]]:
     return None, SCHEMA.fields["drift"].default_value()
 
 
-def _dataset_file(cfg: Config | None, name: str, tmp: Path) -> tuple[Path, dict[str, Any]]:
+def _dataset_file(cfg: Config | None, name: str) -> tuple[Path, dict[str, Any]]:
+    """The dataset's verified local file through the artifacts machinery (cache, digest check)."""
+    from ..artifacts.api import fetch_dataset
+
     if cfg is None:
         raise UserError(f"--dataset {name} needs ml-ci.yaml", hint="pass -c PATH/ml-ci.yaml or use --data FILE")
-    datasets = cfg["artifacts"]["data"]
-    if name not in datasets:
-        raise UserError(f"dataset '{name}' is not under artifacts.data", where=str(cfg.path),
-                        hint="defined: " + (", ".join(datasets) or "(none)"))
-    ds = datasets[name]
-    uri = ds["uri"]
-    if uri.startswith("s3://"):
-        bucket, key = s3.parse_uri(uri)
-        path = tmp / Path(key).name
-        try:
-            s3.client().download_file(bucket, key, str(path))
-        except Exception as exc:
-            raise s3.explain(exc, uri, "dataset") from None
-    else:
-        path = cfg.resolve(uri)
-    digest = file_sha256(path)
-    if ds["sha256"] and digest != ds["sha256"]:
-        raise UserError(f"dataset '{name}' ({uri}) has sha256 {digest}, expected {ds['sha256']}",
-                        hint="the object changed: re-pin artifacts.data sha256 or restore the data")
-    return path, {"dataset": name, "uri": uri, "sha256": digest, "format": ds["format"], "label": ds["label"]}
+    path = fetch_dataset(cfg, name)
+    ds = cfg["artifacts"]["data"][name]
+    return path, {"dataset": name, "uri": ds["uri"], "sha256": file_sha256(path), "label": ds["label"],
+                  # cached files are content-addressed (no extension): the format comes from config or the URI
+                  "format": ds["format"] or Path(ds["uri"]).suffix.lstrip(".").lower()}
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
     cfg, drift = _config(args.config)
-    with tempfile.TemporaryDirectory(prefix="mlci-drift-") as tmp:
-        if args.dataset:
-            path, source = _dataset_file(cfg, args.dataset, Path(tmp))
-        else:
-            path = Path(args.data)
-            source = {"dataset": None, "uri": str(path), "format": None, "label": None}
-            source["sha256"] = file_sha256(path) if path.is_file() else None
-        columns = load_table(path, source.pop("format"))
+    if args.dataset:
+        path, source = _dataset_file(cfg, args.dataset)
+    else:
+        path = Path(args.data)
+        source = {"dataset": None, "uri": str(path), "format": None, "label": None}
+        source["sha256"] = file_sha256(path) if path.is_file() else None
+    columns = load_table(path, source.pop("format"))
     label = args.label or drift["prediction"]["reference_field"] or source.pop("label", None)
     source.pop("label", None)
     if label and label not in columns and not args.label and not drift["prediction"]["reference_field"]:
@@ -173,7 +159,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     rec = run_check(ref, sample.columns, drift)
     rec.update({
         "service": cfg["service"] if cfg else None,
-        "reference": {"uri": where_ref, "created": ref.get("created"), **ref.get("source", {})},
+        "reference": {"uri": where_ref, "created": ref.get("created"), "rows": ref.get("source", {}).get("rows"),
+                      "source": ref.get("source")},
         "logs": sample.info,
         "git": {"commit": gitinfo.commit(), "branch": gitinfo.branch()},
         "trigger": None,

@@ -159,7 +159,10 @@ def load_table(path: Path, fmt: str | None = None) -> Columns:
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {path} as npz: {exc}") from None
         return columns
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text ({fmt})", hint="pass .npz, .csv or .jsonl data") from None
     if fmt in ("jsonl", "ndjson", "json"):
         rows, errors = parse_jsonl(text, str(path))
     elif fmt == "csv":
