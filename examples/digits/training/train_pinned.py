@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--export", metavar="NPZ", help="write the training dataset from scikit-learn and exit")
     args = ap.parse_args()
     if args.export:
+        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
         images, labels = train.load_digits()
         train.save_npz_deterministic(args.export, images=images, target=labels)
         return

@@ -70,6 +70,16 @@ def why(accuracy: dict[str, Any]) -> str:
     return "; ".join(lines) or f"verdict {accuracy.get('verdict')}"
 
 
+def _candidate_dir(s: TrainSettings, produced: Produced, dest: Path) -> Path:
+    """Only the declared outputs, laid out as under artifacts.models.dest: what the evaluation loads and hashes."""
+    shutil.rmtree(dest, ignore_errors=True)
+    for name in s.outputs:
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(produced.outputs_dir / name, target)
+    return dest
+
+
 def _stage_model_files(s: TrainSettings, produced: Produced) -> list[Path]:
     """Place the outputs where the dependency file expects model files (artifacts.models.dest)."""
     placed = []
@@ -110,8 +120,8 @@ def publish(cfg: Config, s: TrainSettings, produced: Produced, rec: dict[str, An
 def open_pull_request(s: TrainSettings, published: gitops.Published, report_md: Path | None,
                       progress: Progress) -> dict[str, Any] | None:
     """Through the report package's poster, when a provider and a token are configured."""
-    if not s.report_post.get("provider") or not os.environ.get("MLCI_POST_TOKEN"):
-        progress.log("no pull request: report.post.provider or MLCI_POST_TOKEN not set")
+    if not s.report_post.get("provider") or not os.environ.get("MLCI_REPORT_TOKEN"):
+        progress.log("no pull request: report.post.provider or MLCI_REPORT_TOKEN not set")
         return None
     try:
         from ..report import post
@@ -160,7 +170,8 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
         return EXIT_OK
     progress.log(f"evaluating with suite '{s.evaluate}' against "
                  + ("the current model" if current else "no current model (first model: absolute gates only)"))
-    accuracy = evaluate(cfg, s, produced.outputs_dir, work / "current" if current else None, work)
+    candidate = _candidate_dir(s, produced, work / "candidate")
+    accuracy = evaluate(cfg, s, candidate, work / "current" if current else None, work)
     verdict = accuracy.get("verdict")
     result["evaluation"] = {"suite": s.evaluate, "verdict": verdict, "gates": accuracy.get("gates", [])}
     if verdict != "PASS":

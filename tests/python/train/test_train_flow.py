@@ -1,0 +1,155 @@
+"""`mlci train` end to end with the example service: a real training run in a container on the Docker engine,
+evaluated by the accuracy engine's change gate against the current model, published only on PASS (lock updated,
+record written, objects in S3, branch + tag pushed to a temporary origin), the run cache skipping a repeated run,
+and a degraded training configuration that fails the gate and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+
+from tests.python.conftest import run_mlci
+
+pytestmark = pytest.mark.xdist_group("train")
+
+TEST_SHA = "01907c9061c2d171415c124369d2abe9a5bb6160e897296a8036b8e0fa58521f"
+DEGRADED = ("python3 training/train_pinned.py --degraded --out /tmp/o "
+            "&& cp /tmp/o/digits-degraded.npz \"$MLCI_TRAIN_OUT/digits.npz\"")
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture()
+def service(example_copy: Path, s3_bucket: str, base_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The example as its own git repo with an origin, its data in S3 and a current (weaker) model in the lock."""
+    monkeypatch.setenv("MLCI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLCI_BASE_IMAGE", base_image)
+    repo = example_copy
+    data = tmp_path / "data"
+    data.mkdir()
+    s3 = boto3.client("s3")
+    script = repo / "training" / "train_pinned.py"
+    subprocess.run([sys.executable, str(script), "--export", str(data / "digits-train.npz")], check=True)
+    (data / "p.json").write_text('{"steps": 30}')
+    subprocess.run([sys.executable, str(script), "--data", str(data / "digits-train.npz"), "--out", str(data),
+                    "--params", str(data / "p.json")], check=True, capture_output=True)
+    assert _sha(data / "digits-test.npz") == TEST_SHA
+    for name in ("digits-train.npz", "digits-test.npz"):
+        s3.upload_file(str(data / name), s3_bucket, f"digits/data/{name}")
+    cfg = yaml.safe_load((repo / "ml-ci.yaml").read_text())
+    cfg["artifacts"]["remote"] = f"s3://{s3_bucket}/digits"
+    cfg["artifacts"]["data"]["digits-test"]["uri"] = f"s3://{s3_bucket}/digits/data/digits-test.npz"
+    cfg["artifacts"]["data"]["digits-test"]["format"] = "npz"  # the artifacts cache path has no extension
+    cfg["artifacts"]["data"]["digits-train"] = {"uri": f"s3://{s3_bucket}/digits/data/digits-train.npz",
+                                                "sha256": _sha(data / "digits-train.npz")}
+    cfg["report"] = {"history": f"s3://{s3_bucket}/history"}
+    cfg["accuracy"]["workers"] = 2
+    cfg["accuracy"]["suites"]["change"] = {
+        "dataset": "digits-test", "max_samples": 3000,
+        "gates": [{"metric": "accuracy", "kind": "change", "margin": 0.02, "alpha": 0.05, "beta": 0.1}]}
+    cfg["train"] = {"dockerfile": "training/Dockerfile", "context": "training",
+                    "requirements": "training/requirements.txt", "command": "python3 training/train_pinned.py",
+                    "inputs": ["digits-train"], "params": "train-params.json", "outputs": ["digits.npz"],
+                    "timeout": 5, "evaluate": "change"}
+    (repo / "ml-ci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (repo / "train-params.json").write_text('{"steps": 400}\n')
+    (repo / "models").mkdir()
+    (repo / "models" / "digits.npz").write_bytes((data / "digits.npz").read_bytes())
+    run_mlci("models", "add", "models/digits.npz", cwd=repo, check=True)
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", str(origin))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "service")
+    _git(repo, "remote", "add", "origin", str(origin))
+    _git(repo, "push", "-q", "origin", "main")
+    return {"repo": repo, "origin": origin, "bucket": s3_bucket, "current": _sha(repo / "models" / "digits.npz")}
+
+
+def _train(repo: Path, out: Path, *extra: str):
+    return run_mlci("train", "-c", str(repo / "ml-ci.yaml"), "--out", str(out), *extra, cwd=repo, timeout=300)
+
+
+def test_pass_publishes_then_the_run_cache_skips_the_repeat(service: dict, tmp_path: Path) -> None:
+    repo, bucket = service["repo"], service["bucket"]
+    proc = _train(repo, tmp_path / "out1", "--trigger", "user")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "building training image" in proc.stderr
+    assert "digits.npz: test accuracy 0.93" in proc.stderr  # the container's log, streamed
+    result = json.loads((tmp_path / "out1" / "train.json").read_text())
+    assert result["status"] == "published" and result["evaluation"]["verdict"] == "PASS"
+    new_sha = result["outputs"]["digits.npz"]
+    assert new_sha != service["current"]
+
+    # dependency file updated, model in S3 content-addressed, record next to the lock
+    lock = (repo / "models.lock").read_text()
+    assert new_sha in lock and service["current"] not in lock
+    obj = boto3.client("s3").head_object(Bucket=bucket, Key=f"digits/sha256/{new_sha[:2]}/{new_sha[2:]}")
+    assert obj["ContentLength"] == (repo / "models" / "digits.npz").stat().st_size
+    rec = json.loads((repo / "training.json").read_text())
+    assert rec["schema"] == "mlci.train/1" and rec["trigger"] == "user"
+    assert rec["model"]["files"] == {"models/digits.npz": f"sha256:{new_sha}"}
+    assert rec["data"]["digits-train"]["sha256"].startswith("sha256:")
+    assert rec["params"]["values"] == {"steps": 400} and rec["params"]["sha256"].startswith("sha256:")
+    assert rec["code"]["commit"] == _git(repo, "rev-parse", "HEAD") and rec["code"]["digest"].startswith("sha256:")
+    assert rec["image"]["id"].startswith("sha256:") and rec["evaluation"]["verdict"] == "PASS"
+    assert rec["metrics"]["accuracy"] > 0.9 and rec["duration_s"]["train"] > 0
+
+    # git: a branch + tag pushed to origin, seen from a fresh clone; the workspace branch untouched
+    clone = tmp_path / "clone"
+    _git(tmp_path, "clone", "-q", str(service["origin"]), str(clone))
+    assert _git(clone, "tag", "-l") == "digits-model-1"
+    _git(clone, "checkout", "-q", "digits-model-1")
+    assert (clone / "models.lock").read_text() == lock
+    assert json.loads((clone / "training.json").read_text())["model"] == rec["model"]
+    assert "mlci/train/digits-model-1" in _git(clone, "branch", "-r")
+    assert _git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+
+    # the same code, data and params again: the run cache answers, no image build, no container
+    again = _train(repo, tmp_path / "out2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "run cache hit" in again.stderr and "building training image" not in again.stderr
+    assert "test accuracy" not in again.stderr
+    second = json.loads((tmp_path / "out2" / "train.json").read_text())
+    assert second["cache_hit"] and second["run_key"] == result["run_key"] and second["status"] == "unchanged"
+
+    # --force bypasses the cache and trains again (same bytes: training is deterministic)
+    forced = _train(repo, tmp_path / "out3", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "test accuracy" in forced.stderr and "run cache hit" not in forced.stderr
+    assert not json.loads((tmp_path / "out3" / "train.json").read_text())["cache_hit"]
+
+
+def test_degraded_model_fails_the_change_gate_and_publishes_nothing(service: dict, tmp_path: Path) -> None:
+    repo, bucket = service["repo"], service["bucket"]
+    cfg = yaml.safe_load((repo / "ml-ci.yaml").read_text())
+    cfg["train"]["command"] = DEGRADED
+    (repo / "ml-ci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    lock_before = (repo / "models.lock").read_text()
+    objects_before = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="digits/sha256/")["Contents"]}
+    proc = _train(repo, tmp_path / "out")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "nothing published" in proc.stderr
+    result = json.loads((tmp_path / "out" / "train.json").read_text())
+    assert result["status"] == "rejected" and result["evaluation"]["verdict"] == "FAIL"
+    assert "change" in result["reason"] and result["published"] is None
+    assert (repo / "models.lock").read_text() == lock_before
+    assert _sha(repo / "models" / "digits.npz") == service["current"]
+    assert not (repo / "training.json").exists()
+    assert _git(repo, "tag", "-l") == "" and _git(repo, "ls-remote", "--tags", "origin") == ""
+    objects_after = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="digits/sha256/")["Contents"]}
+    assert objects_after == objects_before  # no model uploaded to the content-addressed store
