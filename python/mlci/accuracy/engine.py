@@ -1,0 +1,326 @@
+"""Run a suite: resolve data, draw the sample, plan the gates, run the pytest(-xdist) session, evaluate.
+
+I/O lives here and in cli.py; sampling, statistics and evaluation are pure modules this one wires up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from .. import gitinfo
+from ..errors import StageFailed, UserError
+from ..progress import Progress
+from . import data, sampling
+from .gates import Evaluator, plan_gates, task_for
+from .plugin import SPEC_ENV, Controller, write_batch_module
+
+
+@dataclass
+class DataRef:
+    name: str
+    uri: str
+    path: Path
+    sha256: str
+    format: str | None
+    inputs: str
+    label: str
+    id: str | None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch_dataset(cfg: Any, name: str) -> Path:
+    """Thin wrapper over the artifacts machinery (verified local copy of an s3:// dataset)."""
+    try:
+        from ..artifacts.api import fetch_dataset as fetch
+    except ImportError:
+        raise UserError(f"dataset '{name}' lives in S3 and this mlci cannot fetch datasets yet",
+                        hint="pass --data PATH to a local copy of the file") from None
+    return Path(fetch(cfg, name))
+
+
+def resolve_data(cfg: Any, suite: dict[str, Any], override: str | None) -> DataRef:
+    """--data wins; then a named dataset (local path or s3:// via the artifacts cache); then a local path."""
+    name = suite["dataset"]
+    entry = cfg["artifacts"]["data"].get(name)
+    fmt, inputs, label, ident = (entry["format"], entry["inputs"], entry["label"], entry["id"]) if entry else (None, "x", "y", None)
+    if override:
+        path = Path(override).expanduser().resolve()
+        uri = entry["uri"] if entry else str(path)
+    elif entry and entry["uri"].startswith("s3://"):
+        path, uri = fetch_dataset(cfg, name), entry["uri"]
+    else:
+        uri = entry["uri"] if entry else name
+        path = cfg.resolve(uri)
+    if not path.is_file():
+        raise UserError(f"dataset file {path} not found", where=f"accuracy suite dataset '{name}'",
+                        hint="check the path, run `mlci data pull`, or pass --data PATH")
+    digest = sha256_file(path)
+    if entry and entry["sha256"] and digest != entry["sha256"] and not override:
+        raise UserError(f"dataset {path} has sha256 {digest}, expected {entry['sha256']}",
+                        where=f"artifacts.data.{name}", hint="re-pull the dataset or update its sha256")
+    return DataRef(name if entry else Path(name).stem, uri, path, digest, fmt, inputs, label, ident)
+
+
+def hash_tree(files: dict[str, Path]) -> dict[str, str]:
+    return {k: "sha256:" + sha256_file(p) for k, p in sorted(files.items())}
+
+
+def model_files(cfg: Any, models_dir: str | None = None) -> dict[str, str]:
+    """'models/<file>' -> 'sha256:<hex>' for the model files the predictions came from."""
+    dest = cfg["artifacts"]["models"]["dest"].rstrip("/")
+    base = Path(models_dir) if models_dir else (Path(os.environ["MLCI_MODELS_DIR"]) if os.environ.get("MLCI_MODELS_DIR")
+                                               else cfg.resolve(dest))
+    if not base.is_dir():
+        return {}
+    files = {f"{dest}/{p.relative_to(base).as_posix()}": p for p in base.rglob("*") if p.is_file()}
+    return hash_tree(files)
+
+
+def code_digest(cfg: Any) -> str | None:
+    """Digest of the predict function's top-level package source (a changed predict means a new result)."""
+    ref = cfg["accuracy"]["predict"]
+    if not ref:
+        return None
+    top = ref.split(":")[0].split(".")[0]
+    pkg, mod = cfg.root / top, cfg.root / f"{top}.py"
+    files = sorted(pkg.rglob("*.py")) if pkg.is_dir() else ([mod] if mod.is_file() else [])
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(cfg.root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+def run_session(spec: dict[str, Any], controller: Controller, workers: int | str, checks: list[str],
+                env: dict[str, str] | None = None) -> int:
+    """One in-process pytest session (with -n N: pytest-xdist) over the spec's batches."""
+    with tempfile.TemporaryDirectory(prefix="mlci-accuracy-") as tmp:
+        spec_path = os.path.join(tmp, "spec.json")
+        with open(spec_path, "w", encoding="utf-8") as fh:
+            json.dump(spec, fh)
+        batch_module = write_batch_module(tmp, len(spec["batches"]))
+        ini = os.path.join(tmp, "pytest.ini")
+        Path(ini).write_text("[pytest]\n", encoding="utf-8")
+        args = [*checks, batch_module, "-c", ini, "--rootdir", tmp, "-p", "mlci.accuracy.plugin",
+                "-p", "no:cacheprovider", "-q", "-q", "--no-header", "--import-mode=importlib",
+                "-o", "console_output_style=classic", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+        if workers not in (0, "0"):
+            args += ["-n", str(workers), "--dist", "load", "--maxschedchunk", "1"]
+        saved = dict(os.environ)
+        os.environ[SPEC_ENV] = spec_path
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [spec["root"], os.environ.get("PYTHONPATH")]))
+        os.environ.update(env or {})
+        try:
+            return int(pytest.main(args, plugins=[controller]))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def choose_workers(flag: str | None, configured: Any, n_batches: int) -> int | str:
+    value = flag if flag is not None else configured
+    if value in (None, "auto"):
+        return max(1, min(os.cpu_count() or 1, n_batches))
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"-n {value!r} is not a number", hint="-n auto, -n 0 (in-process) or -n N") from None
+    if n < 0:
+        raise UserError(f"-n {n} is negative", hint="-n auto, -n 0 (in-process) or -n N")
+    return min(n, max(n_batches, 1)) if n else 0
+
+
+def chunk(items: np.ndarray, size: int) -> list[list[int]]:
+    return [items[i:i + size].tolist() for i in range(0, len(items), size)]
+
+
+@dataclass
+class Prepared:
+    """Everything decided before inference: data, seed, sample order, gate plans, batches."""
+
+    cfg: Any
+    suite_name: str
+    suite: dict[str, Any]
+    ref: DataRef
+    dataset: data.Dataset
+    task: str
+    seed: int
+    seed_source: str
+    plans: list[dict[str, Any]]
+    drawn: int
+    order: np.ndarray  # dataset indices in pre-drawn order (length drawn)
+    shard: tuple[int, int] | None
+    positions: np.ndarray  # positions in `order` this run covers
+    batch_size: int
+    label_set: set[str] = field(default_factory=set)
+
+    @property
+    def indices(self) -> np.ndarray:
+        return self.order[self.positions]
+
+    def spec(self) -> dict[str, Any]:
+        acc = self.cfg["accuracy"]
+        r = self.ref
+        return {"root": str(self.cfg.root), "predict": acc["predict"], "load": acc["load"],
+                "data": {"path": str(r.path), "format": r.format, "inputs": r.inputs, "label": r.label, "id": r.id},
+                "batches": chunk(self.indices, self.batch_size)}
+
+    def sample_digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.indices.tolist()).encode()).hexdigest()
+
+
+def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, data_override: str | None,
+            sequential: bool | None = None) -> Prepared:
+    suites = cfg["accuracy"]["suites"]
+    if suite_name not in suites:
+        raise UserError(f"no accuracy suite '{suite_name}'", hint=f"suites in {cfg.path.name}: {', '.join(suites) or '(none)'}")
+    suite = suites[suite_name]
+    if not cfg["accuracy"]["predict"]:
+        raise UserError("accuracy.predict is not set", hint="set accuracy.predict: module:callable")
+    ref = resolve_data(cfg, suite, data_override)
+    ds = data.load(ref.path, ref.format, ref.inputs, ref.label, ref.id)
+    task = task_for(suite["gates"])
+    if task == "regression":
+        try:
+            [float(v) for v in ds.labels]
+        except (TypeError, ValueError):
+            raise UserError(f"dataset {ref.path}: regression gates (mae/rmse) need numeric labels") from None
+        strata = ["all"] * len(ds)
+    else:
+        strata = [data.label_key(v) for v in ds.labels]
+    if task == "scores" and set(strata) - {"0", "1"}:
+        raise UserError(f"dataset {ref.path}: an auc gate needs binary 0/1 labels, found {sorted(set(strata))[:10]}")
+    chosen, source = sampling.choose_seed(seed, suite["seed"], gitinfo.commit(cfg.root), suite_name, ref.sha256)
+    order = sampling.stratified_order(strata, chosen)
+    available = len(ds)
+    cap = min(suite["max_samples"] or available, available)
+    seq = suite["sequential"] if sequential is None else sequential
+    counts: dict[str, int] = {}
+    for s in strata:
+        counts[s] = counts.get(s, 0) + 1
+    prevalence = {k: v / available for k, v in counts.items()}
+    plans = plan_gates(suite["gates"], sequential=seq, available=available, cap=cap, prevalence=prevalence,
+                       where=f"accuracy.suites.{suite_name}")
+    drawn = cap if seq else min(cap, max(p["needed"] for p in plans))
+    sh = sampling.parse_shard(shard)
+    positions = sampling.shard_positions(drawn, sh)
+    if positions.size == 0:
+        raise UserError(f"--shard {shard} gets no samples out of {drawn}", hint="use fewer shards")
+    return Prepared(cfg, suite_name, suite, ref, ds, task, chosen, source, plans, drawn, order[:drawn], sh, positions,
+                    suite["batch_size"], set(counts) if task != "regression" else set())
+
+
+@dataclass
+class Collected:
+    """Per-sample results in pre-drawn order for the positions this run covers (None = not run)."""
+
+    preds: list[Any]
+    errors: list[str | None]
+    latency: list[float]
+    received: int = 0
+
+
+@dataclass
+class RunResult:
+    evaluator: Evaluator
+    checks: list[dict[str, Any]]
+    collected: Collected
+    recorded: int  # how many of this run's positions the record covers (the used prefix; all for a shard)
+    duration_s: float
+    workers: int | str
+
+
+def collect_predictions(prep: Prepared, workers: int | str, env: dict[str, str] | None, label: str) -> list[Any]:
+    """Predictions for every sample of this run (no stopping), e.g. for a baseline model."""
+    spec = prep.spec()
+    n = len(spec["batches"])
+    out: dict[int, list[Any]] = {}
+    progress = Progress(n, label)
+
+    def on_batch(b: int, result: dict[str, Any]) -> bool:
+        out[b] = [p if e is None else "__error__" for p, e in zip(result["pred"], result["err"], strict=True)]
+        progress.advance(1, f"batch {b + 1}/{n}" if (b + 1) % max(1, n // 10) == 0 or b + 1 == n else None)
+        return False
+
+    ctl = Controller(on_batch, n, stop_early=False)
+    run_session(spec, ctl, workers, [], env)
+    if ctl.fatal:
+        raise UserError(f"{label}: {ctl.fatal}")
+    if len(out) != n:
+        raise StageFailed(f"{label}: only {len(out)} of {n} batches finished")
+    progress.close(f"{sum(len(v) for v in out.values())} predictions")
+    return [p for b in range(n) for p in out[b]]
+
+
+def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | None,
+            checks: list[str], on_error: str) -> RunResult:
+    """Run the candidate session, feeding the evaluator the prefix in pre-drawn order."""
+    spec = prep.spec()
+    n_batches = len(spec["batches"])
+    workers = choose_workers(workers_flag, prep.cfg["accuracy"]["workers"], n_batches)
+    total = len(prep.positions)
+    ev = Evaluator(prep.plans, prep.task, on_error, drawn=total, seed=prep.seed)
+    indices = prep.indices.tolist()
+    labels_all = prep.dataset.labels
+    progress = Progress(total, f"accuracy:{prep.suite_name}", unit="samples")
+    col = Collected([None] * total, [None] * total, [0.0] * total)
+    bad_labels: list[str] = []
+    size = prep.batch_size
+    step = max(1, n_batches // 20)
+
+    def on_batch(b: int, result: dict[str, Any]) -> bool:
+        lo, hi = b * size, min((b + 1) * size, total)
+        idx = indices[lo:hi]
+        col.preds[lo:hi], col.errors[lo:hi], col.latency[lo:hi] = result["pred"], result["err"], result["lat"]
+        col.received = hi
+        if prep.task == "classification":
+            for j, (p, e) in enumerate(zip(result["pred"], result["err"], strict=True)):
+                if e is None and data.label_key(p) not in prep.label_set:
+                    bad_labels.append(f"sample {prep.dataset.ids[idx[j]]}: {p!r}")
+        if bad_labels:
+            return True
+        if ev.verdict is not None:  # a batch that was in flight when the verdict was reached
+            return True
+        verdict = ev.feed([labels_all[i] for i in idx], result["pred"], result["err"], result["lat"],
+                          baseline[lo:hi] if baseline is not None else None)
+        if (b + 1) % step == 0 or verdict or hi == total:
+            progress.advance(hi - lo, f"{hi}/{total} samples" + (f": {verdict} ({ev.reason})" if verdict else ""))
+        else:
+            progress.advance(hi - lo)
+        return verdict is not None
+
+    started = time.monotonic()
+    ctl = Controller(on_batch, n_batches, stop_early=prep.shard is None)
+    rc = run_session(spec, ctl, workers, checks)
+    progress.close()
+    if ctl.fatal:
+        raise UserError(ctl.fatal, hint="fix the predict/load function or the dataset; the engine stopped")
+    if bad_labels:
+        raise UserError(f"predict returned labels the dataset never has ({len(bad_labels)} seen), e.g. "
+                        + "; ".join(bad_labels[:3]),
+                        hint=f"labels in the dataset: {', '.join(sorted(prep.label_set)[:20])}; is predict returning "
+                        "class names instead of indices, or probabilities instead of labels?")
+    if ctl.next_batch < n_batches and not ctl.stopped:
+        raise StageFailed(f"the pytest session ended after {ctl.next_batch} of {n_batches} batches (pytest exit {rc})")
+    if ev.verdict is None:
+        ev.finish()
+    recorded = col.received if prep.shard is not None else (ev.stopped_at or col.received)
+    return RunResult(ev, ctl.checks, col, recorded, time.monotonic() - started, workers)

@@ -1,0 +1,242 @@
+"""The pytest plugin behind `mlci accuracy run`: worker side (fixtures, batch items) and controller side.
+
+Workers (pytest-xdist processes, or the main process with -n 0) import the team's `accuracy.load` once per
+worker through the session fixture `mlci_worker` and run batch items; each item attaches its per-sample
+predictions, latencies and errors to its report as a user property, which xdist ships to the controller.
+The controller (`Controller`, passed to pytest.main as a plugin object) re-orders reports into the
+pre-drawn order and feeds only the contiguous prefix to the gate evaluator -- completion order never
+matters. Once the verdict is reached it sets `session.shouldstop` and the xdist DSession's `shouldstop`
+(the attribute DSession's loop checks): no further batches are dispatched, batches in flight finish.
+
+Team checks: ordinary pytest tests in the same session can use the `mlci_sample` fixture (the drawn
+sample's ids, inputs, labels, and predictions computed on that worker).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pytest
+
+from .data import Dataset
+from .data import load as load_dataset
+
+SPEC_ENV = "MLCI_ACCURACY_SPEC"
+PROPERTY = "mlci_batch"
+BATCH_FILE = "test_mlci_batches.py"
+
+
+def resolve_callable(ref: str) -> Callable[..., Any]:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _jsonable(values: Any) -> list[Any]:
+    arr = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return [v.item() if isinstance(v, np.generic) else v for v in arr]
+
+
+@dataclass
+class Worker:
+    spec: dict[str, Any]
+    dataset: Dataset
+    predict: Callable[[Any], Any]
+
+    def run(self, indices: list[int]) -> dict[str, Any]:
+        """Predict one batch; if it raises, retry sample by sample so each error names its sample."""
+        inputs = self.dataset.take(indices)
+        t0 = time.perf_counter()
+        try:
+            preds = _jsonable(self.predict(inputs))
+            per = (time.perf_counter() - t0) * 1000 / max(len(indices), 1)
+            if len(preds) != len(indices):
+                return {"fatal": f"predict returned {len(preds)} predictions for a batch of {len(indices)} inputs"}
+            return {"pred": preds, "lat": [per] * len(indices), "err": [None] * len(indices)}
+        except Exception:  # noqa: BLE001 - isolate the failing samples below
+            pass
+        preds, lat, errs = [], [], []
+        for i in indices:
+            one = self.dataset.take([i])
+            t1 = time.perf_counter()
+            try:
+                out = _jsonable(self.predict(one))
+                preds.append(out[0] if len(out) == 1 else None)
+                errs.append(None if len(out) == 1 else f"predict returned {len(out)} predictions for 1 input")
+            except Exception as exc:  # noqa: BLE001 - a prediction error is data, not a crash
+                preds.append(None)
+                errs.append(f"{type(exc).__name__}: {exc}")
+            lat.append((time.perf_counter() - t1) * 1000)
+        return {"pred": preds, "lat": lat, "err": errs}
+
+
+def make_worker(spec: dict[str, Any]) -> Worker:
+    root = spec["root"]
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    d = spec["data"]
+    ds = load_dataset(__import__("pathlib").Path(d["path"]), d["format"], d["inputs"], d["label"], d["id"])
+    predict = resolve_callable(spec["predict"])
+    model = resolve_callable(spec["load"])() if spec.get("load") else None
+    params = [p for p in inspect.signature(predict).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if model is not None and len(params) >= 2:
+        def call(x: Any) -> Any:
+            return predict(x, model)
+    else:
+        call = predict
+    return Worker(spec, ds, call)
+
+
+def read_spec() -> dict[str, Any]:
+    with open(os.environ[SPEC_ENV], encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+@pytest.fixture(scope="session")
+def mlci_worker() -> Worker:
+    """The dataset and the team's model, loaded once per worker process."""
+    return make_worker(read_spec())
+
+
+def run_batch(worker: Worker, batch: int, node: pytest.Item) -> None:
+    result = worker.run(worker.spec["batches"][batch])
+    result["batch"] = batch
+    node.user_properties.append((PROPERTY, json.dumps(result)))
+    if "fatal" in result:
+        raise AssertionError(result["fatal"])
+
+
+@dataclass
+class Sample:
+    """What the `mlci_sample` fixture gives a team check: the drawn samples and their predictions."""
+
+    worker: Worker
+    indices: list[int]
+
+    @property
+    def ids(self) -> list[str]:
+        return [self.worker.dataset.ids[i] for i in self.indices]
+
+    @property
+    def labels(self) -> list[Any]:
+        return [self.worker.dataset.labels[i] for i in self.indices]
+
+    @property
+    def inputs(self) -> Any:
+        return self.worker.dataset.take(self.indices)
+
+    @cached_property
+    def predictions(self) -> list[Any]:
+        size = max(len(b) for b in self.worker.spec["batches"]) if self.worker.spec["batches"] else 1
+        out: list[Any] = []
+        for start in range(0, len(self.indices), size):
+            out += self.worker.run(self.indices[start:start + size]).get("pred", [])
+        return out
+
+
+@pytest.fixture(scope="session")
+def mlci_sample(mlci_worker: Worker) -> Sample:
+    spec = mlci_worker.spec
+    limit = spec.get("check_samples") or sum(len(b) for b in spec["batches"])
+    flat = [i for b in spec["batches"] for i in b][:limit]
+    return Sample(mlci_worker, flat)
+
+
+def write_batch_module(directory: str, n_batches: int) -> str:
+    """The generated test module: one parametrized item per batch, in pre-drawn order."""
+    path = os.path.join(directory, BATCH_FILE)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(
+            "import pytest\n"
+            "from mlci.accuracy.plugin import run_batch\n\n\n"
+            f"@pytest.mark.parametrize('batch', range({n_batches}), ids=lambda i: f'batch{{i:05d}}')\n"
+            "def test_batch(batch, request, mlci_worker):\n"
+            "    run_batch(mlci_worker, batch, request.node)\n"
+        )
+    return path
+
+
+@dataclass
+class Controller:
+    """Collects batch results in any order; hands the contiguous prefix to `on_batch` in pre-drawn order.
+
+    `on_batch(batch_index, result) -> bool` returns True when the run should stop.
+    """
+
+    on_batch: Callable[[int, dict[str, Any]], bool]
+    n_batches: int
+    stop_early: bool = True
+    received: dict[int, dict[str, Any]] = field(default_factory=dict)
+    next_batch: int = 0
+    fatal: str | None = None
+    stopped: str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    session: Any = None
+
+    @pytest.hookimpl
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        is_batch = BATCH_FILE in report.nodeid
+        if not is_batch:
+            self._check_report(report)
+            return
+        if report.when == "setup" and report.failed:
+            self._fatal(f"loading the model or dataset failed in a worker:\n{_short(report.longreprtext)}")
+            return
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == PROPERTY:
+                result = json.loads(value)
+                if "fatal" in result:
+                    self._fatal(result["fatal"])
+                    return
+                self.received[int(result["batch"])] = result
+        while self.next_batch in self.received and not self.fatal:
+            b = self.next_batch
+            self.next_batch += 1
+            if self.on_batch(b, self.received.pop(b)) and self.stop_early and not self.stopped:
+                self.stop("verdict reached")
+
+    def _check_report(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.checks.append({"nodeid": report.nodeid, "outcome": report.outcome,
+                                "message": _short(report.longreprtext) if report.failed else "",
+                                "duration": report.duration})
+
+    def _fatal(self, message: str) -> None:
+        if not self.fatal:
+            self.fatal = message
+            self.stop("bad input")
+
+    def stop(self, reason: str) -> None:
+        """No further batches: pytest's flag for in-process runs, the xdist controller's for -n N."""
+        self.stopped = reason
+        if self.session is not None:
+            self.session.shouldstop = f"mlci: {reason}"
+            dsession = self.session.config.pluginmanager.getplugin("dsession")
+            if dsession is not None:
+                dsession.shouldstop = f"mlci: {reason}"
+
+
+def _short(text: str, limit: int = 2000) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def format_exc() -> str:
+    return traceback.format_exc(limit=3)

@@ -1,0 +1,125 @@
+"""accuracy.json (schema mlci.accuracy/1) and junit-accuracy.xml, built from a finished evaluation.
+
+Pure builders (`build_record`, `junit_xml`) plus one writer; the record carries the compact per-sample
+outcomes (positions in the pre-drawn order, ids, labels, predictions, errors, latencies) that merge,
+baselines and reports read back.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_OK
+from ..fsutil import write_json_atomic, write_text_atomic
+from ..paths import accuracy_dir
+from . import metrics
+from .data import label_key
+from .gates import FAIL, INCONCLUSIVE, PASS, Evaluator
+
+SCHEMA = "mlci.accuracy/1"
+EXIT_FOR = {PASS: EXIT_OK, FAIL: EXIT_FAIL, INCONCLUSIVE: EXIT_INCONCLUSIVE}
+
+
+def compute_metrics(task: str, labels: list[Any], preds: list[Any], errors: list[str | None],
+                    latency: list[float]) -> dict[str, Any]:
+    keep = [i for i, e in enumerate(errors) if e is None and preds[i] is not None]
+    out: dict[str, Any] = {"mae": None, "rmse": None, "auc": None}
+    if task == "regression":
+        y = np.asarray([float(labels[i]) for i in keep])
+        p = np.asarray([float(preds[i]) for i in keep])
+        out.update(accuracy=None, macro_f1=None, n=len(keep), per_class={}, confusion={"labels": [], "matrix": []},
+                   mae=float(metrics.mae(y, p)) if keep else None, rmse=float(metrics.rmse(y, p)) if keep else None)
+    else:
+        y_raw = [labels[i] for i in keep]
+        if task == "scores":
+            scores = np.asarray([float(preds[i]) for i in keep])
+            out["auc"] = metrics.auc(np.asarray([int(float(v)) for v in y_raw]), scores) if keep else None
+            p_lab = ["1" if s >= 0.5 else "0" for s in scores]
+        else:
+            p_lab = [label_key(preds[i]) for i in keep]
+        out.update(metrics.classification_summary([label_key(v) for v in y_raw], p_lab))
+    out["latency_ms"] = metrics.latency_summary(np.asarray(latency, dtype=float))
+    out["errors"] = sum(e is not None for e in errors)
+    return out
+
+
+def overall(ev: Evaluator, checks: list[dict[str, Any]]) -> tuple[str, str]:
+    verdict, reason = ev.verdict or INCONCLUSIVE, ev.reason
+    failed = [c["nodeid"] for c in checks if c["outcome"] == "failed"]
+    if failed and verdict != FAIL:
+        verdict, reason = FAIL, f"team check(s) failed: {', '.join(failed)}"
+    return verdict, reason
+
+
+def build_record(*, meta: dict[str, Any], ev: Evaluator, checks: list[dict[str, Any]], positions: list[int],
+                 ids: list[str], labels: list[Any], preds: list[Any], errors: list[str | None], latency: list[float],
+                 baseline_preds: list[Any] | None, provisional: bool) -> dict[str, Any]:
+    """The accuracy.json record; `meta` holds provenance (service, suite, seed, git, image, dataset, model...)."""
+    verdict, reason = overall(ev, checks)
+    rec: dict[str, Any] = {"schema": SCHEMA, **meta}
+    rec["verdict"] = verdict
+    rec["reason"] = reason
+    rec["exit_code"] = EXIT_OK if provisional else EXIT_FOR[verdict]
+    rec["provisional"] = provisional
+    rec["gates"] = ev.gate_records()
+    rec["metrics"] = compute_metrics(ev.task, labels, preds, errors, latency)
+    rec["errors"] = [{"id": ids[i], "position": positions[i], "error": e} for i, e in enumerate(errors) if e is not None]
+    rec["checks"] = checks
+    rec["outcomes"] = {"positions": positions, "ids": ids, "labels": labels, "predictions": preds,
+                       "errors": errors, "latency_ms": [round(x, 4) for x in latency]}
+    if baseline_preds is not None:
+        rec["outcomes"]["baseline_predictions"] = baseline_preds
+    return rec
+
+
+def junit_xml(rec: dict[str, Any]) -> str:
+    """A testcase per gate (numbers in the failure message), one for prediction errors, one per team check."""
+    suite = rec["suite"]
+    cases = []
+    for g in rec["gates"]:
+        name = f"{g['metric']}{'[' + str(g['class']) + ']' if g['class'] is not None else ''} {g['kind']} " \
+               f"{g['direction']} {g['threshold'] if g['kind'] == 'absolute' else '-' + str(g['margin'])}"
+        cases.append((name, g["verdict"], g["message"]))
+    if rec["errors"]:
+        sample = "; ".join(f"{e['id']}: {e['error']}" for e in rec["errors"][:5])
+        cases.append(("prediction errors", FAIL if rec.get("on_error", "fail") == "fail" else PASS,
+                      f"{len(rec['errors'])} sample(s) raised in predict: {sample}"))
+    for c in rec.get("checks", []):
+        cases.append((c["nodeid"], {"passed": PASS, "failed": FAIL}.get(c["outcome"], INCONCLUSIVE), c["message"]))
+    root = ET.Element("testsuite", name=f"accuracy.{suite}", tests=str(len(cases)),
+                      failures=str(sum(v == FAIL for _, v, _ in cases)),
+                      skipped=str(sum(v not in (PASS, FAIL) for _, v, _ in cases)), errors="0",
+                      time=f"{rec.get('duration_s', 0):.3f}")
+    props = ET.SubElement(root, "properties")
+    for key in ("verdict", "seed", "seed_source"):
+        ET.SubElement(props, "property", name=key, value=str(rec.get(key)))
+    for name, verdict, message in cases:
+        tc = ET.SubElement(root, "testcase", classname=f"accuracy.{suite}", name=name)
+        if verdict == FAIL:
+            ET.SubElement(tc, "failure", message=message.splitlines()[0] if message else "failed").text = message
+        elif verdict != PASS:
+            ET.SubElement(tc, "skipped", message=f"{verdict}: {message.splitlines()[0] if message else ''}")
+        else:
+            ET.SubElement(tc, "system-out").text = message
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write(out: Path, rec: dict[str, Any]) -> Path:
+    directory = accuracy_dir(out, rec["suite"])
+    write_json_atomic(directory / "accuracy.json", rec)
+    write_text_atomic(directory / "junit-accuracy.xml", junit_xml(rec))
+    return directory
+
+
+def summary_lines(rec: dict[str, Any]) -> list[str]:
+    lines = [f"{rec['suite']}: {rec['verdict']} ({rec['reason']}); seed {rec['seed']} ({rec['seed_source']}); "
+             f"{rec['sample']['used']} of {rec['sample']['drawn']} drawn samples used"]
+    lines += [f"  {g['message']}" for g in rec["gates"]]
+    if rec["errors"]:
+        lines.append(f"  {len(rec['errors'])} prediction error(s), e.g. {rec['errors'][0]['id']}: {rec['errors'][0]['error']}")
+    return lines

@@ -1,0 +1,29 @@
+"""Statistics for accuracy gates.
+
+Every distribution comes from scipy (binom, betabinom, bootstrap); nothing is hand-rolled.
+
+Design, in one place:
+
+* Absolute proportion gates (accuracy, precision, recall) test H0: p <= min against H1: p >= min + margin.
+  - Sequential (default): Wald's SPRT on the Bernoulli outcomes, checked after every batch on the prefix
+    of the pre-drawn sample order. Its statistic is Wald's log likelihood ratio; its thresholds are
+    log(1/alpha) (PASS) and log(beta) (FAIL) rather than Wald's approximations log((1-beta)/alpha) and
+    log(beta/(1-alpha)). Why: the likelihood ratio is a non-negative martingale under p = min (a
+    supermartingale for any p < min), so Ville's inequality bounds the false-PASS rate by alpha *exactly*,
+    at any stopping time -- batch-wise looks, truncation at max_samples and composite hypotheses included;
+    symmetrically the false-FAIL rate at p >= min + margin is <= beta. Wald's approximate thresholds only
+    promise alpha/(1-beta). The cost is < 5% more samples. At the cap the verdict is INCONCLUSIVE.
+  - The interval reported with a sequential verdict is anytime-valid: the beta-binomial mixture
+    confidence sequence {p : BetaBin(S; n, 1, 1) / Bin(S; n, p) < 1/alpha} (Robbins 1970; Howard et al.
+    2021), valid simultaneously for every n, so it may be read at the data-dependent stopping time.
+  - Fixed n (`sequential: false`): the exact one-sided binomial test, with the smallest n whose exact
+    size is <= alpha and exact power at min + margin is >= 1 - beta (found by a search over n: power is a
+    sawtooth in n). Interval: Clopper-Pearson at 1 - 2 alpha (its lower end is the exact one-sided bound
+    and agrees with the test).
+* Change gates: paired, on the same samples, exact McNemar on the discordant pairs (see mcnemar.py).
+* Other metrics (F1, macro-F1, AUC, MAE, RMSE, latency): BCa bootstrap at the final look (fixed n).
+* Several gates: the suite PASSes only when every gate passes (an intersection-union test, so each gate
+  at its own alpha keeps the suite's false-PASS rate <= max alpha). A good model fails when *any* gate
+  fails, so beta is split evenly (Bonferroni): each of k gates runs at beta / k, which keeps the suite's
+  false-FAIL rate <= beta.
+"""
