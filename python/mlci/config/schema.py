@@ -293,6 +293,13 @@ SCHEMA = Obj(
             fields={
                 "templates": Str(doc="Directory of Jinja2 manifest templates; default the built-in Deployment/Service."),
                 "rollout_timeout": Num(integer=True, default=300, min=1, doc="Seconds to wait for the rollout."),
+                "kubernetes_version": Str(default="1.30", pattern=r"1\.\d{2}", pattern_doc="major.minor, e.g. 1.30",
+                                          doc="Kubernetes version whose schemas rendered manifests are validated against (offline)."),
+                "unvalidated_kinds": ListOf(item=Str(), doc="Kinds with no offline schema (CRDs, e.g. ServiceMonitor) that may be "
+                                            "applied unvalidated; any other kind without a schema is refused."),
+                "service_type": Str(default="ClusterIP", choices=("ClusterIP", "NodePort", "LoadBalancer"),
+                                    doc="Type of the built-in Service."),
+                "service_port": Num(integer=True, default=80, min=1, max=65535, doc="Port of the built-in Service."),
                 "environments": MapOf(value=environment, key_pattern=DNS_LABEL, key_doc=DNS_DOC, doc="Deploy targets."),
             },
         ),
