@@ -70,6 +70,8 @@ suite = Obj(
         "agent": Str(doc="Jenkins agent label for this suite's shards (e.g. gpu); default pipeline.agent."),
         "seed": Num(integer=True, min=0, doc="Fixed sample seed; default is derived from the git commit."),
         "timeout": Num(integer=True, default=60, min=1, doc="Minutes before the suite is aborted."),
+        "checks": ListOf(item=Str(), doc="Team pytest files/dirs (repo-relative) run in the same session; the "
+                         "`mlci_sample` fixture gives them the drawn sample and its predictions. A failing check fails the suite."),
     },
 )
 
