@@ -33,21 +33,28 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture()
-def service(example_copy: Path, s3_bucket: str, base_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The example as its own git repo with an origin, its data in S3 and a current (weaker) model in the lock."""
-    monkeypatch.setenv("MLCI_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("MLCI_BASE_IMAGE", base_image)
-    repo = example_copy
-    data = tmp_path / "data"
-    data.mkdir()
-    s3 = boto3.client("s3")
-    script = repo / "training" / "train_pinned.py"
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Made once per module: the training dataset (scikit-learn's digits as an .npz), the test set and the
+    current model (trained on the host with 30 steps: weaker than the 400-step model the pipeline trains)."""
+    data = tmp_path_factory.mktemp("digits-data")
+    script = Path(__file__).resolve().parents[3] / "examples" / "digits" / "training" / "train_pinned.py"
     subprocess.run([sys.executable, str(script), "--export", str(data / "digits-train.npz")], check=True)
     (data / "p.json").write_text('{"steps": 30}')
     subprocess.run([sys.executable, str(script), "--data", str(data / "digits-train.npz"), "--out", str(data),
                     "--params", str(data / "p.json")], check=True, capture_output=True)
     assert _sha(data / "digits-test.npz") == TEST_SHA
+    return data
+
+
+@pytest.fixture()
+def service(example_copy: Path, s3_bucket: str, base_image: str, tmp_path: Path, digits_files: Path,
+            monkeypatch: pytest.MonkeyPatch):
+    """The example as its own git repo with an origin, its data in S3 and a current (weaker) model in the lock."""
+    monkeypatch.setenv("MLCI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLCI_BASE_IMAGE", base_image)
+    repo, data = example_copy, digits_files
+    s3 = boto3.client("s3")
     for name in ("digits-train.npz", "digits-test.npz"):
         s3.upload_file(str(data / name), s3_bucket, f"digits/data/{name}")
     cfg = yaml.safe_load((repo / "ml-ci.yaml").read_text())
