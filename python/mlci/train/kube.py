@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any, TextIO
 import yaml
 
 from .. import __version__
+from ..deploy.kubectl import Kubectl, Redactor, find_kubectl
 from ..errors import StageFailed, UserError
 from .local import DATA_MOUNT, OUT_MOUNT, PARAMS_MOUNT, TAIL_LINES, container_env
 from .settings import TrainSettings
@@ -102,26 +101,17 @@ def default_runtime_image(configured: str | None) -> str:
     return configured or f"mlci:{__version__}"
 
 
-class Kubectl:
-    """kubectl with the configured context and namespace; `$MLCI_KUBECTL` or `kubectl` on PATH."""
-
-    def __init__(self, namespace: str, context: str | None = None):
-        self.base = [os.environ.get("MLCI_KUBECTL", "kubectl")]
-        if context:
-            self.base += ["--context", context]
-        self.base += ["--namespace", namespace]
-
-    def run(self, *args: str, check: bool = True, timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
-        try:
-            proc = subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=timeout)
-        except FileNotFoundError:
-            raise UserError("kubectl not found", hint="install kubectl on the agent or set MLCI_KUBECTL") from None
-        if check and proc.returncode != 0:
-            raise StageFailed(f"kubectl {' '.join(args[:2])} failed: {proc.stderr.strip()[-500:]}")
-        return proc
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([*self.base, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def kubectl_for(namespace: str, context: str | None, stream: TextIO | None = None) -> tuple[Kubectl, list[str]]:
+    """The deploy package's kubectl runner (redacted output, timeouts) and the pinned --context/-n arguments:
+    the context is resolved once, so a context switch mid-run cannot send the Job to another cluster."""
+    kc = Kubectl(find_kubectl(), redact=Redactor.from_kubeconfig(), stream=stream)
+    if not context:
+        current = kc.run(["config", "current-context"])
+        if not current.ok or not current.stdout.strip():
+            raise UserError(f"kubectl has no current context: {kc.redact(current.error_text())}",
+                            hint="set train.context_name or KUBECONFIG (Jenkins: a kubeconfig file credential)")
+        context = current.stdout.strip()
+    return kc, ["--context", context, "-n", namespace]
 
 
 def job_state(status: dict[str, Any]) -> str | None:
@@ -132,14 +122,13 @@ def job_state(status: dict[str, Any]) -> str | None:
     return None
 
 
-def orchestrate(kubectl: Kubectl, manifest_file: Path, name: str, *, timeout_s: float, poll_s: float = 2.0,
-                stream: TextIO | None = None) -> JobResult:
+def orchestrate(kc: Kubectl, target: list[str], manifest_file: Path, name: str, *, timeout_s: float,
+                poll_s: float = 2.0) -> JobResult:
     """Apply, follow the training container's logs, wait for Complete/Failed (or the deadline)."""
-    stream = stream or sys.stderr
     started = time.monotonic()
-    applied = kubectl.run("apply", "-f", str(manifest_file))
-    for line in applied.stdout.splitlines():
-        stream.write(f"[train] {line}\n")
+    applied = kc.run([*target, "apply", "-f", str(manifest_file)], echo=True)
+    if not applied.ok:
+        raise StageFailed(f"kubectl apply of the training Job failed: {kc.redact(applied.error_text())}")
     deadline = started + timeout_s + 60  # the cluster enforces activeDeadlineSeconds; this is a backstop
     followed = False
     tail: list[str] = []
@@ -147,9 +136,11 @@ def orchestrate(kubectl: Kubectl, manifest_file: Path, name: str, *, timeout_s: 
     reason = ""
     while time.monotonic() < deadline:
         if not followed:
-            followed, lines = _follow_logs(kubectl, name, stream)
+            followed, lines = _follow_logs(kc, target, name, max(1.0, deadline - time.monotonic()))
             tail = (tail + lines)[-TAIL_LINES:]
-        got = kubectl.run("get", f"job/{name}", "-o", "json")
+        got = kc.run([*target, "get", f"job/{name}", "-o", "json"])
+        if not got.ok:
+            raise StageFailed(f"kubectl get job/{name} failed: {kc.redact(got.error_text())}")
         status = json.loads(got.stdout).get("status", {})
         state = job_state(status)
         if state:
@@ -159,27 +150,21 @@ def orchestrate(kubectl: Kubectl, manifest_file: Path, name: str, *, timeout_s: 
         time.sleep(poll_s)
     duration = time.monotonic() - started
     if state is None:
-        kubectl.run("delete", f"job/{name}", "--ignore-not-found", check=False)
+        kc.run([*target, "delete", f"job/{name}", "--ignore-not-found"])
         return JobResult(False, duration, f"no result within {timeout_s:g}s: Job deleted", tail)
     if state == "failed":
-        last = kubectl.run("logs", f"job/{name}", "-c", "train", f"--tail={TAIL_LINES}", check=False)
-        if last.returncode == 0 and last.stdout.strip():
+        last = kc.run([*target, "logs", f"job/{name}", "-c", "train", f"--tail={TAIL_LINES}"])
+        if last.ok and last.stdout.strip():
             tail = last.stdout.splitlines()[-TAIL_LINES:]
         return JobResult(False, duration, reason or "Job failed", tail)
     return JobResult(True, duration, "", tail)
 
 
-def _follow_logs(kubectl: Kubectl, name: str, stream: TextIO) -> tuple[bool, list[str]]:
-    """Stream `kubectl logs -f` of the training container; (False, []) while the container has not started."""
-    proc = kubectl.popen("logs", "-f", f"job/{name}", "-c", "train", "--timestamps", "--pod-running-timeout=60s")
-    lines: list[str] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        text = line.rstrip("\n")
-        lines.append(text)
-        stream.write(f"[train] {text}\n")
-        stream.flush()
-    code = proc.wait()
-    if code != 0 and any(w in " ".join(lines) for w in ("waiting to start", "PodInitializing", "ContainerCreating")):
+def _follow_logs(kc: Kubectl, target: list[str], name: str, timeout_s: float) -> tuple[bool, list[str]]:
+    """Stream `kubectl logs -f` of the training container (timestamped, redacted, echoed as they come);
+    (False, []) while the container has not started yet (init containers still running)."""
+    res = kc.run([*target, "logs", "-f", f"job/{name}", "-c", "train", "--timestamps", "--pod-running-timeout=60s"],
+                 echo=True, timeout=timeout_s)
+    if not res.ok and any(w in res.error_text() for w in ("waiting to start", "PodInitializing", "ContainerCreating")):
         return False, []
-    return True, lines[-TAIL_LINES:]
+    return True, res.stdout.splitlines()[-TAIL_LINES:]

@@ -142,8 +142,8 @@ def run_kubernetes(cfg: Config, s: TrainSettings, *, image_ref: str, key: str, w
     manifest_file = work / "job.yaml"
     write_text_atomic(manifest_file, kube.to_yaml(manifests))
     progress.log(f"Job {name} rendered and validated offline (Kubernetes {version}): {manifest_file}")
-    result = kube.orchestrate(kube.Kubectl(s.namespace, s.context_name), manifest_file, name,
-                              timeout_s=s.timeout_s, stream=stream)
+    kc, target = kube.kubectl_for(s.namespace, s.context_name, stream)
+    result = kube.orchestrate(kc, target, manifest_file, name, timeout_s=s.timeout_s)
     if not result.succeeded:
         raise _fail(f"Job {name} failed", result.tail, result.reason)
     listed = _job_digests(outputs_uri)

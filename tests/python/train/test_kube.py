@@ -119,9 +119,10 @@ def test_kubectl_orchestration_brings_outputs_back_through_s3(kube_repo: Path, f
     assert (out / "model.bin").read_text() == expected
     assert files == {"model.bin": hashlib.sha256(expected.encode()).hexdigest()}
     calls = [json.loads(line) for line in (fake_kubectl / "calls.jsonl").read_text().splitlines()]
-    verbs = [c[c.index("ml-train") + 1] for c in calls]
+    assert calls[0] == ["config", "current-context"]  # the context is pinned once, then named in every call
+    assert all(c[:4] == ["--context", "fake-ctx", "-n", "ml-train"] for c in calls[1:])
+    verbs = [c[4] for c in calls[1:]]
     assert verbs[0] == "apply" and verbs.count("logs") == 2 and "get" in verbs
-    assert all(c[:2] == ["--namespace", "ml-train"] for c in calls)
     assert "training on 22 bytes" in log.getvalue()  # the training container's log, followed with timestamps
     assert "job.batch/" not in log.getvalue() or "created" in log.getvalue()
     obj = boto3.client("s3").get_object(Bucket=s3_bucket, Key=f"models/train/runs/{key}/outputs/model.bin")
