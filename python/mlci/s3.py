@@ -25,11 +25,14 @@ def parse_uri(uri: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-@lru_cache(maxsize=4)
-def client(max_pool: int = 32) -> Any:
-    """A shared client: boto3 clients are thread-safe, and one connection pool serves all download threads."""
+@lru_cache(maxsize=8)
+def client(max_pool: int = 32, max_attempts: int = 8) -> Any:
+    """A shared client: boto3 clients are thread-safe, and one connection pool serves all download threads.
+
+    `max_attempts` bounds botocore's own retries; the artifacts downloader passes a small value and retries
+    itself (longer, logged, resuming mid-stream), so a Jenkins log shows why a pull is waiting."""
     cfg = BotoConfig(
-        retries={"max_attempts": 8, "mode": "adaptive"},
+        retries={"max_attempts": max_attempts, "mode": "adaptive"},
         max_pool_connections=max_pool,
         connect_timeout=10,
         read_timeout=60,

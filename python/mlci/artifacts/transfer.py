@@ -88,7 +88,7 @@ class Downloader:
 
     @property
     def s3(self) -> Any:
-        return s3mod.client(max_pool=2 * self.jobs + 4)
+        return s3mod.client(max_pool=2 * self.jobs + 4, max_attempts=3)
 
     def close(self) -> None:
         if self._parts:
