@@ -20,13 +20,18 @@ ENV = {"MLCI_CONFIG": "", "JENKINS_URL": ""}
 
 @pytest.fixture(scope="module")
 def reference_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Reference statistics built by the CLI from a 6,000-row training file."""
+    """Reference statistics built by the real CLI (a subprocess) from a 6,000-row training file."""
     d = tmp_path_factory.mktemp("ref")
     data = d / "train.jsonl"
     data.write_bytes(jsonl(rows(columns(6000, np.random.default_rng(11)))))
     out = d / "reference.json"
     run_mlci("drift", "reference", "--data", str(data), "--out", str(out), cwd=d, env=ENV, check=True)
     return out
+
+
+def args(reference: Path | str, logs: str, out: Path, *extra: str) -> tuple[str, ...]:
+    return ("drift", "check", "--reference", str(reference), "--logs", logs, "--window", "7d", "--until", UNTIL,
+            "--out", str(out), *extra)
 
 
 def put_window(bucket: str, prefix: str, seed: int, **shift: float) -> None:
@@ -51,13 +56,13 @@ def put_window(bucket: str, prefix: str, seed: int, **shift: float) -> None:
 
 
 def check(reference: Path | str, logs: str, out: Path, *extra: str):
-    return run_mlci("drift", "check", "--reference", str(reference), "--logs", logs, "--window", "7d",
-                    "--until", UNTIL, "--out", str(out), *extra, cwd=out.parent, env=ENV)
+    """The real CLI in a subprocess (exit code and stderr as Jenkins sees them)."""
+    return run_mlci(*args(reference, logs, out, *extra), cwd=out.parent, env=ENV)
 
 
-def test_no_shift_exits_0_reading_exactly_the_window(s3_bucket: str, reference_file: Path, tmp_path: Path) -> None:
+def test_no_shift_exits_0_reading_exactly_the_window(s3_bucket: str, reference_file: Path, tmp_path: Path, mlci) -> None:
     put_window(s3_bucket, "svc/logs", seed=21)
-    proc = check(reference_file, f"s3://{s3_bucket}/svc/logs", tmp_path / "out")
+    proc = mlci(*args(reference_file, f"s3://{s3_bucket}/svc/logs", tmp_path / "out"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rec = json.loads((tmp_path / "out" / "drift" / "drift.json").read_text())
     assert rec["schema"] == "mlci.drift/1" and rec["verdict"] == "NO_DRIFT"
@@ -81,12 +86,12 @@ def test_shift_exits_1_with_report_and_charts(s3_bucket: str, reference_file: Pa
     assert "| **yes** |" in (out / "drift.md").read_text()
 
 
-def test_sampling_cap_is_uniform_and_reproducible(s3_bucket: str, reference_file: Path, tmp_path: Path) -> None:
+def test_sampling_cap_is_uniform_and_reproducible(s3_bucket: str, reference_file: Path, tmp_path: Path, mlci) -> None:
     put_window(s3_bucket, "svc/logs", seed=23)
     uri = f"s3://{s3_bucket}/svc/logs"
     recs = []
     for name in ("a", "b"):
-        proc = check(reference_file, uri, tmp_path / name, "--sample-cap", "400")
+        proc = mlci(*args(reference_file, uri, tmp_path / name, "--sample-cap", "400"))
         assert proc.returncode == 0, proc.stderr
         recs.append(json.loads((tmp_path / name / "drift" / "drift.json").read_text()))
     assert recs[0]["logs"]["rows_used"] == 400 and recs[0]["logs"]["sampled"] is True
@@ -109,32 +114,32 @@ def test_schema_mismatch_exits_2_naming_each_column(s3_bucket: str, reference_fi
     assert "income" not in err
 
 
-def test_bad_inputs_exit_2(s3_bucket: str, reference_file: Path, tmp_path: Path) -> None:
-    proc = check(reference_file, f"s3://{s3_bucket}/nothing", tmp_path / "out")
+def test_bad_inputs_exit_2(s3_bucket: str, reference_file: Path, tmp_path: Path, mlci) -> None:
+    proc = mlci(*args(reference_file, f"s3://{s3_bucket}/nothing", tmp_path / "out"))
     assert proc.returncode == 2 and "no date-partitioned logs" in proc.stderr
     boto3.client("s3").put_object(Bucket=s3_bucket, Key="old/dt=2020-01-01/a.jsonl", Body=b'{"age": 1}\n')
-    proc = check(reference_file, f"s3://{s3_bucket}/old", tmp_path / "out")
+    proc = mlci(*args(reference_file, f"s3://{s3_bucket}/old", tmp_path / "out"))
     assert proc.returncode == 2 and "no logs under" in proc.stderr and "2026-11-16..2026-11-22" in proc.stderr
     not_ref = tmp_path / "x.json"
     not_ref.write_text('{"a": 1}')
-    proc = check(not_ref, f"s3://{s3_bucket}/old", tmp_path / "out")
+    proc = mlci(*args(not_ref, f"s3://{s3_bucket}/old", tmp_path / "out"))
     assert proc.returncode == 2 and "is not a drift reference" in proc.stderr
-    proc = run_mlci("drift", "check", "--reference", str(reference_file), "--logs", f"s3://{s3_bucket}/old",
-                    "--window", "7 days", cwd=tmp_path, env=ENV)
+    proc = mlci("drift", "check", "--reference", str(reference_file), "--logs", f"s3://{s3_bucket}/old",
+                    "--window", "7 days")
     assert proc.returncode == 2 and "window '7 days' is not valid" in proc.stderr
 
 
-def test_reference_in_s3_and_untrusted_names_escaped(s3_bucket: str, tmp_path: Path) -> None:
+def test_reference_in_s3_and_untrusted_names_escaped(s3_bucket: str, tmp_path: Path, mlci) -> None:
     """The reference round-trips through S3; a hostile category name ends up escaped in every report."""
     data = tmp_path / "train.csv"
     data.write_bytes(csv_bytes(rows(columns(3000, np.random.default_rng(12)))))
     ref_uri = f"s3://{s3_bucket}/refs/reference.json"
-    run_mlci("drift", "reference", "--data", str(data), "--out", ref_uri, cwd=tmp_path, env=ENV, check=True)
+    mlci("drift", "reference", "--data", str(data), "--out", ref_uri, check=True)
     recs = rows(columns(600, np.random.default_rng(13)))
     for r in recs[:200]:
         r["channel"] = "<script>alert(1)</script>"
     boto3.client("s3").put_object(Bucket=s3_bucket, Key=f"logs/dt={UNTIL}/a.jsonl", Body=jsonl(recs))
-    proc = check(ref_uri, f"s3://{s3_bucket}/logs", tmp_path / "out")
+    proc = mlci(*args(ref_uri, f"s3://{s3_bucket}/logs", tmp_path / "out"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = tmp_path / "out" / "drift"
     assert json.loads((out / "drift.json").read_text())["drifted"] == ["channel"]

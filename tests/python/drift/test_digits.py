@@ -12,7 +12,7 @@ import boto3
 import numpy as np
 import pytest
 
-from tests.python.conftest import EXAMPLE, run_mlci
+from tests.python.conftest import EXAMPLE
 
 from .synth import jsonl
 
@@ -37,7 +37,7 @@ def production(digits: Path, n: int, seed: int, ink: float = 1.0) -> list[dict]:
     return [{"request_id": f"r{i}", "x": row.tolist(), "prediction": int(p)} for i, (row, p) in enumerate(zip(x, pred, strict=True))]
 
 
-def test_digits_reference_and_checks(digits: Path, s3_bucket: str, tmp_path: Path) -> None:
+def test_digits_reference_and_checks(digits: Path, s3_bucket: str, tmp_path: Path, mlci) -> None:
     s3 = boto3.client("s3")
     s3.upload_file(str(digits / "digits-test.npz"), s3_bucket, "data/digits-test.npz")
     cfg = tmp_path / "ml-ci.yaml"
@@ -53,21 +53,21 @@ drift:
   exclude: [id]
 """)
     env = {"MLCI_CACHE": str(tmp_path / "cache"), "MLCI_CONFIG": ""}
-    run_mlci("drift", "reference", "-c", str(cfg), "--dataset", "digits-test", "--out", str(tmp_path / "reference.json"),
-             cwd=tmp_path, env=env, check=True)
+    mlci("drift", "reference", "-c", str(cfg), "--dataset", "digits-test", "--out", str(tmp_path / "reference.json"),
+         env=env, check=True)
     ref = json.loads((tmp_path / "reference.json").read_text())
     assert len(ref["features"]) == 64 and ref["prediction"]["source"] == "y"
     assert ref["prediction"]["kind"] == "categorical" and ref["source"]["dataset"] == "digits-test"
     assert (tmp_path / "reference.json").stat().st_size < 200_000  # compact: no raw data
 
     s3.put_object(Bucket=s3_bucket, Key=f"logs/dt={DAY}/a.jsonl", Body=jsonl(production(digits, 1500, 1)))
-    proc = run_mlci("drift", "check", "-c", str(cfg), "--until", DAY, "--out", str(tmp_path / "ok"), cwd=tmp_path, env=env)
+    proc = mlci("drift", "check", "-c", str(cfg), "--until", DAY, "--out", str(tmp_path / "ok"), env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rec = json.loads((tmp_path / "ok" / "drift" / "drift.json").read_text())
     assert rec["service"] == "digits" and len(rec["features"]) == 65 and rec["not_checked"] == ["request_id"]
 
     s3.put_object(Bucket=s3_bucket, Key=f"logs/dt={DAY}/a.jsonl", Body=jsonl(production(digits, 1500, 2, ink=0.6)))
-    proc = run_mlci("drift", "check", "-c", str(cfg), "--until", DAY, "--out", str(tmp_path / "bad"), cwd=tmp_path, env=env)
+    proc = mlci("drift", "check", "-c", str(cfg), "--until", DAY, "--out", str(tmp_path / "bad"), env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     rec = json.loads((tmp_path / "bad" / "drift" / "drift.json").read_text())
     assert len(rec["drifted"]) >= 10 and all(name.startswith("x.") or name == "prediction" for name in rec["drifted"])

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from mlci.drift.trigger import trigger_build
-from tests.python.conftest import run_mlci
 
 from .synth import columns, jsonl, rows
 
@@ -103,20 +102,19 @@ def test_trigger_errors_are_clear(jenkins_url: str, monkeypatch: pytest.MonkeyPa
         trigger_build("train", {"A": "1"})
 
 
-def test_cli_check_starts_the_job_on_drift_only(jenkins_url: str, s3_bucket: str, tmp_path: Path) -> None:
+def test_cli_check_starts_the_job_on_drift_only(jenkins_url: str, s3_bucket: str, tmp_path: Path, mlci) -> None:
     data = tmp_path / "train.jsonl"
     data.write_bytes(jsonl(rows(columns(4000, np.random.default_rng(31)))))
     env = {"MLCI_CONFIG": "", "JENKINS_URL": jenkins_url, "JENKINS_USER": USER, "JENKINS_API_TOKEN": TOKEN}
-    run_mlci("drift", "reference", "--data", str(data), "--out", str(tmp_path / "ref.json"), cwd=tmp_path, env=env,
-             check=True)
+    mlci("drift", "reference", "--data", str(data), "--out", str(tmp_path / "ref.json"), env=env, check=True)
     s3 = boto3.client("s3")
 
     def check(name: str, **shift: float):
         body = jsonl(rows(columns(800, np.random.default_rng(32), **shift)))
         s3.put_object(Bucket=s3_bucket, Key=f"{name}/dt=2026-11-22/a.jsonl", Body=body)
-        return run_mlci("drift", "check", "--reference", str(tmp_path / "ref.json"), "--logs",
+        return mlci("drift", "check", "--reference", str(tmp_path / "ref.json"), "--logs",
                         f"s3://{s3_bucket}/{name}", "--window", "1d", "--until", "2026-11-22",
-                        "--out", str(tmp_path / name), "--trigger-job", "ml/digits-train", cwd=tmp_path, env=env)
+                        "--out", str(tmp_path / name), "--trigger-job", "ml/digits-train", env=env)
 
     proc = check("same")
     assert proc.returncode == 0 and FakeJenkins.calls == []
