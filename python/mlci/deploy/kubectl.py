@@ -51,6 +51,10 @@ def kubeconfig_paths(environ: dict[str, str] | os._Environ[str] | None = None) -
 
 def _secret_values(node: Any, out: set[str]) -> None:
     if isinstance(node, dict):
+        # exec credential plugins pass secrets as env: [{name: AWS_SECRET_ACCESS_KEY, value: ...}]
+        if isinstance(node.get("name"), str) and isinstance(node.get("value"), str) and \
+                re.search(r"(?i)(secret|token|password|key|credential)", node["name"]) and len(node["value"]) >= 4:
+            out.add(node["value"])
         for key, value in node.items():
             if isinstance(value, str) and any(s in str(key).lower() for s in SECRET_KEYS) and len(value) >= 4:
                 out.add(value)

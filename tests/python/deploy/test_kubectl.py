@@ -47,7 +47,8 @@ def test_success_runs_the_exact_kubectl_sequence(repo, kube):
         [*PROD, *APPLY],
         [*PROD, "rollout", "status", "deployment/digits", "--timeout=45s"],
     ]
-    assert all(c["kubeconfig_set"] for c in kube.calls())
+    assert all(c["kubeconfig_set"] for c in kube.calls())  # the kubeconfig travels in the environment only
+    assert not any(str(kube.kubeconfig) in arg for argv in kube.argvs() for arg in argv)
     applied = [d for d in yaml.safe_load_all(kube.calls()[2]["stdin"]) if d]
     assert [f"{d['kind']}/{d['metadata']['name']}" for d in applied] == [
         "Deployment/digits", "HorizontalPodAutoscaler/digits", "PodDisruptionBudget/digits", "Service/digits"]
@@ -147,9 +148,9 @@ def test_no_current_context(repo, kube, monkeypatch, capsys):
     assert not any("apply" in a for a in kube.argvs())
 
 
-def test_dry_run_prints_manifests_and_commands_and_touches_nothing(repo, kube):
+def test_dry_run_prints_manifests_and_commands_and_touches_nothing(repo, kube, monkeypatch, capsys):
     passed_build(repo)
-    proc = deploy(repo, kube, "--env", "staging", "--dry-run")
+    proc = Proc(*deploy_in_process(repo, kube, monkeypatch, capsys, "--env", "staging", "--dry-run"))
     assert proc.returncode == 0, proc.stderr
     assert kube.calls() == []
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]  # the command lines are YAML comments
@@ -243,3 +244,15 @@ def test_kubectl_call_timeout_kills_the_process(tmp_path, kube, monkeypatch):
     t0 = time.monotonic()
     res = kc.run(["hang"], timeout=1.5)
     assert res.timed_out and not res.ok and time.monotonic() - t0 < 10
+
+
+def test_redactor_masks_every_secret_in_the_kubeconfig(tmp_path):
+    kubeconfig = tmp_path / "kc.yaml"
+    kubeconfig.write_text(yaml.safe_dump({"users": [
+        {"name": "a", "user": {"token": "tok-aaaa-1111", "client-key-data": "S0VZREFUQQ=="}},
+        {"name": "b", "user": {"auth-provider": {"config": {"id-token": "idt-bbbb", "refresh-token": "rft-cccc"}}}},
+        {"name": "c", "user": {"exec": {"command": "aws", "env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "wJalr-dddd"}]}}},
+        {"name": "d", "user": {"username": "admin", "password": "pw-eeee"}}]}))
+    redact = Redactor.from_kubeconfig({"KUBECONFIG": str(kubeconfig)})
+    text = redact(f"tok-aaaa-1111 S0VZREFUQQ== idt-bbbb rft-cccc wJalr-dddd pw-eeee {kubeconfig} admin aws")
+    assert text.split() == ["***"] * 7 + ["admin", "aws"]

@@ -226,3 +226,15 @@ def test_image_ref_must_be_pinned():
     for bad in ("a/b:latest", "a/b@sha256:abc", f"@{DIGEST}", f"a b@{DIGEST}"):
         with pytest.raises(UserError):
             ImageRef.parse(bad)
+
+
+def test_dry_run_copy_masks_secret_looking_env_but_the_applied_one_keeps_it(repo):
+    from mlci.deploy.cli import printable
+
+    repo.write_config(CONFIG.replace("env: {LOG_LEVEL: info}",
+                                     "env: {LOG_LEVEL: info, API_TOKEN: abc123, DB_URL: 'postgres://u:pw@db/x'}"))
+    _, manifests = rendered(repo, "staging")
+    shown = by_kind(reparse(printable(manifests)))["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    applied = by_kind(reparse(manifests))["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {v["name"]: v["value"] for v in shown} == {"LOG_LEVEL": "info", "API_TOKEN": "***", "DB_URL": "***"}
+    assert {v["name"]: v["value"] for v in applied}["API_TOKEN"] == "abc123"
