@@ -139,7 +139,8 @@ train_section = Obj(
         "dockerfile": Str(default="training/Dockerfile", doc="Training Dockerfile relative to the repo (may differ "
                           "from the serving image's)."),
         "context": Str(default=".", doc="Build context relative to the repo; its files are the `code` of the run cache."),
-        "base": Str(doc="BASE_IMAGE build argument for the training image; default `image.base`."),
+        "base": Str(doc="BASE_IMAGE build argument for the training image (e.g. a CUDA image); default "
+                    "`image.base`; $MLCI_BASE_IMAGE (an agent's mirror) wins, as for `mlci build`."),
         "build_args": MapOf(value=Str(), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*", key_doc="a build-arg name",
                             doc="Extra build arguments (never secrets)."),
         "requirements": Str(default="requirements.txt",
@@ -170,6 +171,8 @@ train_section = Obj(
                                  doc="imagePullPolicy of the Job's container."),
         "image_pull_secret": Str(doc="Name of a Kubernetes docker-registry secret for pulling the training image."),
         "service_account": Str(doc="Kubernetes service account of the Job (e.g. one bound to an S3 IAM role)."),
+        "kubeconfig_credentials": Str(doc="Jenkins file-credentials id holding the kubeconfig for the Job (runner: "
+                                      "kubernetes)."),
         "cache": Str(pattern=S3_URI, pattern_doc=S3_DOC,
                      doc="Run cache and Job outputs location; default `<artifacts.remote>/train`."),
         "evaluate": Str(doc="Accuracy suite that judges the new model against the current one (its change gates "
@@ -185,7 +188,7 @@ train_section = Obj(
                 "remote": Str(default="origin", doc="Git remote the branch and tag are pushed to (skipped if absent)."),
                 "push": Bool(default=True, doc="Push the branch and tag to `remote`."),
                 "pull_request": Bool(default=True, doc="Open a PR through `report.post` when a token is configured "
-                                     "(MLCI_POST_TOKEN); body = the accuracy report."),
+                                     "(MLCI_REPORT_TOKEN); body = the accuracy report."),
                 "base_branch": Str(doc="PR target branch; default the current branch."),
             },
         ),
@@ -306,7 +309,6 @@ SCHEMA = Obj(
             },
         ),
         "train": train_section,
-        "pipeline": Obj(
         "drift": Obj(
             doc="Production drift monitoring: `mlci drift check` and the `driftCheck` Jenkins step.",
             fields={
@@ -369,6 +371,7 @@ SCHEMA = Obj(
                 ),
             },
         ),
+        "pipeline": Obj(
             doc="Branch policy and how Jenkins runs the stages.",
             fields={
                 "stages": ListOf(item=Str(choices=STAGES), default=list(STAGES), doc="Stages run, in this order."),
