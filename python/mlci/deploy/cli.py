@@ -28,7 +28,12 @@ SCHEMA = "mlci.deploy/1"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("deploy", help="gate, render, validate and roll out the image to a Kubernetes environment")
+    p = sub.add_parser(
+        "deploy", help="gate, render, validate and roll out the image to a Kubernetes environment",
+        description="Deploy the image (pinned by digest) to one environment: promotion gate (a PASS accuracy record "
+                    "for the digest), render, offline schema validation, kubectl apply --server-side, rollout status; "
+                    "a failed rollout is undone. Writes <out>/deploy.json. Exit 0 deployed, 1 refused or failed, "
+                    "2 bad input or missing kube context.")
     p.add_argument("--env", required=True, dest="env_name", metavar="NAME", help="environment under deploy.environments")
     p.add_argument("-c", "--config", help="path to ml-ci.yaml (default ./ml-ci.yaml or $MLCI_CONFIG)")
     p.add_argument("--image", metavar="REF@DIGEST", help="image pinned by digest (default: <out>/build.json)")

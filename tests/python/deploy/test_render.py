@@ -238,3 +238,25 @@ def test_dry_run_copy_masks_secret_looking_env_but_the_applied_one_keeps_it(repo
     applied = by_kind(reparse(manifests))["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {v["name"]: v["value"] for v in shown} == {"LOG_LEVEL": "info", "API_TOKEN": "***", "DB_URL": "***"}
     assert {v["name"]: v["value"] for v in applied}["API_TOKEN"] == "abc123"
+
+
+def test_the_example_service_config_renders_valid_manifests():
+    from ..conftest import EXAMPLE
+
+    cfg = load_config(EXAMPLE / "ml-ci.yaml")
+    for env, spec in cfg["deploy"]["environments"].items():
+        manifests = render.render(cfg, env, IMAGE, PROV)
+        validate.validate(manifests, namespace=spec["namespace"], version=cfg["deploy"]["kubernetes_version"])
+
+
+def test_template_directory_problems(repo):
+    repo.write_config(CONFIG.replace("deploy:\n", "deploy:\n  templates: k8s\n"))
+    with pytest.raises(UserError, match="template directory 'k8s' not found"):
+        rendered(repo)
+    (repo.root / "k8s").mkdir()
+    (repo.root / "k8s" / "README.md").write_text("not a template")
+    with pytest.raises(UserError, match="no templates"):
+        rendered(repo)
+    repo.write_config(CONFIG.replace("deploy:\n", "deploy:\n  templates: ../outside\n"))
+    with pytest.raises(UserError, match="escapes"):
+        rendered(repo)
