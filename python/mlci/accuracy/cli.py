@@ -16,9 +16,8 @@ from typing import Any
 from .. import __version__, gitinfo
 from ..config import load_config
 from ..paths import out_dir
-from . import results
-from .data import label_key
-from .engine import code_digest, execute, model_files, prepare
+
+# numpy/scipy/pytest are imported inside the commands: every `mlci` invocation imports this module.
 
 
 def register(subparsers: Any) -> None:
@@ -52,8 +51,10 @@ def _py(v: Any) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..errors import UserError
+    from . import results
     from .baseline import baseline_predictions
-    from .engine import choose_workers
+    from .data import label_key
+    from .engine import choose_workers, code_digest, execute, model_files, prepare
 
     started, t0 = _now(), time.monotonic()
     cfg = load_config(args.config)
@@ -117,6 +118,7 @@ def _checks(cfg: Any, suite: dict[str, Any]) -> list[str]:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from . import results
     from .merge import merge
 
     rec = merge(args.dirs)

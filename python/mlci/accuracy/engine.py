@@ -75,6 +75,8 @@ def resolve_data(cfg: Any, suite: dict[str, Any], override: str | None) -> DataR
     if entry and entry["sha256"] and digest != entry["sha256"] and not override:
         raise UserError(f"dataset {path} has sha256 {digest}, expected {entry['sha256']}",
                         where=f"artifacts.data.{name}", hint="re-pull the dataset or update its sha256")
+    if not fmt:  # from the uri's extension: a cached copy is named by its digest
+        fmt = data.detect_format(Path(uri if not override else str(path)), None)
     return DataRef(name if entry else Path(name).stem, uri, path, digest, fmt, inputs, label, ident)
 
 

@@ -206,7 +206,7 @@ class Controller:
                     self._fatal(result["fatal"])
                     return
                 self.received[int(result["batch"])] = result
-        while self.next_batch in self.received and not self.fatal:
+        while self.next_batch in self.received and not self.fatal and not self.stopped:
             b = self.next_batch
             self.next_batch += 1
             if self.on_batch(b, self.received.pop(b)) and self.stop_early and not self.stopped:

@@ -7,7 +7,7 @@ it passes cannot redraw a luckier sample.
 
 Stratification interleaves the classes systematically: every class gets a random permutation and a
 random phase, and samples are ordered by (rank + phase) / class size, so *every prefix* holds each class
-within one sample of its share in the test set.
+within two samples of its share in the test set (a simple random draw is off by ~sqrt(m)).
 """
 
 from __future__ import annotations

@@ -1,0 +1,37 @@
+"""Fixtures for the accuracy engine's end-to-end tests: trained digits models and a service copy."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "examples" / "digits"
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """good/digits.npz (~0.93), bad/digits.npz (degraded, ~0.82) and the 6,471-sample test set."""
+    out = tmp_path_factory.mktemp("digits-train")
+    train = EXAMPLE / "training" / "train.py"
+    for extra in ([], ["--degraded"]):
+        subprocess.run([sys.executable, str(train), "--out", str(out), *extra], check=True, capture_output=True)
+    (out / "good").mkdir()
+    (out / "bad").mkdir()
+    shutil.copy(out / "digits.npz", out / "good" / "digits.npz")
+    shutil.copy(out / "digits-degraded.npz", out / "bad" / "digits.npz")
+    return {"good": out / "good", "bad": out / "bad", "data": out / "digits-test.npz"}
+
+
+@pytest.fixture()
+def service(tmp_path: Path, digits: dict[str, Path]) -> Path:
+    """A private copy of the digits service with the test set at data/digits-test.npz."""
+    dst = tmp_path / "digits"
+    shutil.copytree(EXAMPLE, dst, ignore=shutil.ignore_patterns("models", ".mlci", "__pycache__"))
+    (dst / "data").mkdir()
+    shutil.copy(digits["data"], dst / "data" / "digits-test.npz")
+    return dst

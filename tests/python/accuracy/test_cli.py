@@ -1,0 +1,270 @@
+"""`mlci accuracy run|merge` end to end: the real CLI, the real digits service, pytest-xdist workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.python.conftest import run_mlci
+
+pytestmark = pytest.mark.xdist_group("accuracy-e2e")
+
+CONFIG = {
+    "service": "digits",
+    "artifacts": {"data": {"digits-test": {"uri": "data/digits-test.npz", "inputs": "x", "label": "y"}}},
+    "accuracy": {"load": "digits_service.inference:load", "predict": "digits_service.inference:predict",
+                 "batch_size": 50, "suites": {}},
+}
+
+
+def write_config(service: Path, suites: dict[str, Any], **accuracy: Any) -> Path:
+    cfg = json.loads(json.dumps(CONFIG))
+    cfg["accuracy"]["suites"] = suites
+    cfg["accuracy"].update(accuracy)
+    path = service / "ml-ci.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def run(service: Path, *args: str, models: Path | None = None, env: dict[str, str] | None = None):
+    full = {"MLCI_CACHE": str(service.parent / "cache"), **(env or {})}
+    if models is not None:
+        full["MLCI_MODELS_DIR"] = str(models)
+    return run_mlci("accuracy", "run", *args, cwd=service, env=full, timeout=300)
+
+
+def record(out: Path, suite: str) -> dict[str, Any]:
+    return json.loads((out / "accuracy" / suite / "accuracy.json").read_text())
+
+
+def test_good_model_passes_smoke_and_degraded_model_fails(service, digits, tmp_path):
+    """The example's own ml-ci.yaml (smoke: accuracy >= 0.90, margin 0.02), data given with --data."""
+    env = {"GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567"}
+    good = run(service, "--suite", "smoke", "--data", str(digits["data"]), "--out", str(tmp_path / "g"), "-n", "2",
+               models=digits["good"], env=env)
+    assert good.returncode == 0, good.stdout + good.stderr
+    rec = record(tmp_path / "g", "smoke")
+    assert rec["schema"] == "mlci.accuracy/1" and rec["verdict"] == "PASS" and rec["exit_code"] == 0
+    assert rec["seed_source"] == "commit" and rec["git"]["commit"] == env["GIT_COMMIT"]
+    gate = rec["gates"][0]
+    assert gate["verdict"] == "PASS" and gate["metric"] == "accuracy" and gate["threshold"] == 0.9
+    assert gate["interval"][0] < gate["estimate"] < gate["interval"][1]
+    assert "anytime-valid" in gate["interval_method"]
+    # sequential: stopped well before the 3000-sample cap and before the exact fixed n
+    assert rec["sample"]["drawn"] == 3000 and rec["sample"]["used"] == gate["samples_used"] < gate["fixed_n"]
+    assert gate["samples_saved"] == gate["fixed_n"] - gate["samples_used"] > 0
+    assert rec["metrics"]["n"] == rec["sample"]["used"] == len(rec["outcomes"]["ids"])
+    assert rec["outcomes"]["positions"] == list(range(rec["sample"]["used"]))
+    assert rec["model"]["files"] == {} or all(v.startswith("sha256:") for v in rec["model"]["files"].values())
+    assert rec["dataset"]["size"] == 6471 and rec["dataset"]["name"] == "digits-test"
+    assert 0.88 < rec["metrics"]["accuracy"] < 0.97 and rec["metrics"]["latency_ms"]["p95"] is not None
+    junit = ET.parse(tmp_path / "g" / "accuracy" / "smoke" / "junit-accuracy.xml").getroot()
+    assert junit.get("failures") == "0" and len(junit.findall("testcase")) == 1
+
+    bad = run(service, "--suite", "smoke", "--data", str(digits["data"]), "--out", str(tmp_path / "b"), "-n", "2",
+              models=digits["bad"], env=env)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    rec_bad = record(tmp_path / "b", "smoke")
+    assert rec_bad["verdict"] == "FAIL" and rec_bad["exit_code"] == 1 and rec_bad["gates"][0]["verdict"] == "FAIL"
+    assert rec_bad["seed"] == rec["seed"]  # same commit -> same sample: a retry cannot redraw
+    assert rec_bad["sample"]["used"] < 1000  # far below the threshold: the SPRT stops early
+    junit = ET.parse(tmp_path / "b" / "accuracy" / "smoke" / "junit-accuracy.xml").getroot()
+    failure = junit.find("testcase/failure")
+    assert failure is not None and "accuracy 0.8" in failure.get("message")
+
+
+def test_dispatch_stops_once_the_verdict_is_reached(service, digits, tmp_path):
+    """Batches are only dispatched until the verdict: samples predicted <= used + what was in flight."""
+    (service / "counting.py").write_text(
+        "import os\nfrom digits_service import inference\n\n"
+        "def predict(x, model=None):\n"
+        "    with open(os.environ['COUNT_FILE'], 'a') as fh:\n"
+        "        fh.write(f'{len(x)}\\n')\n"
+        "    return inference.predict(x, model)\n")
+    write_config(service, {"smoke": {"dataset": "digits-test", "gates": [{"metric": "accuracy", "min": 0.8,
+                                                                          "margin": 0.05}]}},
+                 predict="counting:predict", batch_size=20)
+    count = tmp_path / "count.txt"
+    proc = run(service, "--suite", "smoke", "--out", str(tmp_path / "o"), "-n", "2", models=digits["good"],
+               env={"COUNT_FILE": str(count)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rec = record(tmp_path / "o", "smoke")
+    predicted = sum(int(line) for line in count.read_text().split())
+    workers = rec["sample"]["workers"]
+    assert rec["sample"]["used"] < 500 < rec["sample"]["drawn"]
+    # at most two batches queued per worker (--maxschedchunk 1) plus the one being reported
+    assert predicted <= rec["sample"]["used"] + (2 * workers + 1) * 20, (predicted, rec["sample"])
+
+
+def test_shard_and_merge_equal_an_unsharded_fixed_n_run(service, digits, tmp_path):
+    write_config(service, {"full": {"dataset": "digits-test", "sequential": False, "gates": [
+        {"metric": "accuracy", "min": 0.9, "margin": 0.03},
+        {"metric": "macro_f1", "min": 0.85, "margin": 0.04},
+        {"metric": "recall", "class": 3, "min": 0.8, "margin": 0.1}]}})
+    whole = run(service, "--suite", "full", "--seed", "7", "--out", str(tmp_path / "whole"), "-n", "2",
+                models=digits["good"])
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    for k in (1, 2):
+        part = run(service, "--suite", "full", "--seed", "7", "--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}"),
+                   "-n", "0", models=digits["good"])
+        assert part.returncode == 0, part.stdout + part.stderr
+        assert record(tmp_path / f"s{k}", "full")["provisional"] is True
+    merged = run_mlci("accuracy", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m"))
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    a, b = record(tmp_path / "whole", "full"), record(tmp_path / "m", "full")
+    assert a["verdict"] == b["verdict"] == "PASS"
+    assert b["sample"]["merged_from"] == ["1/2", "2/2"]
+    assert a["sample"]["used"] == b["sample"]["used"] == a["sample"]["drawn"] == max(g["fixed_n"] for g in a["gates"])
+    for ga, gb in zip(a["gates"], b["gates"], strict=True):
+        assert ga == gb
+    assert [g["method"] for g in a["gates"]] == ["binomial-exact", "bootstrap-bca", "binomial-exact"]
+    strip = ("latency_ms",)
+    assert {k: v for k, v in a["metrics"].items() if k not in strip} == {k: v for k, v in b["metrics"].items() if k not in strip}
+    for key in ("positions", "ids", "labels", "predictions", "errors"):
+        assert a["outcomes"][key] == b["outcomes"][key]
+    # incomplete shard sets are refused
+    lone = run_mlci("accuracy", "merge", str(tmp_path / "s1"), "--out", str(tmp_path / "m2"))
+    assert lone.returncode == 2 and "missing [2]" in lone.stderr
+
+
+def _poisoned(service: Path, digits: dict[str, Path], rows: list[int]) -> None:
+    with np.load(digits["data"]) as z:
+        arrays = {k: z[k].copy() for k in z.files}
+    arrays["x"][rows, 0] = -1.0
+    np.savez(service / "data" / "digits-test.npz", **arrays)
+    (service / "fragile.py").write_text(
+        "import numpy as np\nfrom digits_service import inference\n\n"
+        "def predict(x, model=None):\n"
+        "    x = np.asarray(x)\n"
+        "    if (x[:, 0] < 0).any():\n"
+        "        raise ValueError('negative pixel')\n"
+        "    return inference.predict(x, model)\n")
+
+
+def test_prediction_errors_are_counted_with_sample_ids(service, digits, tmp_path):
+    rows = list(range(0, 6471, 100))
+    _poisoned(service, digits, rows)
+    gates = [{"metric": "accuracy", "min": 0.85, "margin": 0.04}]
+    write_config(service, {"smoke": {"dataset": "digits-test", "gates": gates}}, predict="fragile:predict")
+    proc = run(service, "--suite", "smoke", "--out", str(tmp_path / "f"), "-n", "0", models=digits["good"])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rec = record(tmp_path / "f", "smoke")
+    assert rec["verdict"] == "FAIL" and "prediction error" in rec["reason"]
+    assert rec["errors"] and all(e["error"] == "ValueError: negative pixel" for e in rec["errors"])
+    assert {int(e["id"]) for e in rec["errors"]} <= set(rows)  # ids (the npz id array) name the bad samples
+    junit = (tmp_path / "f" / "accuracy" / "smoke" / "junit-accuracy.xml").read_text()
+    assert "prediction errors" in junit and "negative pixel" in junit
+    # policy `exclude`: errors are listed but not scored; the good model then passes
+    write_config(service, {"smoke": {"dataset": "digits-test", "gates": gates}}, predict="fragile:predict",
+                 on_error="exclude")
+    proc = run(service, "--suite", "smoke", "--out", str(tmp_path / "x"), "-n", "0", models=digits["good"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rec = record(tmp_path / "x", "smoke")
+    assert rec["verdict"] == "PASS" and rec["errors"]
+    assert rec["gates"][0]["trials"] == rec["sample"]["used"] - len(rec["errors"])
+
+
+def test_bad_input_exits_2_with_a_clear_message(service, digits, tmp_path):
+    gates = [{"metric": "accuracy", "min": 0.9, "margin": 0.02}]
+    # labels the dataset never has (e.g. class names instead of indices)
+    (service / "named.py").write_text(
+        "from digits_service import inference\n\n"
+        "def predict(x, model=None):\n"
+        "    return [f'digit-{p}' for p in inference.predict(x, model)]\n")
+    write_config(service, {"s": {"dataset": "digits-test", "gates": gates}}, predict="named:predict")
+    proc = run(service, "--suite", "s", "--out", str(tmp_path / "o"), "-n", "0", models=digits["good"])
+    assert proc.returncode == 2 and "labels the dataset never has" in proc.stderr and "digit-" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    write_config(service, {"s": {"dataset": "digits-test", "gates": gates}})
+    # a margin that makes the exact n exceed the dataset: say so, with the n needed
+    write_config(service, {"s": {"dataset": "digits-test", "gates": [{"metric": "accuracy", "min": 0.9, "margin": 0.003}]}})
+    proc = run(service, "--suite", "s", "-n", "0", models=digits["good"])
+    assert proc.returncode == 2 and "needs n = " in proc.stderr and "dataset has 6471" in proc.stderr
+
+    # a threshold outside the metric's range
+    write_config(service, {"s": {"dataset": "digits-test", "gates": [{"metric": "accuracy", "min": 1.5}]}})
+    proc = run(service, "--suite", "s", "-n", "0")
+    assert proc.returncode == 2 and "out of range" in proc.stderr
+
+    # an empty dataset
+    np.savez(service / "data" / "empty.npz", x=np.zeros((0, 64), np.float32), y=np.zeros(0, np.int64))
+    write_config(service, {"s": {"dataset": "data/empty.npz", "gates": gates}})
+    proc = run(service, "--suite", "s", "-n", "0")
+    assert proc.returncode == 2 and "is empty" in proc.stderr
+
+    # a change gate without a baseline
+    write_config(service, {"s": {"dataset": "digits-test", "gates": [{"metric": "accuracy", "kind": "change"}]}})
+    proc = run(service, "--suite", "s", "-n", "0")
+    assert proc.returncode == 2 and "no baseline" in proc.stderr
+
+
+def test_change_gate_against_baseline_models(service, digits, tmp_path):
+    write_config(service, {"cmp": {"dataset": "digits-test", "max_samples": 2000, "gates": [
+        {"metric": "accuracy", "kind": "change", "margin": 0.03}]}})
+    better = run(service, "--suite", "cmp", "--baseline-models", str(digits["bad"]), "--out", str(tmp_path / "a"),
+                 "-n", "2", models=digits["good"])
+    assert better.returncode == 0, better.stdout + better.stderr
+    rec = record(tmp_path / "a", "cmp")
+    gate = rec["gates"][0]
+    assert rec["verdict"] == "PASS" and gate["method"] == "mcnemar-sprt" and gate["estimate"] > 0.05
+    assert gate["candidate_wins"] > gate["candidate_losses"] and rec["baseline"]["cached"] is False
+    assert rec["sample"]["used"] < 2000
+    worse = run(service, "--suite", "cmp", "--baseline-models", str(digits["good"]), "--out", str(tmp_path / "b"),
+                "-n", "2", models=digits["bad"])
+    assert worse.returncode == 1, worse.stdout + worse.stderr
+    assert record(tmp_path / "b", "cmp")["gates"][0]["estimate"] < -0.05
+    again = run(service, "--suite", "cmp", "--baseline-models", str(digits["bad"]), "--out", str(tmp_path / "c"),
+                "-n", "0", models=digits["good"])
+    assert again.returncode == 0 and record(tmp_path / "c", "cmp")["baseline"]["cached"] is True
+    assert record(tmp_path / "c", "cmp")["gates"] == rec["gates"]
+
+
+def test_team_checks_join_the_session(service, digits, tmp_path):
+    checks = service / "tests" / "accuracy"
+    checks.mkdir(parents=True)
+    (checks / "test_team.py").write_text(
+        "def test_no_class_is_never_predicted(mlci_sample):\n"
+        "    assert len(mlci_sample.predictions) == len(mlci_sample.labels) > 0\n"
+        "    assert len(set(mlci_sample.predictions)) == 10\n\n"
+        "def test_digit_eight_recall_is_perfect(mlci_sample):\n"
+        "    pairs = [(y, p) for y, p in zip(mlci_sample.labels, mlci_sample.predictions) if y == 8]\n"
+        "    assert all(y == p for y, p in pairs), 'an 8 was misread'\n")
+    write_config(service, {"s": {"dataset": "digits-test", "max_samples": 600, "checks": ["tests/accuracy"],
+                                 "gates": [{"metric": "accuracy", "min": 0.8, "margin": 0.05}]}})
+    proc = run(service, "--suite", "s", "--out", str(tmp_path / "o"), "-n", "2", models=digits["good"])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rec = record(tmp_path / "o", "s")
+    outcomes = {c["nodeid"].split("::")[-1]: c["outcome"] for c in rec["checks"]}
+    assert outcomes == {"test_no_class_is_never_predicted": "passed", "test_digit_eight_recall_is_perfect": "failed"}
+    assert rec["gates"][0]["verdict"] == "PASS" and rec["verdict"] == "FAIL" and "team check" in rec["reason"]
+    junit = (tmp_path / "o" / "accuracy" / "s" / "junit-accuracy.xml").read_text()
+    assert "an 8 was misread" in junit
+
+
+def test_dataset_from_the_s3_server(service, digits, tmp_path, s3_bucket):
+    """The suite's dataset named in artifacts.data with an s3:// uri, fetched and verified via the cache."""
+    import hashlib
+
+    import boto3
+
+    body = digits["data"].read_bytes()
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key="data/digits-test.npz", Body=body)
+    cfg = write_config(service, {"smoke": {"dataset": "digits-test", "gates": [
+        {"metric": "accuracy", "min": 0.8, "margin": 0.05}]}})
+    data = yaml.safe_load(cfg.read_text())
+    data["artifacts"]["data"]["digits-test"] = {"uri": f"s3://{s3_bucket}/data/digits-test.npz",
+                                               "sha256": hashlib.sha256(body).hexdigest()}
+    cfg.write_text(yaml.safe_dump(data))
+    proc = run(service, "--suite", "smoke", "--out", str(tmp_path / "o"), "-n", "1", models=digits["good"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rec = record(tmp_path / "o", "smoke")
+    assert rec["dataset"]["uri"].startswith("s3://") and rec["dataset"]["sha256"] == hashlib.sha256(body).hexdigest()
+    assert os.path.isdir(service.parent / "cache")
