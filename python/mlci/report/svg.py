@@ -182,7 +182,7 @@ def trend(points: Sequence[TrendPoint], *, metric: str, threshold: float | None 
         y = sy(threshold)
         out.append(f'<line x1="{_n(left)}" x2="{_n(width - right)}" y1="{_n(y)}" y2="{_n(y)}" stroke="#cf222e" '
                    f'stroke-width="1.2" stroke-dasharray="5 4"/>')
-        out.append(f'<text x="{_n(width - right - 4)}" y="{_n(y - 5)}" text-anchor="end" fill="#cf222e">'
+        out.append(f'<text x="{_n(width - right - 16)}" y="{_n(y - 6)}" text-anchor="end" fill="#cf222e">'
                    f'{escape(threshold_label or "threshold")}</text>')
     if len(pts) > 1:
         path = " ".join(f"{_n(sx(i))},{_n(sy(p.value))}" for i, p in enumerate(pts))

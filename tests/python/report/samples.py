@@ -7,6 +7,7 @@ from the contract unnoticed.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,37 @@ def write_results(out: Path, record: dict[str, Any], *, build: bool = True, juni
         write_text_atomic(out / "junit" / "unit.xml", JUNIT_UNIT)
         write_text_atomic(out / "junit" / "acceptance.xml", JUNIT_ACCEPTANCE)
     return out
+
+
+CONFIG = """\
+service: digits
+artifacts:
+  data:
+    digits-test: {{uri: s3://mlci-demo/d.npz}}
+accuracy:
+  predict: digits_service.inference:predict
+  suites:
+    smoke:
+      dataset: digits-test
+      gates:
+        - {{metric: accuracy, min: 0.90}}
+        - {{metric: recall, class: "<script>alert(1)</script>", min: 0.8}}
+    full:
+      dataset: digits-test
+      gates:
+        - {{metric: accuracy, min: 0.90}}
+report:
+  baseline_branch: {branch}
+{history}{post}"""
+
+
+def write_config(directory: Path, *, history: str | None = None, branch: str = "main",
+                 post: dict[str, str] | None = None) -> Path:
+    """An ml-ci.yaml for report tests (validated by the real loader when used)."""
+    path = directory / "ml-ci.yaml"
+    post_text = ""
+    if post:
+        post_text = "  post:\n" + "".join(f"    {k}: {v}\n" for k, v in post.items())
+    path.write_text(CONFIG.format(branch=json.dumps(branch), history=f"  history: {history}\n" if history else "",
+                                  post=post_text))
+    return path

@@ -15,30 +15,11 @@ from mlci.config import load_config
 from mlci.errors import UserError
 from mlci.report import history
 
-from .samples import accuracy_record
-
-YAML = """\
-service: digits
-artifacts:
-  data:
-    digits-test: {{uri: s3://mlci-demo/d.npz}}
-accuracy:
-  predict: digits_service.inference:predict
-  suites:
-    smoke:
-      dataset: digits-test
-      gates:
-        - {{metric: accuracy, min: 0.90}}
-        - {{metric: recall, class: "<script>alert(1)</script>", min: 0.8}}
-report:
-  {history}
-"""
+from .samples import accuracy_record, write_config
 
 
 def make_cfg(tmp_path: Path, uri: str | None):
-    path = tmp_path / "ml-ci.yaml"
-    path.write_text(YAML.format(history=f"history: {uri}" if uri else "baseline_branch: main"))
-    return load_config(path)
+    return load_config(write_config(tmp_path, history=uri))
 
 
 def test_append_then_latest_pass_is_newest_pass_on_branch(tmp_path, s3_bucket):
@@ -172,3 +153,31 @@ def test_rejects_records_it_could_not_use(tmp_path, s3_bucket):
     bad["verdict"] = "MAYBE"
     with pytest.raises(UserError, match="verdict"):
         history.append_record(cfg, bad)
+
+
+def test_record_then_render_uses_history(tmp_path, s3_bucket, capsys, monkeypatch):
+    """The CLI end to end: `report record` builds the history, `report render` draws baseline and trend from it."""
+    from mlci.cli import main
+
+    from .samples import write_results
+
+    monkeypatch.delenv("BUILD_URL", raising=False)
+    cfg = write_config(tmp_path, history=f"s3://{s3_bucket}/hist")
+    for i, acc in enumerate([0.93, 0.935, 0.94, 0.945]):
+        res = write_results(tmp_path / f"main-{i}", accuracy_record("PASS", branch="main", commit=f"{i + 1}" * 40,
+                                                                   accuracy=acc))
+        assert main(["report", "record", "-c", str(cfg), "--results", str(res)]) == 0
+    assert capsys.readouterr().out.count("recorded smoke PASS") == 4
+    current = write_results(tmp_path / "pr", accuracy_record("FAIL", branch="feature/x", commit="f" * 40))
+    assert main(["report", "render", "-c", str(cfg), "--results", str(current)]) == 0
+    page = (current / "report" / "report.html").read_text()
+    md = (current / "report" / "report.md").read_text()
+    assert 'class="chart trend"' in page and "last 4 recorded builds and this one" in page
+    assert "Compared with the baseline" in page and "4444444" in page  # newest PASS on main
+    assert "−8.40 pp" in page or "-8.40 pp" in page  # 86.1% vs 94.5%
+    assert "**Trend**" in md and "93.0% → 86.1%" in md
+    # an unreachable store when recording is an error the user must see (exit 2), not a silent loss
+    (tmp_path / "x").mkdir()
+    bad = write_config(tmp_path / "x", history="s3://mlci-report-no-such-bucket/h")
+    assert main(["report", "record", "-c", str(bad), "--results", str(current)]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,224 @@
+"""Rendering report.html / report.md from accuracy.json fixtures of passing, failing and inconclusive runs."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlci.cli import main
+from mlci.report import render, view
+from mlci.report.junit import parse_junit
+
+from ..conftest import ROOT, run_mlci
+from . import chromium
+from .samples import EVIL, accuracy_record, build_record, write_results
+
+OUTPUT = ROOT / "tests" / "output" / "report"
+
+
+# ---------------------------------------------------------------- the fixtures follow the documented contract
+
+
+def _documented(name: str) -> Any:
+    doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    block = re.search(rf"`{re.escape(name)}` \(`schema: [^\n]*\n```json\n(.*?)\n```", doc, re.S)
+    assert block, f"{name} example missing from docs/ARCHITECTURE.md"
+    text = re.sub(r"\s{2,}//[^\n]*", "", block.group(1))  # the doc annotates with // comments
+    return json.loads(text)
+
+
+def _shape(obj: Any, path: str = "") -> set[str]:
+    """Key paths of a JSON value; per-class maps are keyed by label, so their keys are a wildcard."""
+    out: set[str] = set()
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            key = "*" if path.endswith("per_class") else k
+            out.add(f"{path}.{key}")
+            out |= _shape(v, f"{path}.{key}")
+    elif isinstance(obj, list) and obj and isinstance(obj[0], dict):
+        out |= _shape(obj[0], f"{path}[]")
+    return out
+
+
+@pytest.mark.parametrize("verdict", ["PASS", "FAIL", "INCONCLUSIVE"])
+def test_samples_match_documented_schema(verdict):
+    assert _shape(accuracy_record(verdict)) == _shape(_documented("accuracy.json"))
+    assert _shape(build_record()) == _shape(_documented("build.json"))
+
+
+# ---------------------------------------------------------------- CLI rendering
+
+
+def mlci_inproc(*args: str, capsys: Any = None) -> tuple[int, str, str]:
+    """The CLI in this process (a subprocess per render costs seconds of imports on a loaded machine)."""
+    code = main(list(args))
+    out, err = capsys.readouterr() if capsys is not None else ("", "")
+    return code, out, err
+
+
+def _render(tmp_path: Path, record: dict[str, Any], *extra: str, flavour: str = "github") -> tuple[str, str]:
+    res = write_results(tmp_path / "res", record)
+    code = main(["report", "render", "--results", str(res), "--no-history", "--flavour", flavour, *extra])
+    assert code == 0
+    out = res / "report"
+    return (out / "report.html").read_text(), (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("verdict", ["PASS", "FAIL", "INCONCLUSIVE"])
+def test_render_each_verdict(tmp_path, verdict):
+    rec = accuracy_record(verdict)
+    page, md = _render(tmp_path, rec)
+    # banner, gate table, per class, confusion, tests, provenance
+    assert f'<header class="banner {verdict.lower()}">' in page
+    assert page.count('class="chart bar"') == 2  # one interval bar per gate
+    assert 'class="chart confusion"' in page
+    gate = rec["gates"][0]
+    assert f"{gate['estimate'] * 100:.1f}%" in page and "≥ 90.0%" in page
+    assert f"{gate['interval'][0] * 100:.1f}%, {gate['interval'][1] * 100:.1f}%" in page
+    assert "11 / 12 passed" not in page and "10 / 12 passed" in page  # unit: 12 tests, 1 failed, 1 skipped
+    assert "4 / 4 passed" in page
+    assert rec["dataset"]["sha256"] in page and rec["model"]["code_digest"] in page and "123456" in page
+    assert build_record()["image"]["digest"] in page
+    # the markdown says the same
+    assert md.startswith("<!-- mlci-report:digits -->")
+    assert f"{verdict} · digits" in md
+    assert f"{gate['estimate'] * 100:.1f}%" in md and "10/12 passed" in md and "4/4 passed" in md
+    if verdict == "PASS":
+        assert "all 2 gates passed" in page and "700 (47%)" in page
+    elif verdict == "FAIL":
+        assert "1 of 2 gates failed" in page and "the model is worse than the gate" in md
+    else:
+        assert "not enough evidence yet" in page and r"max\_samples 3000 reached" in md
+
+
+def test_data_is_escaped_everywhere(tmp_path):
+    rec = accuracy_record("FAIL", branch="feat/<img src=x onerror=alert(2)>")
+    rec["suite"] = "smoke"
+    rec["errors"].append({"id": "<b>7</b>", "error": "| broken | table\nnew line **bold** [link](http://x) @team"})
+    page, md = _render(tmp_path, rec)
+    # HTML: no markup from data survives; the report has no script at all
+    assert "<script" not in page.lower() and "<img" not in page.lower() and "<b>7" not in page
+    assert html.escape(EVIL) in page or "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # Markdown: the evil class name is inert, table rows stay intact, no mention, no link
+    assert "<script>" not in md and "<img" not in md
+    assert r"\<script\>alert\(1\)\</script\>" in md
+    assert "[link](http" not in md and "**bold**" not in md and "@team" not in md
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = re.split(r"(?<!\\)\|", line)
+            header = next(ln for ln in md.splitlines() if ln.startswith("|") and ln.count("|") == line.count("|"))
+            assert len(cells) == len(re.split(r"(?<!\\)\|", header)), line
+
+
+def test_markdown_escaper():
+    e = render.md_escape
+    assert e("a|b") == r"a\|b"
+    assert e("<script>") == r"\<script\>"
+    assert e("*x* _y_ `z` [l](u) ![i](u) ~s~ #1 &amp;") == r"\*x\* \_y\_ \`z\` \[l\]\(u\) \!\[i\]\(u\) \~s\~ \#1 \&amp;"
+    assert e("- item") == r"\- item" and e("1. one") == r"1\. one" and e("95.3%") == "95.3%"
+    assert e("two\nlines\r\tx") == "two lines x"
+    assert e("@team") == "@\u200bteam"
+    assert e(None) == ""
+    assert render.md_code("sha256:abc") == "`sha256:abc`"
+    assert render.md_code("a`b|c") == r"a\`b\|c"  # not an identifier: escaped text, no broken code span
+
+
+@pytest.mark.parametrize("flavour", render.FLAVOURS)
+def test_markdown_flavours(tmp_path, flavour):
+    _, md = _render(tmp_path, accuracy_record("PASS"), flavour=flavour)
+    if flavour == "bitbucket":
+        assert md.startswith("[//]: # (mlci-report:digits)")
+        assert "<details>" not in md and "<!--" not in md and "#### Per-class" in md
+    else:
+        assert md.startswith("<!-- mlci-report:digits -->")
+        assert "<details><summary>Per-class precision / recall / F1 (10 classes)</summary>" in md
+        assert md.count("<details>") == md.count("</details>")
+    assert "| Gate | Estimate | Interval | Threshold | Samples used | Saved | Verdict |" in md
+
+
+def test_baseline_file_gives_deltas(tmp_path):
+    base = accuracy_record("PASS", branch="main", commit="b" * 40, accuracy=0.94)
+    base["metrics"]["per_class"]["0"]["f1"] = 0.90
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    page, md = _render(tmp_path, accuracy_record("PASS", accuracy=0.9525), "--baseline", str(tmp_path / "base.json"))
+    assert "+1.25 pp" in page and "main" in page and "bbbbbbb" in page
+    assert r"🟢 \+1.25 pp" in md or "🟢 +1.25 pp" in md
+    assert "+8.11 pp" in page  # per-class F1 delta of class 0: 0.9811 vs 0.90
+
+
+def test_no_baseline_is_said_plainly(tmp_path):
+    page, md = _render(tmp_path, accuracy_record("PASS"))
+    assert "No baseline" in page and "No baseline yet" in md
+
+
+def test_render_errors_are_user_errors(tmp_path, capsys):
+    code, _, err = mlci_inproc("report", "render", "--results", str(tmp_path / "nope"), capsys=capsys)
+    assert code == 2 and "does not exist" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = mlci_inproc("report", "render", "--results", str(tmp_path / "empty"), capsys=capsys)
+    assert code == 2 and "no accuracy.json" in err
+    bad = tmp_path / "bad" / "accuracy" / "smoke"
+    bad.mkdir(parents=True)
+    (bad / "accuracy.json").write_text('{"schema": "mlci.accuracy/1", "verd')
+    # the real process once: exit code 2 and a message, never a traceback
+    proc = run_mlci("report", "render", "--results", str(tmp_path / "bad"), cwd=tmp_path)
+    assert proc.returncode == 2 and "not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_junit_counts(tmp_path):
+    p = tmp_path / "unit.xml"
+    p.write_text('<testsuites><testsuite tests="3" failures="1" errors="1" skipped="0" time="2.5">'
+                 '<testcase classname="a" name="t1"><failure message="m1"/></testcase>'
+                 '<testcase classname="a" name="t2"><error message="m2"/></testcase></testsuite>'
+                 '<testsuite tests="2" failures="0" errors="0" skipped="1"/></testsuites>')
+    s = parse_junit(p)
+    assert (s.tests, s.failures, s.errors, s.skipped, s.passed) == (5, 1, 1, 1, 2)
+    assert s.failed == [("a.t1", "m1"), ("a.t2", "m2")] and not s.ok
+    (tmp_path / "broken.xml").write_text("<testsuite")
+    assert parse_junit(tmp_path / "broken.xml").problem
+
+
+def test_multiple_suites_worst_verdict_wins():
+    v = view.build_view(view.Inputs(records=[accuracy_record("PASS"), accuracy_record("INCONCLUSIVE", suite="full")]))
+    assert v["verdict"] == "INCONCLUSIVE" and v["headline"] == "1 suites passed, 1 suite inconclusive".replace(
+        "1 suites", "1 suite")
+    assert [s["name"] for s in v["suites"]] == ["full", "smoke"]
+
+
+# ---------------------------------------------------------------- in a real browser
+
+
+def test_console_detector_catches_errors(tmp_path):
+    """The console check below can fail: a page with a script error is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>undefinedFunction()</script></body></html>")
+    page = chromium.load(bad)
+    assert any("undefinedFunction" in line for line in page.console)
+
+
+@pytest.mark.parametrize("verdict", ["PASS", "FAIL", "INCONCLUSIVE"])
+def test_report_renders_in_chromium(tmp_path, verdict):
+    rec = accuracy_record(verdict)
+    base = accuracy_record("PASS", branch="main", commit="c" * 40, accuracy=0.94)
+    pointers = [{"schema": "mlci.history-pointer/1", "commit": f"{i:07x}", "verdict": "FAIL" if i == 4 else "PASS",
+                 "started": f"2026-11-{10 + i}T10:00:00Z",
+                 "gates": [{"metric": "accuracy", "class": None, "estimate": 0.92 + 0.003 * i - (0.025 if i == 4 else 0)}]}
+                for i in range(1, 10)]
+    v = view.build_view(view.Inputs(records=[rec], build=build_record(), baselines={"smoke": base},
+                                    baseline_sources={"smoke": "history store"}, trends={"smoke": pointers},
+                                    trend_branch="main", junit=[]))
+    out = tmp_path / f"report-{verdict.lower()}.html"
+    out.write_text(render.render_html(v))
+    text = out.read_text()
+    assert "<link" not in text and " src=" not in text and "url(" not in text and "@import" not in text
+    page = chromium.load(out, OUTPUT / f"report-{verdict.lower()}.png")
+    assert page.console == [], page.console
+    dom = page.dom
+    assert re.search(r'<svg[^>]*class="chart confusion"', dom) and re.search(r'<svg[^>]*class="chart trend"', dom)
+    assert len(re.findall(r"<rect ", dom)) >= 100  # 10x10 heatmap cells survived parsing
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom and "<script" not in dom
