@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..fsutil import write_json_atomic, write_text_atomic
+from ..fsutil import write_json_atomic
 from .hashing import Stamp, hash_file, same_stamp, stamp_of
 
 
@@ -106,7 +106,7 @@ class Cache:
     def _write_stamp(self, obj: Path) -> None:
         st = stamp_of(obj)
         assert st is not None
-        write_text_atomic(obj.parent / (obj.name + ".ok"), " ".join(map(str, st)) + "\n")
+        write_hint(obj.parent / (obj.name + ".ok"), " ".join(map(str, st)) + "\n")
 
     def quarantine(self, path: Path, algo: str, expected: str, actual: str, uri: str, reason: str) -> Path:
         """Move a bad file aside (never delete evidence) and record why."""
@@ -146,10 +146,20 @@ class Cache:
             for k in drop:
                 files.pop(k, None)
             files.update(updates)
-            write_json_atomic(f, {"dest": str(dest.resolve()), "files": files})
+            write_hint(f, json.dumps({"dest": str(dest.resolve()), "files": files}, sort_keys=True))
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def write_hint(path: Path, text: str) -> None:
+    """Atomic (temp + rename) but not fsynced: stamps, part lists and indexes are hints that are re-checked
+    (a lost or stale hint costs a re-hash or a re-download, never a wrong file), and an fsync per object or
+    per part would cost more than the whole transfer of small files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def plain(digest: str) -> str:

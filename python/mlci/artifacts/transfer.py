@@ -17,6 +17,7 @@ matches; a mismatch is quarantined and reported (expected vs actual, URI), so it
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import random
@@ -33,8 +34,8 @@ import urllib3.exceptions
 
 from .. import s3 as s3mod
 from ..errors import UserError
-from ..fsutil import read_json, write_json_atomic
-from .cache import Cache, plain
+from ..fsutil import read_json
+from .cache import Cache, plain, write_hint
 from .hashing import CHUNK, new_hash, update_from_file
 
 T = TypeVar("T")
@@ -134,13 +135,14 @@ class Downloader:
     def _download(self, algo: str, digest: str, uri: str, expected_size: int | None,
                   where: str | None) -> tuple[int, int]:
         bucket, key = s3mod.parse_uri(uri)
-        head = self.call(lambda: self.s3.head_object(Bucket=bucket, Key=key), uri, where)
-        size, etag = int(head["ContentLength"]), str(head.get("ETag", ""))
-        if expected_size is not None and size != expected_size:
-            raise IntegrityError(f"{uri} is {size} bytes but the dependency file says {expected_size}",
-                                 where=where, hint="the object was overwritten or the entry is stale: "
-                                 "re-add the file (`mlci models add` / `dvc push`) and commit the dependency file")
         part = self.cache.partial_path(algo, digest)
+        if expected_size and not part.with_name(part.name + ".json").exists():
+            size, etag = expected_size, None  # no HEAD round trip: the GETs' Content-Range checks the size
+        else:
+            head = self.call(lambda: self.s3.head_object(Bucket=bucket, Key=key), uri, where)
+            size, etag = int(head["ContentLength"]), str(head.get("ETag", ""))
+        if expected_size is not None and size != expected_size:
+            raise _size_error(uri, size, expected_size, where)
         for attempt in (1, 2):
             actual, resumed = self.transfer(bucket, key, size, etag, part, algo, uri, where)
             if actual == plain(digest):
@@ -164,7 +166,6 @@ class Downloader:
         while streaming becomes its cache key; `uris/` maps (URI, ETag, size) to it so a second fetch of an
         unchanged object costs one HEAD request."""
         import hashlib
-        import json
 
         bucket, key = s3mod.parse_uri(uri)
         head = self.call(lambda: self.s3.head_object(Bucket=bucket, Key=key), uri, where)
@@ -187,11 +188,11 @@ class Downloader:
                     part.unlink()
                 else:
                     self.cache.commit(part, "sha256", sha)
-            write_json_atomic(index, {"uri": uri, "etag": etag, "size": size, "sha256": sha})
+            write_hint(index, json.dumps({"uri": uri, "etag": etag, "size": size, "sha256": sha}))
             return sha, Fetched(self.cache.object_path("sha256", sha), hit=False, downloaded=size - resumed,
                                 resumed=resumed)
 
-    def transfer(self, bucket: str, key: str, size: int, etag: str, part: Path, algo: str, uri: str,
+    def transfer(self, bucket: str, key: str, size: int, etag: str | None, part: Path, algo: str, uri: str,
                  where: str | None) -> tuple[str, int]:
         """Download into `part` (resuming recorded parts); returns (hex digest of the file, bytes resumed)."""
         meta = part.with_name(part.name + ".json")
@@ -202,6 +203,7 @@ class Downloader:
         if resumed:
             self.log(f"resuming {uri}: {resumed} of {size} bytes already here")
         h = new_hash(algo)
+        job = _Job(size, etag, uri, where)
         fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if os.fstat(fd).st_size != size:
@@ -209,39 +211,41 @@ class Downloader:
             nparts = max(1, math.ceil(size / psize))
             if nparts == 1:
                 if size:
-                    self._get_range(bucket, key, 0, size, fd, h, uri, where)
+                    self._get_range(bucket, key, 0, size, fd, h, job)
             else:
-                self._get_parts(bucket, key, size, psize, nparts, done, fd, h, part, meta, etag, uri, where)
+                self._get_parts(bucket, key, psize, nparts, done, fd, h, part, meta, job)
         finally:
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             meta.unlink()
         return h.hexdigest(), resumed
 
-    def _resume_state(self, part: Path, meta: Path, size: int, etag: str, psize: int) -> set[int]:
+    def _resume_state(self, part: Path, meta: Path, size: int, etag: str | None, psize: int) -> set[int]:
         try:
             state = read_json(meta)
         except (FileNotFoundError, ValueError):
             state = None
-        if (isinstance(state, dict) and state.get("size") == size and state.get("etag") == etag
+        if (etag and isinstance(state, dict) and state.get("size") == size and state.get("etag") == etag
                 and state.get("part_size") == psize and part.exists()):
             return {int(i) for i in state.get("done", [])}
         with contextlib.suppress(FileNotFoundError):
             part.unlink()
         return set()
 
-    def _get_parts(self, bucket: str, key: str, size: int, psize: int, nparts: int, done: set[int], fd: int,
-                   h: Any, part: Path, meta: Path, etag: str, uri: str, where: str | None) -> None:
+    def _get_parts(self, bucket: str, key: str, psize: int, nparts: int, done: set[int], fd: int,
+                   h: Any, part: Path, meta: Path, job: _Job) -> None:
         pool = self._part_pool()
+        size = job.size
         state_lock = threading.Lock()
         finished = set(done)
 
         def fetch(i: int) -> None:
             start = i * psize
-            self._get_range(bucket, key, start, start + _part_len(i, psize, size), fd, None, uri, where)
+            self._get_range(bucket, key, start, start + _part_len(i, psize, size), fd, None, job)
             with state_lock:
                 finished.add(i)
-                write_json_atomic(meta, {"size": size, "etag": etag, "part_size": psize, "done": sorted(finished)})
+                write_hint(meta, json.dumps({"size": size, "etag": job.etag, "part_size": psize,
+                                             "done": sorted(finished)}))
 
         futures: dict[int, Future[None]] = {i: pool.submit(fetch, i) for i in range(nparts) if i not in done}
         try:
@@ -257,10 +261,10 @@ class Downloader:
                     f.result()
             raise
 
-    def _get_range(self, bucket: str, key: str, start: int, end: int, fd: int, h: Any, uri: str,
-                   where: str | None) -> None:
+    def _get_range(self, bucket: str, key: str, start: int, end: int, fd: int, h: Any, job: _Job) -> None:
         """Bytes [start, end) into fd at their offset (hashing them when `h` is given); a dropped stream
-        resumes at the byte it reached."""
+        resumes at the byte it reached. Each response's total size is checked against the expected size."""
+        uri, where = job.uri, job.where
         pos, stalls = start, 0
         while pos < end:
             if stalls > 20:
@@ -270,6 +274,7 @@ class Downloader:
             whole = pos == 0 and start == 0 and h is not None
             kwargs = {} if whole else {"Range": f"bytes={pos}-{end - 1}"}
             resp = self.call(lambda kw=kwargs: self.s3.get_object(Bucket=bucket, Key=key, **kw), uri, where)
+            job.check(resp)
             body = resp["Body"]
             try:
                 while pos < end:
@@ -290,6 +295,30 @@ class Downloader:
                 body.close()
             if pos > before:
                 stalls = 0
+
+
+@dataclass
+class _Job:
+    """One object being transferred: its expected size and the ETag seen (recorded for resuming)."""
+
+    size: int
+    etag: str | None
+    uri: str
+    where: str | None
+
+    def check(self, resp: dict[str, Any]) -> None:
+        content_range = resp.get("ContentRange")
+        total = int(content_range.rsplit("/", 1)[1]) if content_range else int(resp.get("ContentLength", -1))
+        if total != self.size:
+            raise _size_error(self.uri, total, self.size, self.where)
+        if self.etag is None:
+            self.etag = str(resp.get("ETag", ""))
+
+
+def _size_error(uri: str, size: int, expected: int, where: str | None) -> IntegrityError:
+    return IntegrityError(f"{uri} is {size} bytes but the dependency file says {expected}", where=where,
+                          hint="the object was overwritten or the entry is stale: re-add the file "
+                          "(`mlci models add` / `dvc push`) and commit the dependency file")
 
 
 def _part_len(i: int, psize: int, size: int) -> int:

@@ -1,0 +1,249 @@
+#!/usr/bin/env python
+"""Benchmark of `mlci models pull` against raw boto3 on the same S3 server and files, printed side by side.
+
+    python tests/benchmarks/bench_artifacts.py [--size 1G] [--files 100] [--jobs 8] [--repeat 2]
+
+A private S3 server process (moto) serves ~100 files (a few large ones, the rest 1-10 MB). Figures:
+- cold pull (empty cache, empty DEST, sha256 verified, temp+rename, cache + hardlink) vs a hand-written
+  parallel boto3 download of the same files (same parallelism: files and 16 MiB parts; no hashing);
+  target <= 1.1x;
+- sha256 of a large file by mlci's hasher vs `hashlib.file_digest` on one core; target >= 90%;
+- warm no-op pull (DEST already matches) in-process; target < 0.5 s (the `mlci` CLI's interpreter start-up
+  and imports are printed separately: they are not the pull's work).
+Best of --repeat runs each, alternating, so neither side gets a warmer server. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().rstrip("B")
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("S3 server did not start")
+
+
+def file_sizes(total: int, count: int) -> list[int]:
+    """A few large files carrying ~70% of the bytes, the rest small-to-medium."""
+    n_large = max(1, min(4, count // 25))
+    large = int(total * 0.7) // n_large
+    n_small = max(0, count - n_large)
+    rest = total - large * n_large
+    weights = [1 + (i % 10) for i in range(n_small)]
+    small = [max(1, rest * w // sum(weights)) for w in weights] if n_small else []
+    return [large] * n_large + small
+
+
+def baseline_download(s3, bucket: str, keys: list[tuple[str, int]], dest: Path, jobs: int, psize: int) -> None:
+    """Hand-written parallel boto3: a pool over files, large ones as parallel ranged GETs; no hashing."""
+    parts_pool = ThreadPoolExecutor(jobs)
+
+    def get_range(key: str, fd: int, start: int, end: int) -> None:
+        body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")["Body"]
+        pos = start
+        while chunk := body.read(1 << 20):
+            os.pwrite(fd, chunk, pos)
+            pos += len(chunk)
+
+    def one(item: tuple[str, int]) -> None:
+        key, size = item
+        target = dest / key.rsplit("/", 1)[1]
+        if size <= psize:
+            with open(target, "wb") as fh:
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+                while chunk := body.read(1 << 20):
+                    fh.write(chunk)
+            return
+        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, size)
+            n = math.ceil(size / psize)
+            futs = [parts_pool.submit(get_range, key, fd, i * psize, min(size, (i + 1) * psize)) for i in range(n)]
+            for f in futs:
+                f.result()
+        finally:
+            os.close(fd)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(one, keys))
+    parts_pool.shutdown()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="1G", help="total bytes, e.g. 1G, 300M (default 1G)")
+    ap.add_argument("--files", type=int, default=100)
+    ap.add_argument("--jobs", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    total = parse_size(args.size)
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_DEFAULT_REGION="us-east-1")
+    os.environ.pop("MLCI_CACHE", None)
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+
+    from mlci.artifacts import api, lockfile
+    from mlci.artifacts.entries import Entry
+    from mlci.artifacts.hashing import hash_file
+    from mlci.artifacts.transfer import part_size
+    from mlci.config import load_config
+
+    server = start_moto(port)
+    work = Path(tempfile.mkdtemp(prefix="mlci-bench-artifacts-"))
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        bucket = "bench-artifacts"
+        s3.create_bucket(Bucket=bucket)
+        sizes = file_sizes(total, args.files)
+        print(f"# {len(sizes)} files, {sum(sizes) / 2**30:.2f} GiB ({len(sizes) - sum(s < max(sizes) for s in sizes)} "
+              f"large of {max(sizes) / 2**20:.0f} MiB), jobs {args.jobs}, private moto S3 server, "
+              f"{os.cpu_count()} CPUs", flush=True)
+        src = work / "src"
+        src.mkdir()
+        entries, keys = [], []
+        rng_block = os.urandom(8 << 20)
+        t0 = time.monotonic()
+        upload_cfg = TransferConfig(max_concurrency=args.jobs)
+        for i, size in enumerate(sizes):
+            p = src / f"f{i:03d}.bin"
+            with open(p, "wb") as fh:  # distinct content per file: a random prefix, then repeated random blocks
+                fh.write(os.urandom(64))
+                left = size - 64
+                while left > 0:
+                    fh.write(rng_block[: min(left, len(rng_block))])
+                    left -= len(rng_block)
+            digest = hash_file(p)
+            uri = lockfile.object_uri(f"s3://{bucket}/m", digest)
+            key = uri.split("/", 3)[3]
+            s3.upload_file(str(p), bucket, key, Config=upload_cfg)
+            p.unlink()
+            entries.append(Entry(p.name, "sha256", digest, size, uri, "bench"))
+            keys.append((key, size))
+        print(f"# setup (generate + upload) {time.monotonic() - t0:.1f}s", flush=True)
+
+        repo = work / "repo"
+        repo.mkdir()
+        cache = work / "cache"
+        (repo / "ml-ci.yaml").write_text(
+            f"service: bench\nartifacts:\n  remote: s3://{bucket}/m\n  cache: {cache}\n  jobs: {args.jobs}\n")
+        lockfile.write(repo / "models.lock", entries)
+        cfg = load_config(repo / "ml-ci.yaml")
+        psize = part_size()
+
+        base_times, mlci_times = [], []
+        for r in range(args.repeat):
+            d = work / "baseline"
+            d.mkdir()
+            t = time.monotonic()
+            baseline_download(s3, bucket, keys, d, args.jobs, psize)
+            base_times.append(time.monotonic() - t)
+            shutil.rmtree(d)
+            shutil.rmtree(cache, ignore_errors=True)
+            shutil.rmtree(repo / "models", ignore_errors=True)
+            devnull = open(os.devnull, "w")  # noqa: SIM115 - the per-file log lines are not the benchmark's output
+            saved, sys.stderr = sys.stderr, devnull
+            try:
+                summary = api.pull_models(cfg)
+            finally:
+                sys.stderr = saved
+                devnull.close()
+            mlci_times.append(summary["seconds"])
+            assert summary["downloaded_files"] == len(entries), summary
+            print(f"# run {r + 1}: baseline {base_times[-1]:.2f}s, mlci cold pull {mlci_times[-1]:.2f}s", flush=True)
+
+        # hashing, one core, file in page cache
+        big = repo / "models" / entries[0].path
+        hash_file(big)
+        h_base, h_mlci = [], []
+        for _ in range(3):
+            t = time.monotonic()
+            with open(big, "rb") as fh:
+                hashlib.file_digest(fh, "sha256")
+            h_base.append(time.monotonic() - t)
+            t = time.monotonic()
+            hash_file(big)
+            h_mlci.append(time.monotonic() - t)
+        size_big = big.stat().st_size
+
+        # warm no-op pull
+        warm = []
+        saved = sys.stderr
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+        try:
+            for _ in range(3):
+                warm.append(api.pull_models(cfg)["seconds"])
+        finally:
+            sys.stderr.close()
+            sys.stderr = saved
+        t = time.monotonic()
+        subprocess.run([sys.executable, "-m", "mlci", "models", "pull", "-c", str(repo / "ml-ci.yaml")],
+                       capture_output=True, check=True)
+        cli_warm = time.monotonic() - t
+        t = time.monotonic()
+        subprocess.run([sys.executable, "-m", "mlci", "--version"], capture_output=True, check=True)
+        cli_start = time.monotonic() - t
+
+        gb = sum(sizes) / 1e9
+        cold_b, cold_m = min(base_times), min(mlci_times)
+        hb, hm = size_big / min(h_base) / 1e6, size_big / min(h_mlci) / 1e6
+        rows = [
+            ("cold pull (s)", f"{cold_m:.2f}", f"{cold_b:.2f}", f"{cold_m / cold_b:.2f}x", "<= 1.10x",
+             cold_m / cold_b <= 1.10),
+            ("cold pull (MB/s)", f"{gb * 1e3 / cold_m:.0f}", f"{gb * 1e3 / cold_b:.0f}", "", "", None),
+            ("sha256, 1 core (MB/s)", f"{hm:.0f}", f"{hb:.0f}", f"{hm / hb:.0%}", ">= 90%", hm / hb >= 0.9),
+            ("warm no-op pull (s)", f"{min(warm):.3f}", "-", "", "< 0.5 s", min(warm) < 0.5),
+            ("  via `mlci` CLI (s)", f"{cli_warm:.2f}", f"{cli_start:.2f}", "", "(baseline: `mlci --version`)", None),
+        ]
+        print(f"{'metric':<24}{'mlci':>10}{'baseline':>10}{'ratio':>9}  {'target':<30}ok")
+        for name, m, b, ratio, target, ok in rows:
+            mark = "" if ok is None else ("yes" if ok else "NO")
+            print(f"{name:<24}{m:>10}{b:>10}{ratio:>9}  {target:<30}{mark}")
+        print("# baseline: hand-written parallel boto3 (files + 16 MiB ranged parts, no hashing); "
+              "hashlib.file_digest for sha256")
+        return 0
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
