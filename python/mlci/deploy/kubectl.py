@@ -11,10 +11,12 @@ context switch by someone else mid-deploy cannot redirect the rollout to another
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -154,15 +156,20 @@ class Kubectl:
         argv = [self.exe, *args]
         self.say("$ " + shlex.join(["kubectl", *args]))
         try:
+            # Own process group: a timeout also kills auth plugins kubectl started, which would hold the pipes open.
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         except OSError as exc:
             raise UserError(f"cannot run kubectl: {exc.strerror}", hint="check kubectl on PATH") from None
         timed_out = threading.Event()
 
+        def kill_group() -> None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
         def kill() -> None:
             timed_out.set()
-            proc.kill()
+            kill_group()
 
         timer = threading.Timer(timeout, kill)
         timer.start()
@@ -182,6 +189,9 @@ class Kubectl:
                 if echo:
                     self.say("  " + line)
             proc.wait()
+        except BaseException:  # Ctrl-C / abort: do not leave a rollout watcher behind
+            kill_group()
+            raise
         finally:
             timer.cancel()
             reader.join()

@@ -9,7 +9,7 @@ orchestration depends on it:
 - `apply -f -` parses stdin as YAML (a malformed manifest fails the call) and prints one line per object;
 - other commands answer with plausible defaults.
 $FAKE_KUBECTL_DIR/scenario.json overrides answers: {"rules": [{"match": ["rollout", "status"], "rc": 1,
-"stdout": "...", "stderr": "...", "sleep": 0}]}: the first rule whose tokens all occur in argv wins.
+"stdout": "...", "stderr": "...", "sleep": 0, "child_sleep": 0}]}: the first rule whose tokens all occur in argv wins.
 """
 
 from __future__ import annotations
@@ -68,6 +68,10 @@ def main() -> int:
     rules = json.loads(scenario_file.read_text()).get("rules", []) if scenario_file.exists() else []
     for rule in rules:
         if all(token in argv for token in rule["match"]):
+            if rule.get("child_sleep"):  # like an exec auth plugin: a child holding our stdout/stderr open
+                import subprocess
+
+                subprocess.Popen(["sleep", str(rule["child_sleep"])])
             time.sleep(rule.get("sleep", 0))
             sys.stdout.write(rule.get("stdout", ""))
             sys.stderr.write(rule.get("stderr", ""))

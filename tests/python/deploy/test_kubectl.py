@@ -236,8 +236,9 @@ def test_kubectl_missing_from_path(repo, kube, monkeypatch, capsys):
 
 
 def test_kubectl_call_timeout_kills_the_process(tmp_path, kube, monkeypatch):
-    """A hung kubectl cannot hang the deploy: the call is killed at its timeout and reported as timed out."""
-    kube.script({"match": ["hang"], "sleep": 30})
+    """A hung kubectl cannot hang the deploy: the call (and any child holding its pipes, like an auth plugin)
+    is killed at its timeout and reported as timed out."""
+    kube.script({"match": ["hang"], "sleep": 30, "child_sleep": 30})
     monkeypatch.setenv("FAKE_KUBECTL_DIR", kube.env["FAKE_KUBECTL_DIR"])
     monkeypatch.setenv("KUBECONFIG", kube.env["KUBECONFIG"])
     kc = Kubectl(str(tmp_path / "bin" / "kubectl"), redact=Redactor([]), stream=sys.stderr)
