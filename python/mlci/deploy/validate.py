@@ -174,6 +174,26 @@ def check_schemas(manifests: list[Manifest], version: str, unvalidated_kinds: li
     return problems, notes
 
 
+def advisories(manifests: list[Manifest]) -> list[str]:
+    """Valid but probably unintended: a PodDisruptionBudget that leaves no pod evictable blocks node drains."""
+    notes = []
+    replicas = {}
+    for m in manifests:
+        spec = m.obj.get("spec") or {}
+        if m.kind == "Deployment":
+            replicas.setdefault(m.name, spec.get("replicas", 1))
+        elif m.kind == "HorizontalPodAutoscaler":
+            target = str((spec.get("scaleTargetRef") or {}).get("name"))
+            replicas[target] = spec.get("minReplicas", 1)
+    for m in manifests:
+        min_available = (m.obj.get("spec") or {}).get("minAvailable") if m.kind == "PodDisruptionBudget" else None
+        for name, count in replicas.items():
+            if isinstance(min_available, int) and isinstance(count, int) and min_available >= count:
+                notes.append(f"warning: {m.title} minAvailable {min_available} >= {count} replica(s) of "
+                             f"Deployment/{name} at minimum: no pod can be evicted, node drains will block")
+    return notes
+
+
 def validate(manifests: list[Manifest], *, namespace: str, version: str,
              unvalidated_kinds: list[str] | None = None) -> list[str]:
     """Raise one UserError listing every problem; return notes (e.g. kinds applied unvalidated)."""
@@ -185,4 +205,4 @@ def validate(manifests: list[Manifest], *, namespace: str, version: str,
                         + "\n  ".join(problems),
                         hint="fix the templates or the deploy section of ml-ci.yaml; `mlci deploy --dry-run` "
                              "shows the manifests")
-    return notes
+    return notes + advisories(manifests)

@@ -260,3 +260,10 @@ def test_template_directory_problems(repo):
     repo.write_config(CONFIG.replace("deploy:\n", "deploy:\n  templates: ../outside\n"))
     with pytest.raises(UserError, match="escapes"):
         rendered(repo)
+
+
+def test_pdb_that_blocks_every_eviction_is_flagged(repo):
+    repo.write_config(CONFIG.replace("pdb: {min_available: 2}", "pdb: {min_available: 3}"))
+    cfg, manifests = rendered(repo, "production")
+    notes = validate.validate(manifests, namespace="ml-prod", version="1.30")
+    assert len(notes) == 1 and "node drains will block" in notes[0] and "3 replica(s)" in notes[0]
