@@ -159,10 +159,14 @@ def make_plan(cfg: dict[str, Any], branch: str, cause: str = "push", change_targ
         "change_target": change_target or "",
         "kind": "pull-request" if is_pr else "integration" if integration else "branch",
         "stages": stages,
+        "stage_timeout": stage_timeout,
         "skipped": skipped,
         "accuracy": {
             "suites": suites if any(s["name"] == "accuracy" for s in stages) else [],
             "inconclusive": cfg["accuracy"]["inconclusive"],
+            # Every configured suite, for a hand-written `accuracyTests(suites: [...])`.
+            "available": {n: _suite(cfg, n, s, "scheduled" if s["schedule"] else "every_build" if s["every_build"]
+                                    else "manual") for n, s in cfg["accuracy"]["suites"].items()},
             "post_report": bool(is_pr and post["provider"] and post["token_credentials"]),
         },
         # `manage`: Jenkins sets the job's triggers (possibly to none, removing a stale cron) only on

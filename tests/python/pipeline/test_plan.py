@@ -141,6 +141,13 @@ def test_suite_agent_and_timeouts():
     assert push == {"build": 20, "unit": 11, "acceptance": 12, "accuracy": 5 + 20}
 
 
+def test_every_suite_is_available_for_hand_written_pipelines():
+    available = make_plan(CFG, "feature/x")["accuracy"]["available"]
+    assert {n: (s["mode"], s["shards"], s["agent"]) for n, s in available.items()} == {
+        "smoke": ("every_build", 1, "docker"), "full": ("scheduled", 4, "gpu"), "weekly": ("scheduled", 1, "docker")}
+    assert make_plan(CFG, "feature/x")["stage_timeout"] == 20
+
+
 def test_stage_list_and_order_follow_config():
     cfg = config(pipeline__stages=["build", "accuracy", "unit"])
     assert names(make_plan(cfg, "develop")) == ["build", "accuracy", "unit"]

@@ -1,0 +1,140 @@
+package org.mlci
+
+/**
+ * How the steps run the mlci CLI: the ONE place that knows it (switch with `runner: 'venv'`, or
+ * pipeline.runner in ml-ci.yaml).
+ *
+ * - docker (default): `docker run --rm` of the mlci runtime image with the Docker socket and the workspace
+ *   mounted at the same path (so paths in records mean the same inside and outside), environment passed by
+ *   NAME only (`-e NAME`: values never appear in argv or in the script).
+ * - venv: `mlci` from $MLCI_VENV/bin (or PATH) on the agent.
+ *
+ * Security: the sh script is a constant template. Every argument reaches the shell as an environment
+ * variable set with withEnv (MLCI_ARG_1..n) and is expanded inside double quotes, so no config value, branch
+ * name or secret is ever interpolated into a Groovy string given to sh.
+ */
+class Mlci implements Serializable {
+    private static final long serialVersionUID = 1L
+
+    /** The library version; the default runtime image is mlci:<VERSION> (a test keeps it equal to mlci's). */
+    static final String VERSION = '0.1.0'
+    static final List<String> KINDS = ['docker', 'venv']
+    /** Output directory for every record, relative to the workspace (archived as .mlci/**). */
+    static final String OUT = '.mlci'
+
+    /** Variables handed to the container by name (only those set on the agent are passed). */
+    static final List<String> PASS_ENV = [
+        'MLCI_CONFIG', 'MLCI_OUT', 'MLCI_CACHE', 'MLCI_DOCKER', 'MLCI_BASE_IMAGE', 'MLCI_REPORT_TOKEN',
+        'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_DEFAULT_REGION',
+        'AWS_ENDPOINT_URL', 'DOCKER_CONFIG', 'DOCKER_BUILDKIT', 'KUBECONFIG',
+        'BRANCH_NAME', 'CHANGE_ID', 'CHANGE_TARGET', 'CHANGE_BRANCH', 'CHANGE_URL', 'GIT_COMMIT', 'GIT_BRANCH',
+        'GIT_URL', 'BUILD_NUMBER', 'BUILD_URL', 'BUILD_TAG', 'JOB_NAME', 'JENKINS_URL',
+    ]
+
+    final def steps
+    final String kind
+    final String image
+    final String config
+    /** True when the runner was chosen by a step argument: then the plan's pipeline.runner does not override it. */
+    final boolean pinned
+
+    Mlci(def steps, String kind, String image, String config, boolean pinned) {
+        if (!KINDS.contains(kind)) {
+            steps.error("mlci: unknown runner '${kind}'; valid: ${KINDS.join(', ')}")
+        }
+        this.steps = steps
+        this.kind = kind
+        this.image = image ?: "mlci:${VERSION}".toString()
+        this.config = config ?: ''
+        this.pinned = pinned
+    }
+
+    /** From step arguments (runner, runnerImage, config). */
+    static Mlci fromArgs(def steps, Map args) {
+        boolean pinned = args.containsKey('runner') || args.containsKey('runnerImage')
+        return new Mlci(steps, (args.runner ?: 'docker') as String, args.runnerImage as String,
+                        args.config as String, pinned)
+    }
+
+    /** The runner the plan (pipeline.runner / runner_image) asks for, unless a step argument pinned one. */
+    Mlci forPlan(Map plan) {
+        if (pinned || !plan?.runner) {
+            return this
+        }
+        return new Mlci(steps, plan.runner.kind as String, plan.runner.image as String, config, false)
+    }
+
+    /** `mlci ARGS...`; returns the exit status (the caller decides what a status means). */
+    int status(List args) {
+        def rc = null
+        steps.withEnv(env(args)) {
+            rc = steps.sh(script: script(args.size()), returnStatus: true, label: label(args))
+        }
+        return rc as int
+    }
+
+    /** `mlci ARGS...`; a non-zero exit fails the build with the command's name in the message. */
+    void run(List args) {
+        int rc = status(args)
+        if (rc != 0) {
+            steps.error("${label(args)} failed (exit ${rc}); see the log above")
+        }
+    }
+
+    /** `mlci ARGS...` and its standard output (the plan JSON); a non-zero exit fails the build. */
+    String output(List args) {
+        def out = null
+        steps.withEnv(env(args)) {
+            out = steps.sh(script: script(args.size()), returnStdout: true, label: label(args))
+        }
+        return out as String
+    }
+
+    /** Environment for one call: the arguments, the runner image, config and output paths. */
+    List<String> env(List args) {
+        List<String> out = []
+        for (int i = 0; i < args.size(); i++) {
+            out.add('MLCI_ARG_' + (i + 1) + '=' + args[i])
+        }
+        out.add('MLCI_RUNNER_IMAGE=' + image)
+        out.add('MLCI_OUT=' + OUT)
+        if (config) {
+            out.add('MLCI_CONFIG=' + config)
+        }
+        if (!steps.env.MLCI_CACHE) {
+            // Shared by builds on one agent (content-addressed, verified), mounted at the same path.
+            out.add('MLCI_CACHE=' + (steps.env.HOME ?: '/tmp') + '/.cache/mlci')
+        }
+        return out
+    }
+
+    /** The constant script for n arguments: only variable references, never values. */
+    String script(int n) {
+        StringBuilder argv = new StringBuilder()
+        for (int i = 1; i <= n; i++) {
+            argv.append(' "$MLCI_ARG_').append(i).append('"')
+        }
+        if (kind == 'venv') {
+            return 'set -eu\nexec "${MLCI_VENV:+$MLCI_VENV/bin/}mlci"' + argv + '\n'
+        }
+        StringBuilder s = new StringBuilder()
+        s.append('set -eu\n')
+        s.append('mkdir -p "$MLCI_CACHE" "$WORKSPACE@tmp"\n')
+        s.append('exec "${MLCI_DOCKER:-docker}" run --rm')
+        s.append(' -v /var/run/docker.sock:/var/run/docker.sock')
+        s.append(' --group-add "$(stat -c %g /var/run/docker.sock)"')
+        s.append(' -u "$(id -u):$(id -g)" -e HOME=/tmp')
+        s.append(' -v "$WORKSPACE:$WORKSPACE" -v "$WORKSPACE@tmp:$WORKSPACE@tmp" -v "$MLCI_CACHE:$MLCI_CACHE"')
+        s.append(' -w "$PWD"')
+        for (String name : PASS_ENV) {
+            s.append(' -e ').append(name)
+        }
+        s.append(' "$MLCI_RUNNER_IMAGE" mlci').append(argv).append('\n')
+        return s.toString()
+    }
+
+    /** A log label naming the command only (its first two words are fixed subcommand names). */
+    static String label(List args) {
+        return 'mlci ' + args.take(2).join(' ')
+    }
+}

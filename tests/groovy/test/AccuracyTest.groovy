@@ -1,0 +1,134 @@
+import org.junit.Test
+
+/** accuracyTests: shards and merge, verdicts to build results, publishing in finally, report, description. */
+class AccuracyTest {
+    static final String HEAVY = 'heavy-q.x_1'
+
+    PipelineHarness timer() { new PipelineHarness().branch('develop', 'timer').fixtureCredentials().scanConfig() }
+
+    PipelineHarness push(String branch = 'feature/acc') { new PipelineHarness().branch(branch).fixtureCredentials().scanConfig() }
+
+    @Test
+    void heavy_suite_runs_N_shards_on_the_label_then_unstashes_all_before_one_merge() {
+        PipelineHarness h = timer()
+        Map verdicts = h.run('accuracyTests')
+        assert verdicts == [(HEAVY): 'PASS', 'weekly-extra': 'PASS']
+
+        def par = h.calls('parallel')[0]
+        assert par.extra.branches == (1..3).collect { "${HEAVY} ${it}/3".toString() }
+        assert par.named.failFast == true
+        List shards = h.calls('sh').findAll { it.extra.argv?.take(2) == ['accuracy', 'run'] }
+        assert shards*.extra.argv == (1..3).collect {
+            ['accuracy', 'run', '--suite', HEAVY, '--shard', "${it}/3".toString(), '--out', ".mlci/shards/${HEAVY}/${it}".toString()]
+        }
+        shards.eachWithIndex { c, i ->
+            assert c.ctx.contains("node:gpu && !flaky'node".toString())
+            assert c.ctx.contains("parallel:${HEAVY} ${i + 1}/3".toString())
+            assert c.ctx.contains('withCredentials')
+        }
+        // Each shard stashes on its own agent; the merge runs after every unstash, outside the shard nodes.
+        List stashes = h.calls('stash')
+        assert stashes*.named*.name == (1..3).collect { "mlci-shard-${HEAVY}-${it}".toString() }
+        stashes.each { assert it.ctx.any { f -> f.startsWith('node:gpu') } && it.extra.files }
+        int merge = h.indexOf { it.step == 'sh' && it.extra.argv?.take(2) == ['accuracy', 'merge'] }
+        List unstash = h.calls('unstash')
+        assert unstash.size() == 3 && unstash.every { it.seq < merge && !it.ctx.any { f -> f.startsWith('node:gpu') } }
+        assert h.calls[merge].extra.argv.drop(2) == (1..3).collect { ".mlci/shards/${HEAVY}/${it}".toString() }
+        assert h.currentBuild.description == "accuracy: ${HEAVY} PASS, weekly-extra PASS".toString()
+    }
+
+    @Test
+    void a_shard_whose_gate_fails_still_goes_to_the_merge_which_decides() {
+        PipelineHarness h = timer().exit(['accuracy', 'run'], 1).exit(['accuracy', 'merge'], 1)
+        Throwable t = h.runFailing('accuracyTests')
+        assert t instanceof StepFailure && t.message == "accuracy suite ${HEAVY}: FAIL".toString()
+        assert h.mlciCall(['accuracy', 'merge'])
+        assert h.calls('junit') && h.calls('archiveArtifacts')
+    }
+
+    @Test
+    void a_shard_that_errors_stops_the_suite_before_the_merge() {
+        PipelineHarness h = timer().exit(['accuracy', 'run'], 2)
+        Throwable t = h.runFailing('accuracyTests')
+        assert t.message.contains("shard 1/3: mlci exited 2")
+        assert !h.mlciCall(['accuracy', 'merge'])
+        assert h.calls('parallel')[0].named.failFast
+        // Published anyway: the finally runs after a failed suite.
+        assert h.calls('junit')*.named*.testResults == ['.mlci/accuracy/**/junit-*.xml']
+    }
+
+    @Test
+    void fail_verdict_fails_the_build_after_publishing() {
+        PipelineHarness h = push().exit(['accuracy', 'stage'], 1)
+        Throwable t = h.runFailing('accuracyTests')
+        assert t.message == 'accuracy suite smoke: FAIL'
+        int error = h.indexOf { it.step == 'error' }
+        ['junit', 'archiveArtifacts', 'publishHTML'].each { s -> assert h.indexOf { it.step == s } in 0..<error }
+        assert h.currentBuild.description == 'accuracy: smoke FAIL'
+        assert h.calls('junit')[0].named.allowEmptyResults == true
+    }
+
+    @Test
+    void inconclusive_marks_unstable_by_default() {
+        PipelineHarness h = push().exit(['accuracy', 'stage'], 3)
+        assert h.run('accuracyTests') == [smoke: 'INCONCLUSIVE']
+        assert h.currentBuild.result == 'UNSTABLE'
+        assert h.calls('unstable')[0].args[0].startsWith('accuracy suite smoke: INCONCLUSIVE')
+        assert h.currentBuild.description == 'accuracy: smoke INCONCLUSIVE'
+    }
+
+    @Test
+    void inconclusive_fails_when_configured() {
+        PipelineHarness h = new PipelineHarness().branch('feature/x')
+        h.workspace = new File(PipelineHarness.FIXTURES, 'service')
+        h.on(['accuracy', 'stage']) { 3 }
+        Throwable t = h.runFailing('accuracyTests', [config: 'ml-ci.venv.yaml'])
+        assert t.message == 'accuracy suite smoke: INCONCLUSIVE (accuracy.inconclusive: fail)'
+        assert !h.calls('unstable')
+    }
+
+    @Test
+    void bad_input_exit_2_is_a_failure_not_a_verdict() {
+        PipelineHarness h = push().exit(['accuracy', 'stage'], 2)
+        Throwable t = h.runFailing('accuracyTests')
+        assert t.message.contains('mlci exited 2')
+        assert h.currentBuild.description == 'accuracy: smoke ERROR'
+    }
+
+    @Test
+    void html_report_published_only_when_the_plugin_is_installed() {
+        PipelineHarness h = push()
+        h.htmlPublisher = false
+        h.run('accuracyTests')
+        assert h.calls('publishHTML-missing') && !h.calls('publishHTML')
+        assert h.calls('echo')*.args*.getAt(0).any { it.contains('HTML Publisher plugin not installed') }
+        assert h.calls('archiveArtifacts')*.named*.artifacts.contains('.mlci/**')
+    }
+
+    @Test
+    void report_render_failure_is_logged_and_never_masks_the_verdict() {
+        PipelineHarness h = push().exit(['report', 'render'], 1)
+        assert h.run('accuracyTests') == [smoke: 'PASS']
+        assert !h.calls('publishHTML')
+        assert h.currentBuild.result == null
+    }
+
+    @Test
+    void pull_request_posts_the_report_with_the_token_bound_by_name() {
+        PipelineHarness h = new PipelineHarness().branch('PR-9', 'pr', 'main').fixtureCredentials().scanConfig()
+        h.run('accuracyTests')
+        def post = h.mlciCall(['report', 'post'])
+        assert post.extra.env.MLCI_REPORT_TOKEN == 'ghp_secretTOKEN0123456789abcdef'
+        assert post.extra.script.contains('-e MLCI_REPORT_TOKEN ')
+    }
+
+    @Test
+    void named_suites_run_on_any_build_and_unknown_ones_fail_early() {
+        PipelineHarness h = push()
+        assert h.run('accuracyTests', [suites: ['weekly-extra']]) == ['weekly-extra': 'PASS']
+        PipelineHarness bad = push()
+        Throwable t = bad.runFailing('accuracyTests', [suites: ['nope']])
+        assert t.message.startsWith("accuracyTests: unknown suite 'nope'; configured: ${HEAVY}, smoke, weekly-extra".toString())
+        assert !bad.mlciCall(['accuracy'])
+    }
+}

@@ -1,0 +1,96 @@
+import org.mlci.Mlci
+import org.mlci.Nodes
+import org.mlci.Plan
+import org.mlci.Steps
+
+/**
+ * The whole pipeline from ml-ci.yaml. The branch policy is `mlci pipeline plan` (Python); this only executes
+ * it: stages in order, each with its timeout, the cron trigger on integration branches, the deploy outside
+ * any node. See mlPipeline.txt.
+ */
+def call(Map args = [:]) {
+    Steps.check(this, 'mlPipeline', args)
+    Mlci mlci = Mlci.fromArgs(this, args)
+    String label = (args.agent ?: '') as String
+    Map state = [plan: null, built: [:], done: false]
+    Nodes.on(this, label) {
+        Nodes.checkout(this)
+        state.plan = Plan.load(this, args, mlci)
+        triggers(state.plan as Map, args)
+        if ((args.agent ?: state.plan.agent ?: '') == label) {
+            state.built = stages(state.plan as Map, args)
+            state.done = true
+        }
+    }
+    Map plan = state.plan as Map
+    if (!state.done) {
+        // pipeline.agent names another label than the one the plan was read on.
+        Nodes.on(this, plan.agent as String) {
+            Nodes.checkout(this)
+            state.built = stages(plan, args)
+        }
+    }
+    if (Plan.stage(plan, 'deploy')) {
+        stage("Deploy: ${plan.deploy.environment}".toString()) {
+            deploy(pass(args, plan) + [image: state.built.image, records: 'mlci-records'])
+        }
+    }
+    return [plan: plan, image: state.built.image ?: '']
+}
+
+/** The arguments every step gets from mlPipeline. */
+Map pass(Map args, Map plan) {
+    Map out = [plan: plan]
+    for (String k : ['config', 'runner', 'runnerImage']) {
+        if (args.containsKey(k)) {
+            out[k] = args[k]
+        }
+    }
+    if (args.agent) {
+        out.agent = args.agent
+    }
+    return out
+}
+
+/** Every stage but deploy, in the plan's order, on this node; the records are stashed for the deploy node. */
+Map stages(Map plan, Map args) {
+    Map base = pass(args, plan)
+    base.remove('agent')
+    Map built = [:]
+    List list = plan.stages as List
+    for (int i = 0; i < list.size(); i++) {
+        String name = (list[i] as Map).name
+        if (name == 'build') {
+            stage('Build') { built = buildImage(base) }
+        } else if (name == 'unit') {
+            stage('Unit tests') { unitTests(base) }
+        } else if (name == 'acceptance') {
+            stage('Acceptance tests') { acceptanceTests(base) }
+        } else if (name == 'accuracy') {
+            stage('Accuracy') { accuracyTests(base) }
+        }
+    }
+    if (Plan.stage(plan, 'deploy')) {
+        stash(name: 'mlci-records', includes: Mlci.OUT + '/build.json,' + Mlci.OUT + '/accuracy/*/accuracy.json',
+              allowEmpty: true)
+    }
+    return built
+}
+
+/**
+ * Cron only on integration branches (the plan says `manage`): set to the scheduled suites' specs, or to none
+ * so a removed schedule stops firing. properties() replaces all job properties, hence jobProperties.
+ */
+void triggers(Map plan, Map args) {
+    boolean enabled = args.containsKey('triggers') ? (args.triggers as boolean) : true
+    if (!enabled || !plan.triggers.manage) {
+        return
+    }
+    List specs = plan.triggers.cron as List
+    List t = specs ? [cron(specs.join('\n'))] : []
+    List props = [pipelineTriggers(t)]
+    if (args.jobProperties) {
+        props.addAll(args.jobProperties as List)
+    }
+    properties(props)
+}
