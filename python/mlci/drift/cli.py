@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fnmatch
+import json
 import os
 import sys
 import time
@@ -55,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     trig.add_argument("--trigger", action="store_true", help="on drift, start drift.retrain.job via python-jenkins")
     chk.set_defaults(func=cmd_check)
 
+    pl = cmds.add_parser("plan", help="what the driftCheck Jenkins step should do on this branch (JSON)")
+    pl.add_argument("-c", "--config", help="ml-ci.yaml (default ./ml-ci.yaml or $MLCI_CONFIG)")
+    pl.add_argument("--branch", help="branch being built (default $BRANCH_NAME / git)")
+    pl.add_argument("--json", action="store_true", help="machine-readable (the step reads this)")
+    pl.set_defaults(func=cmd_plan)
+
 
 def _config(path: str | None) -> tuple[Config | None, dict[str, Any]]:
     """The config when there is one; without a file the check still runs on flags and schema defaults."""
@@ -102,8 +110,6 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 def _write_reference(ref: dict[str, Any], out: str) -> None:
     if out.startswith("s3://"):
-        import json
-
         bucket, key = s3.parse_uri(out)
         try:
             s3.client().put_object(Bucket=bucket, Key=key, Body=json.dumps(ref, sort_keys=True).encode(),
@@ -189,3 +195,34 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"mlci: retraining NOT started: {trigger_error}", file=sys.stderr)
     print(f"drift: report {paths['html']}")
     return int(rec["exit_code"])
+
+
+PLAN_SCHEMA = "mlci.drift.plan/1"
+
+
+def drift_plan(drift: dict[str, Any], branch: str | None) -> dict[str, Any]:
+    """The step's decisions as data: register the cron only on drift.branches (globs; default main), and which
+    job to start on drift. Pure, so the branch policy is tested in Python and the Groovy stays thin."""
+    scheduled = bool(branch) and any(fnmatch.fnmatchcase(branch, g) for g in drift["branches"])
+    return {
+        "schema": PLAN_SCHEMA,
+        "branch": branch,
+        "scheduled": scheduled,
+        "cron": drift["schedule"] if scheduled else None,
+        "reference": drift["reference"],
+        "logs": drift["logs"],
+        "window": drift["window"],
+        "retrain": {"job": drift["retrain"]["job"], "parameters": dict(drift["retrain"]["parameters"])},
+    }
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    plan = drift_plan(cfg["drift"], args.branch or gitinfo.branch(cfg.root))
+    if args.json:
+        print(json.dumps(plan, sort_keys=True))
+    else:
+        when = f"cron '{plan['cron']}'" if plan["cron"] else f"no cron (branch not in {cfg['drift']['branches']})"
+        print(f"drift plan for {plan['branch'] or '(unknown branch)'}: {when}; "
+              f"on drift start {plan['retrain']['job'] or '(no job: report only)'}")
+    return 0

@@ -116,3 +116,16 @@ def test_per_feature_threshold_overrides_global(reference: dict) -> None:
 def test_too_few_rows_is_inconclusive(reference: dict) -> None:
     rec = run_check(reference, columns(50, np.random.default_rng(10)), drift_cfg(min_rows=200))
     assert rec["verdict"] == "INCONCLUSIVE" and rec["exit_code"] == 3
+
+
+def test_drift_plan_schedules_only_configured_branches() -> None:
+    from mlci.drift.cli import drift_plan
+
+    cfg = drift_cfg(branches=["main", "release/*"], schedule="H 4 * * *")
+    cfg["retrain"] = {"job": "ml/train", "parameters": {"A": "1"}, "url": None}
+    assert drift_plan(cfg, "main")["cron"] == "H 4 * * *"
+    assert drift_plan(cfg, "release/2.0")["scheduled"] is True
+    assert drift_plan(cfg, "feature/main")["cron"] is None
+    assert drift_plan(cfg, None)["scheduled"] is False
+    assert drift_plan(drift_cfg(), "main")["cron"] == "H 3 * * *"  # schema default: main, nightly
+    assert drift_plan(cfg, "main")["retrain"] == {"job": "ml/train", "parameters": {"A": "1"}}
