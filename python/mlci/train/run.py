@@ -113,36 +113,53 @@ def publish(cfg: Config, s: TrainSettings, produced: Produced, rec: dict[str, An
     result: dict[str, Any] = {"branch": published.branch, "tag": published.tag, "commit": published.commit,
                               "pushed": published.pushed, "pull_request": None}
     if pub["pull_request"]:
-        result["pull_request"] = open_pull_request(s, published, report_md, progress)
+        result["pull_request"] = open_pull_request(s, published, report_md, rec, progress)
     return result
 
 
 def open_pull_request(s: TrainSettings, published: gitops.Published, report_md: Path | None,
-                      progress: Progress) -> dict[str, Any] | None:
-    """Through the report package's poster, when a provider and a token are configured."""
-    if not s.report_post.get("provider") or not os.environ.get("MLCI_REPORT_TOKEN"):
-        progress.log("no pull request: report.post.provider or MLCI_REPORT_TOKEN not set")
+                      rec: dict[str, Any], progress: Progress) -> dict[str, Any] | None:
+    """Through the report package's poster, when report.post names a provider and a token is in the env."""
+    from . import pr
+
+    target = pr.target(s.report_post)
+    if target is None:
+        progress.log("no pull request: report.post.provider or its token (MLCI_POST_TOKEN / MLCI_REPORT_TOKEN) "
+                     "is not set")
         return None
-    try:
-        from ..report import post
-    except ImportError:
-        progress.log("no pull request: the report package's poster is not available")
+    if not published.pushed:
+        progress.log("no pull request: the branch was not pushed (train.publish.push / no remote)")
         return None
-    body = report_md.read_text(encoding="utf-8") if report_md and report_md.is_file() else ""
-    return post.open_pull_request(head=published.branch, base=s.publish["base_branch"] or gitinfo.branch(s.root),
-                                  title=f"{s.service}: {published.tag}", body=body)
+    base = s.publish["base_branch"] or gitinfo.branch(s.root) or "main"
+    body = pr_body(published, rec, report_md)
+    opened = pr.open_pull_request(target, head=published.branch, base=base, title=f"{s.service}: {published.tag}",
+                                  body=body)
+    progress.log(f"pull request opened: {opened.get('url') or opened.get('number')}")
+    return opened
 
 
-def render_report(accuracy_out: Path, out: Path) -> Path | None:
-    """report.md of the evaluation (the PR body), via the report package when it is there."""
-    try:
-        from ..report import render as report_render
-    except ImportError:
+def pr_body(published: gitops.Published, rec: dict[str, Any], report_md: Path | None) -> str:
+    """The accuracy report, preceded by what made the model (the training record in brief)."""
+    data = "\n".join(f"- `{n}` {d['uri']} `{d['sha256']}`" for n, d in rec["data"].items()) or "- (none)"
+    head = (f"New model **{published.tag}**, trained by mlci and accepted by suite "
+            f"`{rec['evaluation']['suite']}` ({rec['evaluation']['verdict']}).\n\n"
+            f"- code: `{rec['code'].get('commit')}` (training code digest `{rec['code']['digest']}`)\n"
+            f"- params: `{rec['params']['file']}` `{rec['params']['sha256']}`\n"
+            f"- image: `{rec['image'].get('digest')}`\n- trigger: {rec['trigger']}\n\nData:\n{data}\n\n")
+    report = report_md.read_text(encoding="utf-8") if report_md and report_md.is_file() else "(no report rendered)"
+    return head + report
+
+
+def render_report(cfg: Config, results: Path) -> Path | None:
+    """report.md of the evaluation (the PR body) through `mlci report render` (offline: no history lookups)."""
+    out = results / "report"
+    proc = subprocess.run([sys.executable, "-m", "mlci", "report", "render", "-c", str(cfg.path), "--results",
+                           str(results), "--out", str(out), "--no-history"], cwd=cfg.root, text=True,
+                          capture_output=True)
+    if proc.returncode != 0:
+        sys.stderr.write(f"[train] report render failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}\n")
         return None
-    try:
-        return report_render.render_results(accuracy_out, out / "report")["md"]
-    except (AttributeError, KeyError, TypeError):
-        return None
+    return out / "report.md"
 
 
 def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, progress: Progress) -> int:
@@ -176,7 +193,9 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
     result["evaluation"] = {"suite": s.evaluate, "verdict": verdict, "gates": accuracy.get("gates", [])}
     if verdict != "PASS":
         code = EXIT_INCONCLUSIVE if verdict == "INCONCLUSIVE" else EXIT_FAIL
-        result.update(status="rejected", reason=why(accuracy), exit_code=code)
+        report_md = render_report(cfg, work / "eval")
+        result.update(status="rejected", reason=why(accuracy), exit_code=code,
+                      report=str(report_md) if report_md else None)
         progress.log(f"{verdict}: nothing published: {result['reason']}")
         write_json_atomic(out / RESULT_FILE, result)
         return code
@@ -190,7 +209,7 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
                     "dataset": accuracy.get("dataset"), "baseline": accuracy.get("baseline")},
         durations={"train": produced.train_s, "total": time.monotonic() - started}, run_key=produced.key,
         cache_hit=produced.cache_hit, trigger_name=record.trigger(trigger_name), runner=produced.runner)
-    report_md = render_report(work / "eval", work)
+    report_md = render_report(cfg, work / "eval")
     result["published"] = publish(cfg, s, produced, rec, report_md, progress)
     result.update(status="published", reason=f"suite '{s.evaluate}' passed", exit_code=EXIT_OK, record=rec)
     write_json_atomic(out / RESULT_FILE, result)

@@ -121,3 +121,20 @@ def test_failing_training_exits_1_with_the_last_log_lines(tmp_path: Path, s3_buc
     assert "command exited 4" in proc.stderr and "last log lines" in proc.stderr
     assert "RuntimeError: loss is nan" in proc.stderr.split("last log lines")[1]
     assert "Traceback" not in proc.stderr
+
+
+def test_pull_request_shapes_for_each_forge() -> None:
+    from mlci.train import pr
+
+    cfg = {"provider": "gitlab", "repo": "grp/sub/proj", "url": "https://gl.example/api/v4"}
+    assert pr.target(cfg, {}) is None  # no token: no PR (and the log says so)
+    t = pr.target(cfg, {"MLCI_REPORT_TOKEN": "x"})
+    url, body = pr.request(t, head="mlci/train/s-model-2", base="main", title="t", body="b")
+    assert url == "https://gl.example/api/v4/projects/grp%2Fsub%2Fproj/merge_requests"
+    assert body == {"title": "t", "source_branch": "mlci/train/s-model-2", "target_branch": "main", "description": "b"}
+    t = pr.target({"provider": "bitbucket", "repo": "ws/slug"}, {"BITBUCKET_TOKEN": "x"})
+    url, body = pr.request(t, head="h", base="main", title="t", body="b")
+    assert url == "https://api.bitbucket.org/2.0/repositories/ws/slug/pullrequests"
+    assert body["source"] == {"branch": {"name": "h"}} and body["destination"] == {"branch": {"name": "main"}}
+    with pytest.raises(UserError, match="report.post.repo"):
+        pr.target({"provider": "github"}, {"MLCI_POST_TOKEN": "x"})

@@ -7,9 +7,11 @@ and a degraded training configuration that fails the gate and publishes nothing.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import boto3
@@ -87,13 +89,44 @@ def service(example_copy: Path, s3_bucket: str, base_image: str, tmp_path: Path,
     return {"repo": repo, "origin": origin, "bucket": s3_bucket, "current": _sha(repo / "models" / "digits.npz")}
 
 
-def _train(repo: Path, out: Path, *extra: str):
-    return run_mlci("train", "-c", str(repo / "ml-ci.yaml"), "--out", str(out), *extra, cwd=repo, timeout=300)
+def _train(repo: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
+    return run_mlci("train", "-c", str(repo / "ml-ci.yaml"), "--out", str(out), *extra, cwd=repo, timeout=300,
+                    env=env)
 
 
-def test_pass_publishes_then_the_run_cache_skips_the_repeat(service: dict, tmp_path: Path) -> None:
+@pytest.fixture()
+def forge():
+    """A local stand-in for the GitHub API (a real HTTP server): records create-PR requests."""
+    seen: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "json": body})
+            answer = json.dumps({"number": 7, "html_url": "http://forge/o/r/pull/7"}).encode()
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+
+
+def test_pass_publishes_then_the_run_cache_skips_the_repeat(service: dict, tmp_path: Path, forge) -> None:
     repo, bucket = service["repo"], service["bucket"]
-    proc = _train(repo, tmp_path / "out1", "--trigger", "user")
+    api, prs = forge
+    cfg = yaml.safe_load((repo / "ml-ci.yaml").read_text())
+    cfg["report"]["post"] = {"provider": "github", "repo": "o/r", "url": api}
+    (repo / "ml-ci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "post PRs")
+    proc = _train(repo, tmp_path / "out1", "--trigger", "user", env={"MLCI_POST_TOKEN": "tok-secret-123"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "building training image" in proc.stderr
     assert "digits.npz: test accuracy 0.93" in proc.stderr  # the container's log, streamed
@@ -125,6 +158,15 @@ def test_pass_publishes_then_the_run_cache_skips_the_repeat(service: dict, tmp_p
     assert json.loads((clone / "training.json").read_text())["model"] == rec["model"]
     assert "mlci/train/digits-model-1" in _git(clone, "branch", "-r")
     assert _git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+
+    # a pull request from the branch to main, its body the accuracy report; the token only in the header
+    assert len(prs) == 1 and prs[0]["path"] == "/repos/o/r/pulls"
+    assert prs[0]["auth"] == "Bearer tok-secret-123" and "tok-secret-123" not in proc.stderr
+    pull = prs[0]["json"]
+    assert pull["head"] == "mlci/train/digits-model-1" and pull["base"] == "main"
+    assert "digits-model-1" in pull["title"] and new_sha[:12] not in pull["title"]
+    assert "change" in pull["body"] and "PASS" in pull["body"] and rec["data"]["digits-train"]["sha256"] in pull["body"]
+    assert result["published"]["pull_request"]["url"] == "http://forge/o/r/pull/7"
 
     # the same code, data and params again: the run cache answers, no image build, no container
     again = _train(repo, tmp_path / "out2")
