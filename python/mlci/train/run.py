@@ -19,7 +19,7 @@ from typing import Any
 from .. import gitinfo
 from ..artifacts import api as artifacts
 from ..config.loader import Config
-from ..errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_OK, StageFailed
+from ..errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_OK, StageFailed, UserError
 from ..fsutil import read_json, write_json_atomic
 from ..paths import accuracy_dir
 from ..progress import Progress
@@ -167,6 +167,7 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
     started = time.monotonic()
     work = out / "train"
     work.mkdir(parents=True, exist_ok=True)
+    _check_baseline(cfg, s)
     produced = produce(cfg, s, work=work, force=force, progress=progress)
     progress.log("outputs: " + ", ".join(f"{n} sha256:{d[:12]}" for n, d in sorted(produced.files.items())))
     result: dict[str, Any] = {"schema": RESULT_SCHEMA, "service": s.service, "run_key": produced.key,
@@ -214,6 +215,17 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
     result.update(status="published", reason=f"suite '{s.evaluate}' passed", exit_code=EXIT_OK, record=rec)
     write_json_atomic(out / RESULT_FILE, result)
     return EXIT_OK
+
+
+def _check_baseline(cfg: Config, s: TrainSettings) -> None:
+    """Before any training: a change gate needs a current model to compare against."""
+    if not s.evaluate or (s.lock.exists() and artifacts.lock_files(cfg)):
+        return
+    if any(g["kind"] == "change" for g in cfg["accuracy"]["suites"][s.evaluate]["gates"]):
+        raise UserError(f"suite '{s.evaluate}' has a change gate but {s.lock.name} pins no current model to compare "
+                        "against", where="train.evaluate",
+                        hint="publish the first model with `mlci models add`, or evaluate the first one with a suite "
+                        "of absolute gates")
 
 
 def _settings(cfg: Config) -> TrainSettings:

@@ -138,3 +138,18 @@ def test_pull_request_shapes_for_each_forge() -> None:
     assert body["source"] == {"branch": {"name": "h"}} and body["destination"] == {"branch": {"name": "main"}}
     with pytest.raises(UserError, match="report.post.repo"):
         pr.target({"provider": "github"}, {"MLCI_POST_TOKEN": "x"})
+
+
+def test_change_gate_without_a_current_model_is_refused_before_training(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, {"command": "echo never", "evaluate": "change"})
+    cfg = yaml.safe_load((repo / "ml-ci.yaml").read_text())
+    cfg["artifacts"]["data"] = {"t": {"uri": "t.npz"}}
+    cfg["accuracy"] = {"predict": "m:predict", "suites": {"change": {"dataset": "t", "gates": [
+        {"metric": "accuracy", "kind": "change"}]}}}
+    (repo / "ml-ci.yaml").write_text(yaml.safe_dump(cfg))
+    proc = run_mlci("train", "-c", str(repo / "ml-ci.yaml"), "--out", str(tmp_path / "out"), cwd=repo)
+    assert proc.returncode == 2 and "is not in a git repository" in proc.stderr  # publishing needs git
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    proc = run_mlci("train", "-c", str(repo / "ml-ci.yaml"), "--out", str(tmp_path / "out"), cwd=repo)
+    assert proc.returncode == 2 and "pins no current model" in proc.stderr, proc.stderr
+    assert "building training image" not in proc.stderr
