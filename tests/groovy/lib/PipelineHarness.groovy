@@ -93,7 +93,8 @@ class PipelineHarness {
     /** Jenkins credentials: id -> [kind: 'aws'|'usernamePassword'|'string'|'file', values...]. */
     final Map<String, Map> credentials = [:]
     final List<List> handlers = []
-    final Set<String> agentLoss = [] as Set
+    /** Labels whose next node allocation loses the agent (one entry per loss). */
+    final List<String> agentLoss = []
     final Map<String, Closure> mocks = [:]
     File workspace = new File(FIXTURES, 'service')
     boolean htmlPublisher = true
@@ -179,10 +180,14 @@ class PipelineHarness {
         scanShell()
     }
 
+    /** Where steps are looked up (a test may add a directory of its own fixture steps). */
+    final List<File> varsDirs = [VARS]
+
     Object dispatch(String name, Object[] a) {
-        if (new File(VARS, name + '.groovy').exists()) {
+        File source = varsDirs.collect { new File(it, name + '.groovy') }.find { it.exists() }
+        if (source) {
             record(name, a as List, [var: true])
-            Script s = InvokerHelper.createScript(compiled(name), binding)
+            Script s = InvokerHelper.createScript(compiled(source), binding)
             return s.invokeMethod('call', a)
         }
         Closure mock = mocks[name]
@@ -193,7 +198,10 @@ class PipelineHarness {
         return mock.call(a as List)
     }
 
-    static synchronized Class compiled(String name) {
+    static Class compiled(String name) { compiled(new File(VARS, name + '.groovy')) }
+
+    static synchronized Class compiled(File source) {
+        String name = source.canonicalPath
         if (!COMPILED.containsKey(name)) {
             if (loader == null) {
                 CompilerConfiguration cc = new CompilerConfiguration()
@@ -201,7 +209,7 @@ class PipelineHarness {
                 loader = new GroovyClassLoader(PipelineHarness.classLoader, cc)
                 loader.addClasspath(new File(ROOT, 'src').path)
             }
-            COMPILED[name] = loader.parseClass(new File(VARS, name + '.groovy'))
+            COMPILED[name] = loader.parseClass(source)
         }
         return COMPILED[name]
     }
@@ -487,7 +495,7 @@ class PipelineHarness {
         mocks.node = { List a ->
             String label = a.size() > 1 ? a[0] as String : ''
             record('node', a, [label: label])
-            if (agentLoss.remove(label)) {
+            if (agentLoss.remove((Object) label)) {
                 throw new AgentLost(label)
             }
             within("node:${label}".toString()) { withOverlay([NODE_NAME: label ?: 'any']) { body(a).call() } }

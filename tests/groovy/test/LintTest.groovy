@@ -1,0 +1,77 @@
+import org.junit.Test
+
+/** The CPS lint over vars/ and src/, and proof that it finds what it is for. */
+class LintTest {
+    static Set<String> stepNames() {
+        Set<String> names = new PipelineHarness().mocks.keySet() + org.mlci.Steps.names()
+        // Steps the library does not use but a future change might: still steps.
+        names.addAll(['bat', 'powershell', 'sleep', 'waitUntil', 'writeFile', 'readFile', 'build', 'dir', 'deleteDir',
+                      'mail', 'emailext', 'writeJSON', 'readYaml', 'git', 'tool', 'catchError', 'warnError'])
+        return names
+    }
+
+    CpsLint lint = new CpsLint(stepNames())
+
+    @Test
+    void vars_and_src_are_clean() {
+        List<String> found = lint.lintTree([PipelineHarness.VARS, new File(PipelineHarness.ROOT, 'src')])
+        assert found == []
+    }
+
+    @Test
+    void finds_a_step_inside_a_NonCPS_method() {
+        List<String> found = lint.lintSource('vars/bad.groovy', '''
+            @NonCPS
+            def names(Map m) {
+                echo 'sorting'
+                return m.keySet().toList()
+            }
+            def call() { names([:]) }
+        ''')
+        assert found == ["vars/bad.groovy:4: step 'echo' called in @NonCPS method names()"]
+    }
+
+    @Test
+    void finds_steps_through_a_steps_receiver_in_src_classes() {
+        List<String> found = lint.lintSource('src/Bad.groovy', '''
+            class Bad implements Serializable {
+                def steps
+                @com.cloudbees.groovy.cps.NonCPS
+                String render() { steps.sh('date'); return 'x' }
+                String fine() { steps.sh('date'); return 'y' }
+            }
+        ''')
+        assert found == ["src/Bad.groovy:5: step 'sh' called in @NonCPS method render()"]
+    }
+
+    @Test
+    void finds_steps_in_closures_passed_to_sort_and_toSorted() {
+        List<String> found = lint.lintSource('vars/sorted.groovy', '''
+            def call(List suites) {
+                suites.sort { a, b -> sh(script: 'true', returnStatus: true) <=> 0 }
+                def s = suites.toSorted { it -> readJSON(text: it, returnPojo: true).rank }
+                suites.each { sh 'fine: each is CPS-translated' }
+            }
+        ''')
+        assert found == ["vars/sorted.groovy:3: step 'sh' called in closure passed to sort()",
+                         "vars/sorted.groovy:4: step 'readJSON' called in closure passed to toSorted()"]
+    }
+
+    @Test
+    void finds_a_CPS_method_called_from_NonCPS_code() {
+        List<String> found = lint.lintSource('vars/mixed.groovy', '''
+            def publish() { junit 'x.xml' }
+            @NonCPS
+            def bad() { publish() }
+            def call() { bad() }
+        ''')
+        assert found == ["vars/mixed.groovy:4: CPS method 'publish' called in @NonCPS method bad()"]
+    }
+
+    @Test
+    void plain_sort_without_steps_is_fine() {
+        assert lint.lintSource('vars/ok.groovy', '''
+            def call(List xs) { xs.sort { a, b -> a.size() <=> b.size() }; sh 'true' }
+        ''') == []
+    }
+}
