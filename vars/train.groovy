@@ -14,7 +14,8 @@ import org.mlci.Publish
  */
 /** Any agent but the controller: its self-label is built-in (Jenkins >= 2.307) or master (older). */
 @Field static final String NOT_CONTROLLER = '!built-in && !master'
-@Field static final List<String> TRAIN_ARGS = ['agent', 'force', 'trigger', 'config', 'runner', 'runnerImage', 'plan']
+@Field static final List<String> TRAIN_ARGS = ['agent', 'force', 'trigger', 'triggers', 'jobProperties', 'config', 'runner',
+                                               'runnerImage', 'plan']
 /** Minutes on top of train.timeout for the image build, data pull, evaluation and publishing. */
 @Field static final int OVERHEAD_MINUTES = 30
 
@@ -53,6 +54,7 @@ Map trainHere(Mlci mlci, Map args) {
     if (!t) {
         error('train: ml-ci.yaml has no train: section (see train.txt)')
     }
+    schedule(t, args)
     Map plan = Plan.load(this, args, mlci)
     mlci = mlci.forPlan(plan)
     List cmd = ['train', '--trigger', (args.trigger ?: Plan.cause(this)) as String]
@@ -83,4 +85,21 @@ Map trainHere(Mlci mlci, Map args) {
         error("train: mlci train failed (exit ${rc}); see the log above")
     }
     return [status: status, tag: tag, reason: result.reason ?: '', exitCode: rc]
+}
+
+/**
+ * The job's cron from train.schedule (none when unset, so a removed schedule stops firing). properties()
+ * replaces every job property, so the job's other properties (e.g. the FORCE_RETRAIN parameter of on-demand
+ * runs) come in through jobProperties; triggers: false leaves the job's properties alone.
+ */
+void schedule(Map t, Map args) {
+    boolean enabled = args.containsKey('triggers') ? (args.triggers as boolean) : true
+    if (!enabled) {
+        return
+    }
+    List props = [pipelineTriggers(t.schedule ? [cron(t.schedule as String)] : [])]
+    if (args.jobProperties) {
+        props.addAll(args.jobProperties as List)
+    }
+    properties(props)
 }

@@ -49,6 +49,22 @@ class TrainStepTest {
         assert h.calls('archiveArtifacts')[0].named.artifacts.contains('.mlci/train.json')
         assert h.currentBuild.description == 'train: published svc-train-model-4'
         assert h.currentBuild.result == null
+        // scheduled retraining: the cron from train.schedule, set before training
+        assert h.calls('properties')*.args*.getAt(0) == [[[pipelineTriggers: [[cron: 'H 3 * * 1']]]]]
+        assert h.indexOf { it.step == 'properties' } < h.indexOf { it.step == 'sh' && it.extra.argv?.getAt(0) == 'train' }
+    }
+
+    @Test
+    void job_properties_are_kept_and_triggers_false_leaves_them_alone() {
+        PipelineHarness h = harness()
+        trainAnswers(h, 0, [status: 'published', published: [tag: 't'], reason: 'ok'])
+        h.run('train', [jobProperties: [[parameters: 'FORCE_RETRAIN']]])
+        assert h.calls('properties')[0].args[0] == [[pipelineTriggers: [[cron: 'H 3 * * 1']]], [parameters: 'FORCE_RETRAIN']]
+
+        PipelineHarness h2 = harness()
+        trainAnswers(h2, 0, [status: 'published', published: [tag: 't'], reason: 'ok'])
+        h2.run('train', [triggers: false])
+        assert !h2.calls('properties')
     }
 
     @Test
