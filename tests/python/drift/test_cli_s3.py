@@ -146,3 +146,45 @@ def test_reference_in_s3_and_untrusted_names_escaped(s3_bucket: str, tmp_path: P
     for name in ("drift.html", "drift.md"):
         text = (out / name).read_text()
         assert "<script>" not in text and "&lt;script&gt;" in text
+
+
+def test_large_window_is_sampled_uniformly_parsing_only_candidates(s3_bucket: str) -> None:
+    """8 objects x 4,000 rows with cap 1,000: every object is represented in proportion (chi-square), and
+    once the sample is full only lines that can still enter it are parsed."""
+    from scipy import stats
+
+    from mlci.drift.logs import read_window
+
+    s3 = boto3.client("s3")
+    rng = np.random.default_rng(41)
+    for i in range(8):
+        recs = rows(columns(4000, rng))
+        for r in recs:
+            r["part"] = i
+        s3.put_object(Bucket=s3_bucket, Key=f"big/dt=2026-11-{15 + i % 8:02d}/p{i}.jsonl", Body=jsonl(recs))
+    import datetime as dt
+
+    until = dt.datetime(2026, 11, 22, 23, tzinfo=dt.timezone.utc)
+    got = read_window(f"s3://{s3_bucket}/big", "8d", cap=1000, seed=7, until=until, jobs=3)
+    assert got.info["rows_read"] == 32000 and got.info["rows_used"] == 1000 and got.info["sampled"]
+    assert got.info["rows_parsed"] < 32000 / 2
+    per_object = np.bincount(np.asarray(got.columns["part"], dtype=int), minlength=8)
+    assert stats.chisquare(per_object).pvalue > 0.001, per_object
+    again = read_window(f"s3://{s3_bucket}/big", "8d", cap=1000, seed=7, until=until, jobs=1)
+    assert again.columns["age"] == got.columns["age"]  # same rows whatever the download order
+
+
+def test_malformed_lines_beyond_one_percent_are_an_error(s3_bucket: str) -> None:
+    import datetime as dt
+
+    from mlci.drift.logs import read_window
+    from mlci.errors import UserError
+
+    good = jsonl(rows(columns(500, np.random.default_rng(42)))).decode().splitlines()
+    until = dt.datetime(2026, 11, 22, 12, tzinfo=dt.timezone.utc)
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=s3_bucket, Key="few/dt=2026-11-22/a.jsonl", Body="\n".join([*good, "{oops", "[1]"]).encode())
+    assert read_window(f"s3://{s3_bucket}/few", "1d", until=until).info["malformed"] == 2
+    s3.put_object(Bucket=s3_bucket, Key="many/dt=2026-11-22/a.jsonl", Body="\n".join([*good, *["{oops"] * 20]).encode())
+    with pytest.raises(UserError, match=r"20 of 520 log records checked are malformed; first: .*a.jsonl:501: not JSON"):
+        read_window(f"s3://{s3_bucket}/many", "1d", until=until)
