@@ -390,8 +390,11 @@ def _gate_spec_from_config(g: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def _gate_spec_from_record(g: Mapping[str, Any]) -> tuple[Any, ...]:
+    # the engine may spend a smaller alpha/beta per gate than configured; `*_configured` is what ml-ci.yaml said
+    alpha = g.get("alpha_configured", g.get("alpha"))
+    beta = g.get("beta_configured", g.get("beta"))
     return (g.get("metric"), g.get("kind", "absolute"), _cls(g.get("class")), _num(g.get("threshold")),
-            _num(g.get("margin")), _num(g.get("alpha")), _num(g.get("beta")))
+            _num(g.get("margin")), _num(alpha), _num(beta))
 
 
 def _num(v: Any) -> float | None:

@@ -8,6 +8,7 @@ Charts for HTML are already-escaped SVG Markup.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,7 @@ def threshold_text(g: Mapping[str, Any]) -> str:
     direction = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}.get(str(g.get("direction") or ""), str(g.get("direction") or ""))
     if g.get("kind") == "change":
         margin = g.get("margin")
-        return f"≥ baseline − {fmt.delta(metric, margin).lstrip('+')}" if fmt.is_number(margin) else "non-inferior"
+        return f"≥ {fmt.delta(metric, -margin)} vs baseline" if fmt.is_number(margin) else "non-inferior"
     return f"{direction} {fmt.value(metric, g.get('threshold'))}".strip()
 
 
@@ -73,7 +74,7 @@ def _saved(g: Mapping[str, Any]) -> str:
 def _baseline_value(baseline: Mapping[str, Any], g: Mapping[str, Any]) -> Any:
     """The baseline's estimate for the same gate, else the same metric from its metrics block."""
     for bg in baseline.get("gates") or []:
-        if isinstance(bg, dict) and bg.get("metric") == g.get("metric") and bg.get("class") == g.get("class") \
+        if isinstance(bg, dict) and bg.get("metric") == g.get("metric") and _same_class(bg.get("class"), g.get("class")) \
                 and bg.get("kind", "absolute") == g.get("kind", "absolute"):
             return bg.get("estimate")
     if g.get("class") is None:
@@ -88,6 +89,12 @@ def metric_value(metrics: Mapping[str, Any], metric: str) -> Any:
     return metrics.get(metric)
 
 
+def _short_method(method: Any) -> str:
+    """The interval method's name without its explanation (kept for the tooltip)."""
+    text = str(method or "")
+    return re.split(r"[(;]", text, maxsplit=1)[0].strip() or text
+
+
 def _gates(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for g in record.get("gates") or []:
@@ -95,22 +102,36 @@ def _gates(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             continue
         metric = str(g.get("metric") or "")
         verdict = str(g.get("verdict") or "INCONCLUSIVE")
+        change = g.get("kind") == "change"
+        margin = g.get("margin")
+        # a change gate estimates candidate - baseline: shown as a difference, bounded below by -margin
+        bound = -margin if change and fmt.is_number(margin) else g.get("threshold")
+        iv = g.get("interval")
+        if change:
+            estimate = fmt.delta(metric, g.get("estimate")) if fmt.is_number(g.get("estimate")) else "–"
+            interval = (f"[{fmt.delta(metric, iv[0])}, {fmt.delta(metric, iv[1])}]"
+                        if isinstance(iv, (list, tuple)) and len(iv) == 2 and all(fmt.is_number(x) for x in iv)
+                        else "–")
+        else:
+            estimate, interval = fmt.value(metric, g.get("estimate")), fmt.interval(metric, iv)
+        alpha = g.get("alpha_configured", g.get("alpha"))
+        beta = g.get("beta_configured", g.get("beta"))
         rows.append({
             "label": gate_label(g),
             "metric": metric,
-            "estimate": fmt.value(metric, g.get("estimate")),
-            "interval": fmt.interval(metric, g.get("interval")),
-            "interval_method": str(g.get("interval_method") or ""),
+            "estimate": estimate,
+            "interval": interval,
+            "interval_method": _short_method(g.get("interval_method")),
+            "interval_method_full": str(g.get("interval_method") or ""),
             "threshold": threshold_text(g),
             "used": fmt.count(g.get("samples_used")),
             "saved": _saved(g),
-            "risk": (f"α {g['alpha']:g} · β {g['beta']:g} · margin {fmt.delta(metric, g.get('margin')).lstrip('+')}"
-                     if fmt.is_number(g.get("alpha")) and fmt.is_number(g.get("beta")) else ""),
+            "risk": (f"α {alpha:g} · β {beta:g} · margin {fmt.delta(metric, margin).lstrip('+')}"
+                     if fmt.is_number(alpha) and fmt.is_number(beta) else ""),
             "verdict": verdict,
             "vclass": verdict.lower(),
             "message": str(g.get("message") or ""),
-            "bar": svg.interval_bar(metric=metric, estimate=g.get("estimate"), interval=g.get("interval"),
-                                    threshold=g.get("threshold") if g.get("kind") != "change" else None,
+            "bar": svg.interval_bar(metric=metric, estimate=g.get("estimate"), interval=iv, threshold=bound,
                                     verdict=verdict),
         })
     return rows
@@ -194,15 +215,21 @@ def _confusion(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _primary_gate(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The first absolute gate: its metric is what the trend draws (a change gate's estimate is a difference)."""
     gates = [g for g in record.get("gates") or [] if isinstance(g, dict)]
-    return next((g for g in gates if g.get("kind") != "change"), gates[0] if gates else None)
+    return next((g for g in gates if g.get("kind", "absolute") != "change"), None)
 
 
 def _pointer_value(pointer: Mapping[str, Any], metric: str, cls: Any) -> Any:
     for g in pointer.get("gates") or []:
-        if isinstance(g, dict) and g.get("metric") == metric and g.get("class") == cls:
+        if isinstance(g, dict) and g.get("metric") == metric and _same_class(g.get("class"), cls) \
+                and g.get("kind", "absolute") != "change":
             return g.get("estimate")
     return (pointer.get("metrics") or {}).get(metric) if cls is None else None
+
+
+def _same_class(a: Any, b: Any) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and str(a) == str(b))
 
 
 def _trend(record: Mapping[str, Any], pointers: Sequence[Mapping[str, Any]], branch: str | None) -> dict[str, Any]:
@@ -241,15 +268,19 @@ def _trend(record: Mapping[str, Any], pointers: Sequence[Mapping[str, Any]], bra
 
 
 def _headline(record: Mapping[str, Any], gates: list[dict[str, Any]]) -> str:
+    """One line for the banner, built from the numbers (the engine's messages are too long for a headline)."""
     verdict = str(record.get("verdict"))
     total = len(gates)
+    plural = "s" if total != 1 else ""
     if verdict == "PASS":
-        return f"all {total} gate{'s' if total != 1 else ''} passed"
+        return f"all {total} gate{plural} passed"
     bad = [g for g in gates if g["verdict"] == verdict] or gates
-    first = bad[0]["message"] if bad and bad[0]["message"] else (bad[0]["label"] if bad else "")
+    summary = "; ".join(f"{g['label']} {g['estimate']} (needs {g['threshold']})" for g in bad[:2])
     if verdict == "FAIL":
-        return f"{len(bad)} of {total} gate{'s' if total != 1 else ''} failed: {first}"
-    return f"not enough evidence yet: {first}"
+        return f"{len(bad)} of {total} gate{plural} failed: {summary}"
+    reason = record.get("reason")
+    why = f" ({reason})" if isinstance(reason, str) and 0 < len(reason) <= 120 else ""
+    return f"not enough evidence yet{why}: {summary}"
 
 
 def _samples(record: Mapping[str, Any], gates: list[dict[str, Any]]) -> str:
