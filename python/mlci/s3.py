@@ -6,6 +6,7 @@ Errors are translated into UserErrors that name the URI and the fix; nothing her
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -25,12 +26,22 @@ def parse_uri(uri: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-@lru_cache(maxsize=8)
+_CLIENT_LOCK = threading.Lock()
+
+
 def client(max_pool: int = 32, max_attempts: int = 8) -> Any:
     """A shared client: boto3 clients are thread-safe, and one connection pool serves all download threads.
 
-    `max_attempts` bounds botocore's own retries; the artifacts downloader passes a small value and retries
-    itself (longer, logged, resuming mid-stream), so a Jenkins log shows why a pull is waiting."""
+    Creation is serialised: it loads botocore's service model (~0.3 s of CPU), and threads racing on an
+    empty cache would each build their own. `max_attempts` bounds botocore's own retries; the artifacts
+    downloader passes a small value and retries itself (longer, logged, resuming mid-stream), so a Jenkins
+    log shows why a pull is waiting."""
+    with _CLIENT_LOCK:
+        return _client(max_pool, max_attempts)
+
+
+@lru_cache(maxsize=8)
+def _client(max_pool: int, max_attempts: int) -> Any:
     cfg = BotoConfig(
         retries={"max_attempts": max_attempts, "mode": "adaptive"},
         max_pool_connections=max_pool,
@@ -38,6 +49,9 @@ def client(max_pool: int = 32, max_attempts: int = 8) -> Any:
         read_timeout=60,
     )
     return boto3.session.Session().client("s3", config=cfg)
+
+
+client.cache_clear = _client.cache_clear  # type: ignore[attr-defined]
 
 
 def explain(exc: Exception, uri: str, what: str = "object") -> UserError:
