@@ -4,26 +4,32 @@
 # no `# syntax=` line and nothing has to be pulled). The layer order keeps rebuilds cheap: what changes least
 # comes first, so a code-only change reuses every layer up to the final COPY, including the models.
 #   1. base image                  BASE_IMAGE (ml-ci.yaml image.base, or $MLCI_BASE_IMAGE)
-#   2. mlci from the wheelhouse    no package index needed: wheels are bind-mounted from an image
+#   2. mlci from the wheelhouse    no package index needed: wheels are bind-mounted from images; its
+#                                  dependencies and mlci itself are separate layers (an mlci upgrade
+#                                  reinstalls one small wheel)
 #   3. dependency file             ml-ci.yaml + models.lock
 #   4. models pull                 credentials and the S3 endpoint are secret files (never in a layer, not in
 #                                  the cache key); the download cache persists across builds (cache mount)
 #   5. requirements                from the service wheelhouse, no network
 #   6. code
 ARG BASE_IMAGE=python:3.11-slim
+ARG MLCI_DEPS_WHEELS=mlci-wheelhouse:missing-run-mlci-build
 ARG MLCI_WHEELS=mlci-wheelhouse:missing-run-mlci-build
 ARG SERVICE_WHEELS=mlci-wheelhouse:missing-run-mlci-build
 
+FROM ${MLCI_DEPS_WHEELS} AS mlci-deps
 FROM ${MLCI_WHEELS} AS mlci-wheels
 FROM ${SERVICE_WHEELS} AS service-wheels
 
 FROM ${BASE_IMAGE}
 ENV PATH=/opt/mlci/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 MLCI_CACHE=/var/cache/mlci
 
-# 2. mlci (and pytest, numpy, boto3 ...) into a venv, air-gapped
-RUN --mount=type=bind,from=mlci-wheels,source=/wheels,target=/wheels \
+# 2. mlci's dependencies (pytest, numpy, boto3 ...) into a venv, then mlci itself; air-gapped
+RUN --mount=type=bind,from=mlci-deps,source=/wheels,target=/wheels \
     python3 -m venv /opt/mlci \
- && /opt/mlci/bin/pip install --quiet --no-index --no-cache-dir --find-links /wheels mlci
+ && /opt/mlci/bin/pip install --quiet --no-index --no-cache-dir --no-deps /wheels/*.whl
+RUN --mount=type=bind,from=mlci-wheels,source=/wheels,target=/wheels \
+    pip install --quiet --no-index --no-cache-dir --no-deps /wheels/mlci-*.whl && mlci --version
 
 WORKDIR /app
 
@@ -39,7 +45,7 @@ RUN --mount=type=secret,id=aws_credentials --mount=type=secret,id=aws_config \
 # 5. the service's own requirements
 COPY requirements.txt ./
 RUN --mount=type=bind,from=service-wheels,source=/wheels,target=/wheels/service \
-    --mount=type=bind,from=mlci-wheels,source=/wheels,target=/wheels/mlci \
+    --mount=type=bind,from=mlci-deps,source=/wheels,target=/wheels/mlci \
     pip install --quiet --no-index --no-cache-dir --find-links /wheels/service --find-links /wheels/mlci \
         -r requirements.txt
 

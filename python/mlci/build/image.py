@@ -26,7 +26,7 @@ from ..progress import Progress
 from . import record
 from .dockercli import docker_bin, ensure_context_dir, last_error_lines, push, run_build
 from .secrets import aws_files
-from .wheelhouse import ensure_image, mlci_wheelhouse, requirements_wheelhouse
+from .wheelhouse import ensure_image, mlci_wheelhouses, requirements_wheelhouse
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,10 @@ def build(cfg: Config, out: Path, *, base: str | None = None, no_cache: bool = F
         raise UserError(f"Dockerfile {dockerfile} not found", where="image.dockerfile",
                         hint="copy docker/service.Dockerfile from mlci to your repository")
     models = models_provenance(cfg)
-    mlci_wh = mlci_wheelhouse(progress)
+    deps_wh, mlci_wh = mlci_wheelhouses(progress)
     req_wh = requirements_wheelhouse(context / "requirements.txt", progress)
-    wheels_image, req_image = ensure_image(mlci_wh, progress), ensure_image(req_wh, progress)
+    deps_image, wheels_image = ensure_image(deps_wh, progress), ensure_image(mlci_wh, progress)
+    req_image = ensure_image(req_wh, progress)
 
     commit, branch = gitinfo.commit(cfg.root), gitinfo.branch(cfg.root)
     dirty = bool(commit) and not os.environ.get("GIT_COMMIT") and gitinfo.is_dirty(cfg.root)
@@ -86,7 +87,8 @@ def build(cfg: Config, out: Path, *, base: str | None = None, no_cache: bool = F
     tags = record.image_tags(name, commit, branch, dirty)
     labels = record.labels(service=cfg["service"], version=mlci_version(mlci_wh.wheels()), commit=commit,
                            branch=branch, lock=models.lock, lock_sha256=models.lock_sha256, model_files=models.files)
-    build_args = {"BASE_IMAGE": base_image(cfg, base), "MLCI_WHEELS": wheels_image, "SERVICE_WHEELS": req_image,
+    build_args = {"BASE_IMAGE": base_image(cfg, base), "MLCI_DEPS_WHEELS": deps_image, "MLCI_WHEELS": wheels_image,
+                  "SERVICE_WHEELS": req_image,
                   **(cfg["image"]["build_args"] or {})}
 
     progress.log(f"building {', '.join(tags)} from {dockerfile.relative_to(cfg.root)} (base {build_args['BASE_IMAGE']})")

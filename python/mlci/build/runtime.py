@@ -15,7 +15,7 @@ from ..errors import StageFailed, UserError
 from ..paths import cache_dir
 from ..progress import Progress
 from .dockercli import docker_bin, last_error_lines, run_build
-from .wheelhouse import Wheelhouse, ensure_image, mlci_source_dir, mlci_wheelhouse
+from .wheelhouse import Wheelhouse, ensure_image, mlci_source_dir, mlci_wheelhouses
 
 
 def runtime_dockerfile() -> Path:
@@ -42,11 +42,12 @@ def tools_wheelhouse(progress: Progress) -> Wheelhouse:
 def build_runtime(base: str, tag: str | None = None) -> str:
     progress = Progress(0, "runtime")
     dockerfile = runtime_dockerfile()
-    wheels = ensure_image(mlci_wheelhouse(progress), progress)
+    deps_wh, mlci_wh = mlci_wheelhouses(progress)
+    deps, wheels = ensure_image(deps_wh, progress), ensure_image(mlci_wh, progress)
     tools = ensure_image(tools_wheelhouse(progress), progress)
     tag = tag or f"mlci:{__version__}"
     args = ["--file", str(dockerfile), "--tag", tag, "--build-arg", f"BASE_IMAGE={base}",
-            "--build-arg", f"MLCI_WHEELS={wheels}", "--build-arg", f"MLCI_TOOLS={tools}",
+            "--build-arg", f"MLCI_DEPS_WHEELS={deps}", "--build-arg", f"MLCI_WHEELS={wheels}", "--build-arg", f"MLCI_TOOLS={tools}",
             "--build-arg", f"MLCI_VERSION={__version__}", str(dockerfile.parent)]
     result = run_build(args)
     if result.returncode != 0:

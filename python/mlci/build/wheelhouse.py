@@ -31,7 +31,7 @@ WHEELHOUSE_DOCKERFILE = "FROM scratch\nCOPY . /wheels/\n"
 
 @dataclass(frozen=True)
 class Wheelhouse:
-    kind: str  # "mlci" or "req"
+    kind: str  # "deps" (of mlci), "mlci", "req" (the service's requirements) or "tools"
     key: str  # hash of the inputs
     directory: Path
 
@@ -85,7 +85,7 @@ def _pip_wheel(args: list[str], dest: Path, what: str) -> None:
                         hint="check the requirements and that the package index (pip config) is reachable")
 
 
-def _fill(kind: str, key: str, args: list[str], what: str, progress: Progress) -> Wheelhouse:
+def _fill(kind: str, key: str, args: list[str], what: str, progress: Progress, drop_prefix: str | None = None) -> Wheelhouse:
     """Build the wheels into a temp dir and rename it into the cache (a half-built wheelhouse is never seen)."""
     final = _cache_root() / f"{kind}-{key[:16]}"
     if not (final / ".complete").is_file():
@@ -95,31 +95,84 @@ def _fill(kind: str, key: str, args: list[str], what: str, progress: Progress) -
         try:
             if args:  # no args: an empty wheelhouse (a service without requirements)
                 _pip_wheel(args, tmp, what)
+            if drop_prefix:  # the dependency wheelhouse leaves the package itself to its own wheelhouse
+                for w in tmp.glob(f"{drop_prefix}*.whl"):
+                    w.unlink()
             (tmp / ".complete").write_text(key + "\n")
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            _publish(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return Wheelhouse(kind, key, final)
 
 
-def mlci_wheelhouse(progress: Progress) -> Wheelhouse:
-    """mlci and its dependencies: from $MLCI_WHEELHOUSE (the runtime image ships one), else from the source."""
+def _source_copy(src: Path, dest: Path) -> Path:
+    """pyproject + the mlci package in a temp dir: setuptools writes build/ next to its input, and a stale
+    build/lib in the checkout could leak deleted modules into the wheel."""
+    shutil.copy2(src / "pyproject.toml", dest / "pyproject.toml")
+    shutil.copytree(src / "mlci", dest / "mlci", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
+
+
+def _split_prebuilt(d: Path, progress: Progress) -> tuple[Wheelhouse, Wheelhouse]:
+    """A ready wheel directory ($MLCI_WHEELHOUSE) split into (dependencies, mlci) wheelhouses."""
+    wheels = sorted(d.glob("*.whl"))
+    own = [w for w in wheels if w.name.startswith("mlci-")]
+    if not own:
+        raise UserError(f"MLCI_WHEELHOUSE={d} holds no mlci wheel", hint="point it at a `pip wheel mlci` directory")
+    out = []
+    for kind, group in (("deps", [w for w in wheels if w not in own]), ("mlci", own)):
+        key = hashlib.sha256("\n".join(f"{w.name}:{w.stat().st_size}" for w in group).encode()).hexdigest()
+        target = _cache_root() / f"{kind}-{key[:16]}"
+        if not (target / ".complete").is_file():
+            progress.log(f"staging {kind} wheels from {d}")
+            tmp = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=_mkroot()))
+            for w in group:
+                _link_or_copy(w, tmp / w.name)
+            (tmp / ".complete").write_text(key + "\n")
+            _publish(tmp, target)
+        out.append(Wheelhouse(kind, key, target))
+    return out[0], out[1]
+
+
+def _mkroot() -> Path:
+    root = _cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def mlci_wheelhouses(progress: Progress) -> tuple[Wheelhouse, Wheelhouse]:
+    """(dependencies of mlci, the mlci wheel): two wheelhouses so that an mlci code change reinstalls one small
+    wheel, while the dependency layer (scipy, boto3, pytest ...) stays cached until pyproject.toml changes.
+
+    From $MLCI_WHEELHOUSE when set (the runtime image ships one), else built from the mlci sources.
+    """
     prebuilt = os.environ.get("MLCI_WHEELHOUSE")
     if prebuilt:
-        d = Path(prebuilt)
-        wheels = sorted(d.glob("*.whl"))
-        if not any(w.name.startswith("mlci-") for w in wheels):
-            raise UserError(f"MLCI_WHEELHOUSE={d} holds no mlci wheel", hint="point it at a `pip wheel mlci` dir")
-        key = hashlib.sha256("\n".join(f"{w.name}:{w.stat().st_size}" for w in wheels).encode()).hexdigest()
-        return Wheelhouse("mlci", key, d)
+        return _split_prebuilt(Path(prebuilt), progress)
     src = mlci_source_dir()
     if src is None:
         raise UserError("cannot find the mlci sources to build the wheelhouse",
                         hint="set MLCI_WHEELHOUSE to a directory of wheels (mlci + dependencies)")
-    key = hash_files(_mlci_inputs(src), src, extra=f"{python_tag()}:{__version__}")
-    return _fill("mlci", key, [str(src)], "mlci", progress)
+    with tempfile.TemporaryDirectory(prefix="mlci-src-") as tmp:
+        copy = _source_copy(src, Path(tmp))
+        deps_key = hash_files([src / "pyproject.toml"], src, extra=f"deps:{python_tag()}")
+        deps = _fill("deps", deps_key, [str(copy)], "mlci dependencies", progress, drop_prefix="mlci-")
+        key = hash_files(_mlci_inputs(src), src, extra=f"{python_tag()}:{__version__}")
+        own = _fill("mlci", key, ["--no-deps", str(copy)], "mlci", progress)
+    return deps, own
 
 
 def requirements_wheelhouse(requirements: Path | None, progress: Progress) -> Wheelhouse:

@@ -52,7 +52,7 @@ def run_accuracy(cfg: Config, out: Path, suite: str, *, image: str | None = None
     host_cache.mkdir(parents=True, exist_ok=True)
     command = accuracy_command(suite, workers, seed, shard)
     timeout_s = suites[suite]["timeout"] * 60
-    env = {**git_env(cfg.root), "MLCI_CACHE": CACHE_IN_IMAGE, "MLCI_IMAGE": img.name,
+    env = {**git_env(cfg.root), "MLCI_CACHE": CACHE_IN_IMAGE, "MLCI_IMAGE_NAME": img.name,
            "MLCI_IMAGE_DIGEST": img.digest}
     progress.log(f"running `{command}` in {img.name} ({img.ref[:19]})")
     with aws_files() as aws, cleanup_always(dc) as tracker:

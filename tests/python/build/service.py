@@ -1,0 +1,144 @@
+"""The example service, set up once per test process for the build/stage/pipeline tests.
+
+`prepared_service()` trains the digits model, uploads model + test set to a fresh bucket on the real S3 server,
+writes models.lock through `mlci models add`, makes a git working copy and builds the image with the real
+Docker engine -- once per process (memoised), because every later build reuses its layers. The tests that
+need it are in one xdist group, so `tests/run -n 2` builds it once.
+
+The mlci wheelhouse is pinned (MLCI_WHEELHOUSE) for the session: other engineers edit mlci sources while the
+suite runs, and a changed mlci wheel legitimately invalidates every layer -- not what a cache test measures.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ..conftest import DOCKER, EXAMPLE, run_mlci
+
+GROUP = pytest.mark.xdist_group("mlci-image")
+RUN_LABEL = "org.mlci.run"
+
+
+@dataclass(frozen=True)
+class Service:
+    root: Path  # git working copy of examples/digits wired to the test bucket
+    out: Path  # output dir of the session build
+    bucket: str
+    image_name: str
+    env: dict[str, str]  # extra env for mlci subprocesses (pinned wheelhouse)
+
+    @property
+    def record(self) -> dict:
+        return json.loads((self.out / "build.json").read_text())
+
+
+def git(root: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com"}
+    for k in ("GIT_COMMIT", "BRANCH_NAME", "GIT_BRANCH"):
+        env.pop(k, None)
+    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def copy_service(src: Path, dst: Path) -> Path:
+    """A copy of a prepared service (with .git, lock and config) for a test that changes it."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".mlci", "__pycache__"), symlinks=True)
+    return dst
+
+
+def docker_leftovers(label_value: str | None = None) -> list[str]:
+    """Containers and networks carrying mlci's run label (all of them, or one run's)."""
+    flt = f"label={RUN_LABEL}" + (f"={label_value}" if label_value else "")
+    found = []
+    for kind in (["ps", "-a"], ["network", "ls"]):
+        out = subprocess.run([DOCKER, *kind, "--filter", flt, "--format", "{{.Names}}" if kind[0] == "ps" else
+                              "{{.Name}}"], capture_output=True, text=True, check=True).stdout
+        found += out.split()
+    return found
+
+
+def names_with_prefix(prefix: str) -> list[str]:
+    found = []
+    for kind, fmt in ((["ps", "-a"], "{{.Names}}"), (["network", "ls"], "{{.Name}}")):
+        out = subprocess.run([DOCKER, *kind, "--format", fmt], capture_output=True, text=True, check=True).stdout
+        found += [n for n in out.split() if n.startswith(prefix)]
+    return found
+
+
+@functools.cache
+def prepared_service() -> Service:
+    import boto3
+
+    from mlci.build.wheelhouse import mlci_wheelhouses
+    from mlci.progress import Progress
+
+    assert os.environ.get("AWS_ENDPOINT_URL"), "run through `make test` (tests/infra/up)"
+    base = Path(tempfile.mkdtemp(prefix="mlci-t5-"))
+    tag = uuid.uuid4().hex[:8]
+    bucket = f"t5-{tag}"
+    image_name = f"mlci-t5-{tag}/digits"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+
+    def cleanup() -> None:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+        out = subprocess.run([DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}", f"mlci-t5-{tag}/*"],
+                             capture_output=True, text=True).stdout.split()
+        if out:
+            subprocess.run([DOCKER, "rmi", "-f", *out], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+    atexit.register(cleanup)
+
+    root = base / "digits"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("models", ".mlci", "__pycache__", "models.lock"))
+    trained = base / "trained"
+    subprocess.run([sys.executable, str(root / "training" / "train.py"), "--out", str(trained)], check=True,
+                   capture_output=True)
+    data = trained / "digits-test.npz"
+    sha = hashlib.sha256(data.read_bytes()).hexdigest()
+    s3.upload_file(str(data), bucket, "digits/data/digits-test.npz")
+    cfg = (root / "ml-ci.yaml").read_text()
+    cfg = cfg.replace("mlci-demo", bucket).replace("name: mlci/digits", f"name: {image_name}")
+    cfg = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {sha}", cfg)
+    (root / "ml-ci.yaml").write_text(cfg)
+    (root / "models").mkdir()
+    shutil.copy2(trained / "digits.npz", root / "models" / "digits.npz")
+
+    pinned = base / "wheelhouse"
+    pinned.mkdir()
+    for wh in mlci_wheelhouses(Progress(0, "test")):
+        for wheel in wh.directory.glob("*.whl"):
+            shutil.copy2(wheel, pinned / wheel.name)
+    env = {"MLCI_WHEELHOUSE": str(pinned)}
+    for k in ("GIT_COMMIT", "BRANCH_NAME", "GIT_BRANCH", "MLCI_OUT", "MLCI_CONFIG", "MLCI_IMAGE"):
+        env[k] = ""  # the service's own git and config, not the environment's
+    run_mlci("models", "add", "models/digits.npz", cwd=root, env=env, check=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "digits")
+    out = base / "out"
+    run_mlci("build", "--out", str(out), cwd=root, env=env, check=True, timeout=900)
+    return Service(root, out, bucket, image_name, env)
+
+
+@pytest.fixture()
+def service() -> Service:
+    return prepared_service()

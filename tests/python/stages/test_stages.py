@@ -1,0 +1,200 @@
+"""`mlci test unit|acceptance|accuracy` inside the built image, on the real Docker engine.
+
+Failures must name the stage and the cause, and no container or network may be left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from mlci.errors import UserError
+from mlci.stages.image import check_version
+from mlci.stages.run import synth_junit
+
+from ..build.service import GROUP, copy_service, docker_leftovers, names_with_prefix, service  # noqa: F401
+from ..conftest import DOCKER, run_mlci
+
+
+def junit_counts(path: Path) -> tuple[int, int]:
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    return (sum(int(s.get("tests", 0)) for s in suites),
+            sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites))
+
+
+def with_config(root: Path, old: str, new: str) -> None:
+    cfg = root / "ml-ci.yaml"
+    text = cfg.read_text()
+    assert old in text
+    cfg.write_text(text.replace(old, new))
+
+
+def stage(svc, root: Path, out: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a stage against the session image (its build.json is copied into `out`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "build.json").write_text((svc.out / "build.json").read_text())
+    return run_mlci(*args, "--out", str(out), cwd=root, env=svc.env, timeout=timeout)
+
+
+# --- pure -----------------------------------------------------------------------------------------------------
+def test_version_mismatch_names_both_versions() -> None:
+    with pytest.raises(UserError) as err:
+        check_version("img", "0.9.1", outer="0.1.0")
+    assert "mlci 0.9.1" in str(err.value) and "mlci 0.1.0" in str(err.value)
+    with pytest.raises(UserError, match="no org.mlci.version label"):
+        check_version("img", None)
+    check_version("img", "0.1.5", outer="0.1.0")
+
+
+def test_synthesised_junit_reports_the_failure() -> None:
+    xml = synth_junit("unit", "make test", 4, "boom <&>", 1.5, 60)
+    root = ET.fromstring(xml)
+    case = root.find(".//testcase")
+    assert case is not None and case.find("failure") is not None
+    assert "exited with code 4" in case.find("failure").get("message")
+    assert junit_counts_from_text(xml) == (1, 1)
+    assert ET.fromstring(synth_junit("unit", "x", 0, "", 1, 60)).find(".//failure") is None
+
+
+def junit_counts_from_text(xml: str) -> tuple[int, int]:
+    s = ET.fromstring(xml).find("testsuite")
+    assert s is not None
+    return int(s.get("tests")), int(s.get("failures"))
+
+
+# --- real engine ------------------------------------------------------------------------------------------------
+@GROUP
+def test_unit_and_acceptance_pass_and_write_junit(service, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "out"
+    unit = stage(service, service.root, out, "test", "unit")
+    assert unit.returncode == 0, unit.stderr
+    assert junit_counts(out / "junit" / "unit.xml") == (3, 0)
+    acc = stage(service, service.root, out, "test", "acceptance")
+    assert acc.returncode == 0, acc.stderr
+    assert "service healthy after" in acc.stderr
+    assert junit_counts(out / "junit" / "acceptance.xml") == (3, 0)
+    assert not list(out.glob(".stage-*")), "staging directories left behind"
+    assert names_with_prefix("mlci-digits-") == []
+
+
+@GROUP
+def test_failing_unit_test_fails_the_unit_stage(service, tmp_path: Path) -> None:  # noqa: F811
+    root = copy_service(service.root, tmp_path / "digits")
+    (root / "tests" / "unit" / "test_broken.py").write_text(
+        "def test_deliberately_broken():\n    assert 1 + 1 == 3, 'arithmetic is broken'\n")
+    out = tmp_path / "out"
+    assert run_mlci("build", "--out", str(out), cwd=root, env=service.env, timeout=600).returncode == 0
+    proc = run_mlci("test", "unit", "--out", str(out), cwd=root, env=service.env, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "unit tests failed" in proc.stderr and "exited 1" in proc.stderr
+    assert "test_deliberately_broken" in proc.stdout  # the test output is streamed
+    tests, failures = junit_counts(out / "junit" / "unit.xml")
+    assert (tests, failures) == (4, 1)
+    assert names_with_prefix("mlci-digits-") == []
+
+
+@GROUP
+def test_health_never_ok_fails_acceptance_with_logs_and_state(service, tmp_path: Path) -> None:  # noqa: F811
+    root = copy_service(service.root, tmp_path / "digits")
+    with_config(root, "serve: {command: python3 -m digits_service.server, port: 8080, health: /healthz, timeout: 60}",
+                "serve: {command: 'echo starting-but-wrong-port; PORT=9999 python3 -m digits_service.server', "
+                "port: 8080, health: /healthz, timeout: 4}")
+    t0 = time.monotonic()
+    proc = stage(service, root, tmp_path / "out", "test", "acceptance")
+    assert proc.returncode == 1, proc.stderr
+    assert time.monotonic() - t0 < 60
+    err = proc.stderr
+    assert "did not become healthy within 4s" in err
+    assert "starting-but-wrong-port" in err and "digits serving on :9999" in err  # the service's logs
+    assert "running, health" in err and "last probe" in err  # its state and the probe's output
+    assert names_with_prefix("mlci-digits-") == []
+    assert docker_leftovers() == [] or all(not n.startswith("mlci-digits-") for n in docker_leftovers())
+
+
+@GROUP
+def test_service_that_exits_fails_fast(service, tmp_path: Path) -> None:  # noqa: F811
+    root = copy_service(service.root, tmp_path / "digits")
+    with_config(root, "serve: {command: python3 -m digits_service.server,",
+                "serve: {command: 'echo model-load-failed >&2; exit 3',")
+    t0 = time.monotonic()
+    proc = stage(service, root, tmp_path / "out", "test", "acceptance")
+    assert proc.returncode == 1
+    assert time.monotonic() - t0 < 45  # not the 60 s health timeout
+    assert "exited before it became healthy" in proc.stderr and "exit code 3" in proc.stderr
+    assert "model-load-failed" in proc.stderr
+    assert names_with_prefix("mlci-digits-") == []
+
+
+@GROUP
+def test_failing_acceptance_command_reports_and_cleans_up(service, tmp_path: Path) -> None:  # noqa: F811
+    root = copy_service(service.root, tmp_path / "digits")
+    with_config(root, "command: python3 -m pytest tests/acceptance -q",
+                "command: python3 -m pytest tests/acceptance -q -k 'nothing_matches or healthz' --maxfail=1 "
+                "&& curl-is-not-installed")
+    out = tmp_path / "out"
+    proc = stage(service, root, out, "test", "acceptance")
+    assert proc.returncode == 1
+    assert "acceptance tests failed" in proc.stderr and "exited 127" in proc.stderr
+    assert (out / "junit" / "acceptance.xml").is_file()
+    assert names_with_prefix("mlci-digits-") == []
+
+
+@GROUP
+def test_ctrl_c_during_acceptance_removes_containers_and_network(service, tmp_path: Path) -> None:  # noqa: F811
+    root = copy_service(service.root, tmp_path / "digits")
+    with_config(root, "serve: {command: python3 -m digits_service.server,", "serve: {command: 'sleep 120',")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "build.json").write_text((service.out / "build.json").read_text())
+    proc = subprocess.Popen([sys.executable, "-m", "mlci", "test", "acceptance", "--out", str(out)], cwd=root,
+                            env={**os.environ, **service.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("-svc-" in n for n in names_with_prefix("mlci-digits-")):
+            time.sleep(0.2)
+        assert any("-svc-" in n for n in names_with_prefix("mlci-digits-")), "service container never appeared"
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert names_with_prefix("mlci-digits-") == []
+
+
+@GROUP
+def test_image_with_other_mlci_version_is_refused(service, tmp_path: Path) -> None:  # noqa: F811
+    tag = f"{service.image_name}:other-version"
+    df = f"FROM {service.record['image']['tags'][0]}\nLABEL org.mlci.version=9.4.0\n"
+    built = subprocess.run([DOCKER, "build", "-q", "-t", tag, "-"], input=df, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    proc = run_mlci("test", "unit", "--image", tag, "--out", str(tmp_path / "out"), cwd=service.root,
+                    env=service.env)
+    assert proc.returncode == 2
+    assert "contains mlci 9.4.0, but this is mlci 0.1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@GROUP
+def test_accuracy_stage_runs_the_suite_in_the_image(service, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "out"
+    proc = stage(service, service.root, out, "test", "accuracy", "--suite", "smoke", "-n", "2", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rec = json.loads((out / "accuracy" / "smoke" / "accuracy.json").read_text())
+    assert rec["verdict"] == "PASS" and rec["suite"] == "smoke"
+    assert rec["image"]["digest"] == service.record["image"]["digest"]
+    assert rec["git"]["commit"] == service.record["git"]["commit"]
+    assert (out / "accuracy" / "smoke" / "junit-accuracy.xml").is_file()
+    assert not list(out.glob(".stage-*"))
+    assert names_with_prefix("mlci-digits-") == []
