@@ -22,8 +22,7 @@ from ..config.schema import SCHEMA
 from ..errors import StageFailed, UserError
 from ..fsutil import write_json_atomic
 from ..paths import out_dir
-from .reference import build_reference, file_sha256, parse_reference
-from .table import load_table
+from .reference import file_sha256, parse_reference, reference_from_file
 
 # check/logs/report/trigger import scipy, boto3 paginators and python-jenkins: loaded in cmd_check only, so
 # `mlci --help` and every other command do not pay for them.
@@ -93,15 +92,11 @@ def cmd_reference(args: argparse.Namespace) -> int:
         path = Path(args.data)
         source = {"dataset": None, "uri": str(path), "format": None, "label": None}
         source["sha256"] = file_sha256(path) if path.is_file() else None
-    columns = load_table(path, source.pop("format"))
-    label = args.label or drift["prediction"]["reference_field"] or source.pop("label", None)
-    source.pop("label", None)
-    if label and label not in columns and not args.label and not drift["prediction"]["reference_field"]:
-        label = None  # the dataset's default label name is absent: no prediction reference
-    kinds = {name: f["kind"] for name, f in drift["features"].items() if f["kind"]}
-    ref = build_reference(columns, kinds=kinds, exclude=drift["exclude"], label=label,
-                          prediction_field=drift["prediction"]["field"], prediction_kind=drift["prediction"]["kind"],
-                          source=source)
+    fmt = source.pop("format")
+    label = args.label or drift["prediction"]["reference_field"]
+    dataset_label = source.pop("label", None)
+    ref = reference_from_file(path, drift, fmt=fmt, label=label, default_label=dataset_label, source=source)
+    label = ref["prediction"]["source"] if ref["prediction"] else None
     _write_reference(ref, args.out)
     pred = f", prediction reference from '{label}'" if ref["prediction"] else ", no prediction reference"
     print(f"reference: {len(ref['features'])} feature(s) from {ref['source']['rows']} rows{pred} -> {args.out}")

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import UserError
-from .table import Columns, infer_kind, to_categorical, to_numeric
+from .table import Columns, infer_kind, load_table, to_categorical, to_numeric
 
 SCHEMA = "mlci.drift.reference/1"
 EXACT_CDF_MAX_VALUES = 1024
@@ -166,3 +166,18 @@ def parse_reference(text: str, where: str) -> dict[str, Any]:
         raise UserError(f"{where} is not a drift reference (expected schema {SCHEMA})",
                         hint="create one with `mlci drift reference --dataset NAME --out FILE`")
     return ref
+
+
+def reference_from_file(path: Path, drift_cfg: dict[str, Any], *, fmt: str | None = None, label: str | None = None,
+                        default_label: str | None = None, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The reference of a data file under the `drift` config section -- the entry point for `mlci train` to
+    store a reference next to its training record. `label` must exist when given; `default_label` (the
+    dataset's configured label) is used only when the file has it."""
+    columns = load_table(path, fmt)
+    if not label and default_label and default_label in columns:
+        label = default_label
+    kinds = {name: f["kind"] for name, f in drift_cfg["features"].items() if f["kind"]}
+    return build_reference(columns, kinds=kinds, exclude=drift_cfg["exclude"], label=label,
+                           prediction_field=drift_cfg["prediction"]["field"],
+                           prediction_kind=drift_cfg["prediction"]["kind"],
+                           source=source or {"uri": str(path)})

@@ -82,34 +82,69 @@ def render_markdown(rec: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+STYLE = """
+:root { --fg:#1f2328; --muted:#57606a; --line:#d0d7de; --soft:#f6f8fa; --pass:#1a7f37; --pass-bg:#dafbe1;
+        --fail:#cf222e; --fail-bg:#ffebe9; --inc:#9a6700; --inc-bg:#fff8c5; }
+* { box-sizing: border-box; }
+body { margin:0; background:#eef1f4; color:var(--fg); font:14px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif; }
+main { max-width: 1120px; margin: 0 auto; padding: 24px 20px 48px; }
+code { font-family: ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size: 12.5px; }
+.banner { border-radius: 12px; padding: 22px 26px; color: #fff; box-shadow: 0 1px 3px rgba(31,35,40,.12); }
+.banner.pass { background: linear-gradient(135deg,#1a7f37,#2da44e); }
+.banner.fail { background: linear-gradient(135deg,#a40e26,#cf222e); }
+.banner.inconclusive { background: linear-gradient(135deg,#9a6700,#bf8700); }
+.banner .verdict { font-size: 26px; font-weight: 700; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 12px; padding: 18px 20px; margin-top: 18px; }
+h2 { font-size: 16px; margin: 0 0 12px; }
+table { border-collapse: collapse; width: 100%; }
+th { text-align: left; font-size: 12px; color: var(--muted); padding: 6px 10px; border-bottom: 1px solid var(--line); }
+td { padding: 6px 10px; border-bottom: 1px solid var(--soft); font-size: 13px; vertical-align: top; }
+tr.drift td:first-child { box-shadow: inset 3px 0 0 var(--fail); }
+.pill { border-radius: 999px; padding: 1px 10px; font-size: 12px; font-weight: 600; }
+.pill.fail { background: var(--fail-bg); color: var(--fail); }
+.pill.pass { background: var(--pass-bg); color: var(--pass); }
+.muted { color: var(--muted); font-size: 12.5px; }
+"""
+BANNER = {"DRIFT": "fail", "NO_DRIFT": "pass", "INCONCLUSIVE": "inconclusive"}
+
+
 def render_html(rec: dict[str, Any]) -> str:
+    """A self-contained page in the look of the accuracy report (banner, cards, pills)."""
     e = html.escape
     logs = rec["logs"]
     rows = []
     for f in sorted(rec["features"], key=lambda f: (not f["drifted"], f["p_adjusted"])):
-        why = _why(f)
+        pill = '<span class="pill fail">drift</span>' if f["drifted"] else '<span class="pill pass">ok</span>'
         cls = ' class="drift"' if f["drifted"] else ""
-        rows.append(f"<tr{cls}><td>{e(f['name'])}</td><td>{e(f['kind'])}</td><td>{e(f['test'])}</td>"
-                    f"<td>{_fmt(f['statistic'])}</td><td>{_fmt(f['p_adjusted'], '.2g')}</td>"
-                    f"<td>{_fmt(f['psi'], '.3f')}</td><td>{f['missing_rate']:.1%}</td><td>{f['out_of_range']:.1%}</td>"
-                    f"<td>{'yes' if f['drifted'] else 'no'}</td><td>{e(why)}</td></tr>")
-    charts = [f"<section><h3>{e(f['name'])}</h3><p>{e(_why(f))}</p>"
-              f"{svg_histogram(f['name'], f['histogram'])}</section>" for f in rec["features"] if f["drifted"]]
-    trigger = f"<p><b>Retraining:</b> {e(str(rec['trigger']))}</p>" if rec.get("trigger") else ""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Drift check: {e(rec['verdict'])}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}tr.drift{{background:#fff3e0}}</style></head>
-<body><h1>Drift check: {e(rec['verdict'])}</h1><p>{e(rec['summary'])}</p>
-<ul><li>logs: {e(str(logs.get('prefix')))} {e(str(logs.get('from')))}..{e(str(logs.get('to')))},
-{logs.get('rows_used')} rows used of {logs.get('rows_read')} read</li>
-<li>reference: {e(str(rec['reference'].get('uri')))} ({rec['reference'].get('rows')} rows)</li>
-<li>tests: {e(rec['settings']['method'])}</li></ul>{trigger}
-<table><tr><th>feature</th><th>kind</th><th>test</th><th>statistic</th><th>p (Holm)</th><th>PSI</th>
-<th>missing</th><th>out of range</th><th>drifted</th><th>why</th></tr>
-{''.join(rows)}</table>
+        rows.append(f"<tr{cls}><td><code>{e(f['name'])}</code></td>"
+                    f"<td>{e(f['kind'])}</td><td>{e(f['test'])}</td><td>{_fmt(f['statistic'])}</td>"
+                    f"<td>{_fmt(f['p_adjusted'], '.2g')}</td><td>{_fmt(f['psi'], '.3f')}</td>"
+                    f"<td>{f['missing_rate']:.1%}</td><td>{f['out_of_range']:.1%}</td><td>{pill}</td>"
+                    f"<td class=\"muted\">{e(_why(f))}</td></tr>")
+    charts = [f"<div class=\"card\"><h2><code>{e(f['name'])}</code></h2><p class=\"muted\">{e(_why(f))}</p>"
+              f"{svg_histogram(f['name'], f['histogram'])}</div>" for f in rec["features"] if f["drifted"]]
+    trigger = rec.get("trigger")
+    trig = ""
+    if trigger:
+        trig = f"<p>Retraining: <code>{e(str(trigger.get('job')))}</code> " + (
+            f"queued ({e(str(trigger.get('url')))})" if "queue_item" in trigger else f"NOT started: {e(str(trigger.get('error')))}"
+        ) + "</p>"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Drift: {e(rec['verdict'])}</title><style>{STYLE}</style></head>
+<body><main>
+<div class="banner {BANNER.get(rec['verdict'], 'inconclusive')}"><div class="verdict">{e(rec['verdict'].replace('_', ' '))}</div>
+<div>{e(rec['summary'])}</div></div>
+<div class="card"><h2>What was compared</h2>
+<p>Logs <code>{e(str(logs.get('prefix')))}</code>, {e(str(logs.get('from')))} to {e(str(logs.get('to')))}:
+{logs.get('rows_used')} rows used of {logs.get('rows_read')} read ({logs.get('objects')} objects).<br>
+Reference <code>{e(str(rec['reference'].get('uri')))}</code> ({rec['reference'].get('rows')} rows).</p>
+<p class="muted">{e(rec['settings']['method'])}; family-wise level {rec['settings']['alpha']:g}.</p>{trig}</div>
+<div class="card"><h2>Features</h2><table><tr><th>feature</th><th>kind</th><th>test</th><th>statistic</th>
+<th>p (Holm)</th><th>PSI</th><th>missing</th><th>out of range</th><th></th><th>why</th></tr>
+{''.join(rows)}</table></div>
 {''.join(charts)}
-</body></html>
+</main></body></html>
 """
 
 
