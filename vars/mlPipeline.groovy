@@ -79,16 +79,20 @@ Map stages(Map plan, Map args) {
 
 /**
  * Cron only on integration branches (the plan says `manage`): set to the scheduled suites' specs, or to none
- * so a removed schedule stops firing. properties() replaces all job properties, hence jobProperties.
+ * so a removed schedule stops firing. properties() replaces all job properties, hence jobProperties, which
+ * are set on every branch.
  */
 void triggers(Map plan, Map args) {
     boolean enabled = args.containsKey('triggers') ? (args.triggers as boolean) : true
-    if (!enabled || !plan.triggers.manage) {
+    boolean manage = enabled && plan.triggers.manage
+    if (!manage && !args.jobProperties) {
         return
     }
-    List specs = plan.triggers.cron as List
-    List t = specs ? [cron(specs.join('\n'))] : []
-    List props = [pipelineTriggers(t)]
+    List props = []
+    if (manage) {
+        List specs = plan.triggers.cron as List
+        props.add(pipelineTriggers(specs ? [cron(specs.join('\n'))] : []))
+    }
     if (args.jobProperties) {
         props.addAll(args.jobProperties as List)
     }

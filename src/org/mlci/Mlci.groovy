@@ -38,10 +38,8 @@ class Mlci implements Serializable {
     /** True when the runner was chosen by a step argument: then the plan's pipeline.runner does not override it. */
     final boolean pinned
 
+    /** No steps in here: Jenkins does not CPS-transform constructors (use `of`, which validates). */
     Mlci(def steps, String kind, String image, String config, boolean pinned) {
-        if (!KINDS.contains(kind)) {
-            steps.error("mlci: unknown runner '${kind}'; valid: ${KINDS.join(', ')}")
-        }
         this.steps = steps
         this.kind = kind
         this.image = image ?: "mlci:${VERSION}".toString()
@@ -49,11 +47,18 @@ class Mlci implements Serializable {
         this.pinned = pinned
     }
 
+    /** A runner of a known kind; an unknown one fails the build with the valid kinds. */
+    static Mlci of(def steps, String kind, String image, String config, boolean pinned) {
+        if (!KINDS.contains(kind)) {
+            steps.error("mlci: unknown runner '${kind}'; valid: ${KINDS.join(', ')}")
+        }
+        return new Mlci(steps, kind, image, config, pinned)
+    }
+
     /** From step arguments (runner, runnerImage, config). */
     static Mlci fromArgs(def steps, Map args) {
         boolean pinned = args.containsKey('runner') || args.containsKey('runnerImage')
-        return new Mlci(steps, (args.runner ?: 'docker') as String, args.runnerImage as String,
-                        args.config as String, pinned)
+        return of(steps, (args.runner ?: 'docker') as String, args.runnerImage as String, args.config as String, pinned)
     }
 
     /** The runner the plan (pipeline.runner / runner_image) asks for, unless a step argument pinned one. */
@@ -61,7 +66,7 @@ class Mlci implements Serializable {
         if (pinned || !plan?.runner) {
             return this
         }
-        return new Mlci(steps, plan.runner.kind as String, plan.runner.image as String, config, false)
+        return of(steps, plan.runner.kind as String, plan.runner.image as String, config, false)
     }
 
     /** `mlci ARGS...`; returns the exit status (the caller decides what a status means). */

@@ -20,7 +20,7 @@ class Steps implements Serializable {
         mlPipeline     : [
             agent        : 'Agent label for the pipeline (default pipeline.agent, else any agent).',
             triggers     : 'false: never set the job\'s cron trigger (default true: set it on integration branches).',
-            jobProperties: 'Extra job properties (a list) kept alongside the cron trigger: properties() replaces all.',
+            jobProperties: 'Job properties (a list) set on every branch next to the cron trigger (properties() replaces all).',
         ],
         buildImage     : [:],
         unitTests      : [:],

@@ -16,7 +16,8 @@ import org.codehaus.groovy.control.SourceUnit
 /**
  * The CPS lint: Jenkins runs pipeline code through the CPS transformer, except @NonCPS methods and closures
  * handed to plain Java/Groovy methods (sort, toSorted, min, max, ...). A step (or a CPS-transformed method)
- * called from there fails at run time or silently runs once. This finds such calls in vars/ and src/ by
+ * called from there (or from a constructor, which is never transformed) fails at run time or silently runs
+ * once. This finds such calls in vars/ and src/ by
  * walking the Groovy AST (parsed, not resolved, so it needs no Jenkins classes).
  */
 class CpsLint {
@@ -52,6 +53,12 @@ class CpsLint {
         for (ClassNode cls : su.AST.classes) {
             Set<String> cpsMethods = cls.methods.findAll { !isNonCps(it) && !it.synthetic }*.name as Set
             cpsMethods.remove('run')
+            // Jenkins never CPS-transforms constructors: a step there fails at run time.
+            for (MethodNode ctor : cls.declaredConstructors) {
+                if (ctor.code != null) {
+                    scan(ctor.code, cpsMethods, out, name, "constructor of ${cls.nameWithoutPackage}")
+                }
+            }
             for (MethodNode m : cls.methods) {
                 if (m.code == null) {
                     continue

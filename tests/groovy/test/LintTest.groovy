@@ -69,6 +69,20 @@ class LintTest {
     }
 
     @Test
+    void finds_a_step_in_a_constructor() {
+        List<String> found = lint.lintSource('src/Ctor.groovy', '''
+            class Ctor implements Serializable {
+                def steps
+                Ctor(def steps, String kind) {
+                    this.steps = steps
+                    if (!kind) { steps.error('no kind') }
+                }
+            }
+        ''')
+        assert found == ["src/Ctor.groovy:6: step 'error' called in constructor of Ctor"]
+    }
+
+    @Test
     void plain_sort_without_steps_is_fine() {
         assert lint.lintSource('vars/ok.groovy', '''
             def call(List xs) { xs.sort { a, b -> a.size() <=> b.size() }; sh 'true' }

@@ -79,7 +79,7 @@ class RunnerTest {
     void unknown_runner_is_rejected() {
         Script s = InvokerHelper.createScript(PipelineHarness.compiled('unitTests'), h.binding)
         try {
-            new Mlci(s, 'podman', '', '', true)
+            Mlci.of(s, 'podman', '', '', true)
             assert false
         } catch (StepFailure e) {
             assert e.message.contains("unknown runner 'podman'; valid: docker, venv")

@@ -138,7 +138,10 @@ class StepsTest {
         assert !off.calls('properties')
         PipelineHarness keep = h('develop')
         keep.run('mlPipeline', [jobProperties: ['discarder']])
-        assert keep.calls('properties')[0].args[0][1] == 'discarder'
+        assert keep.calls('properties')[0].args[0] == [[pipelineTriggers: [[cron: 'H 2 * * *\nH 5 * * 6']]], 'discarder']
+        PipelineHarness feature = h('feature/p')
+        feature.run('mlPipeline', [jobProperties: ['discarder']])
+        assert feature.calls('properties')[0].args[0] == ['discarder']
     }
 
     @Test
