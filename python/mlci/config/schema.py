@@ -223,7 +223,7 @@ SCHEMA = Obj(
                 "models": Obj(
                     doc="The model dependency file.",
                     fields={
-                        "lock": Str(default="models.lock", doc="Dependency file (mlci lock, a .dvc file, or dvc.lock)."),
+                        "lock": Str(default="models.lock", doc="Dependency file: mlci lock, a .dvc file, a glob of .dvc files (models/*.dvc) or dvc.lock."),
                         "dest": Str(default="models/", doc="Where model files are placed, relative to the repo."),
                     },
                 ),
