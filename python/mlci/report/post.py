@@ -24,6 +24,7 @@ DEFAULT_API = {
     "gitlab": "https://gitlab.com/api/v4",
     "bitbucket": "https://api.bitbucket.org/2.0",
 }
+TOKEN_VARS = ("MLCI_REPORT_TOKEN", "MLCI_POST_TOKEN")  # the Jenkins library binds MLCI_REPORT_TOKEN
 TOKEN_ENV = {"github": "GITHUB_TOKEN", "gitlab": "GITLAB_TOKEN", "bitbucket": "BITBUCKET_TOKEN"}
 BODY_LIMIT = {"github": 65_000, "gitlab": 1_000_000, "bitbucket": 32_000}
 MAX_PAGES = 50
@@ -79,10 +80,10 @@ def target_from(cfg_post: Mapping[str, Any], env: Mapping[str, str], *, provider
     if not number or not str(number).isdigit():
         raise UserError("this is not a pull-request build (no CHANGE_ID)",
                         hint="pass --pr NUMBER, or call `mlci report post` only for pull requests")
-    token = env.get("MLCI_POST_TOKEN") or env.get(TOKEN_ENV[provider])
+    token = next((env[name] for name in (*TOKEN_VARS, TOKEN_ENV[provider]) if env.get(name)), None)
     if not token:
-        raise UserError(f"no token to post with: set MLCI_POST_TOKEN (or {TOKEN_ENV[provider]})",
-                        hint="in Jenkins, bind report.post.token_credentials (secret text) to that variable")
+        raise UserError(f"no token to post with: set MLCI_REPORT_TOKEN, MLCI_POST_TOKEN or {TOKEN_ENV[provider]}",
+                        hint="in Jenkins, report.post.token_credentials (secret text) is bound to MLCI_REPORT_TOKEN")
     base = (api or cfg_post.get("url") or env.get("MLCI_POST_API") or DEFAULT_API[provider]).rstrip("/")
     if not re.match(r"https?://", base):
         raise UserError(f"API URL '{base}' is not http(s)", hint="e.g. https://github.example.com/api/v3")

@@ -272,6 +272,8 @@ def _headline(record: Mapping[str, Any], gates: list[dict[str, Any]]) -> str:
     verdict = str(record.get("verdict"))
     total = len(gates)
     plural = "s" if total != 1 else ""
+    if not total:
+        return f"{verdict.lower()}: no gates in this record"
     if verdict == "PASS":
         return f"all {total} gate{plural} passed"
     bad = [g for g in gates if g["verdict"] == verdict] or gates

@@ -183,6 +183,22 @@ def test_junit_counts(tmp_path):
     assert parse_junit(tmp_path / "broken.xml").problem
 
 
+def test_sparse_and_regression_records_render():
+    """Optional blocks may be null (no image, no classes, a regression metric): the report still renders."""
+    minimal = {"schema": "mlci.accuracy/1", "service": "svc", "suite": "s", "verdict": "PASS"}
+    regression = {"schema": "mlci.accuracy/1", "service": "svc", "suite": "r", "verdict": "FAIL",
+                  "gates": [{"metric": "mae", "kind": "absolute", "threshold": 2.0, "direction": "<=",
+                             "estimate": 2.5, "interval": [2.2, 2.8], "verdict": "FAIL"}],
+                  "metrics": {"mae": 2.5, "rmse": 3.1, "n": 100, "confusion": None, "per_class": None},
+                  "git": None, "image": None, "dataset": None, "model": None, "sample": None, "errors": None}
+    base = {"schema": "mlci.accuracy/1", "metrics": {"mae": 2.0}, "gates": [{"metric": "mae", "estimate": 2.1}]}
+    v = view.build_view(view.Inputs(records=[minimal, regression], baselines={"r": base}))
+    page = render.render_html(v)
+    md = render.render_markdown(v, "gitlab")
+    assert v["verdict"] == "FAIL" and "mae 2.5 (needs ≤ 2)" in page and "no gates in this record" in page
+    assert "no confusion matrix" in page and "| mae | 2.1 | 2.5 | 🔴 +0.4 |" in md
+
+
 def test_multiple_suites_worst_verdict_wins():
     v = view.build_view(view.Inputs(records=[accuracy_record("PASS"), accuracy_record("INCONCLUSIVE", suite="full")]))
     assert v["verdict"] == "INCONCLUSIVE" and v["headline"] == "1 suites passed, 1 suite inconclusive".replace(
