@@ -310,7 +310,8 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
         return verdict is not None
 
     started = time.monotonic()
-    ctl = Controller(on_batch, n_batches, stop_early=prep.shard is None)
+    ctl = Controller(on_batch, n_batches, stop_early=prep.shard is None,
+                     window=2 * int(workers) if prep.shard is None and workers not in (0, "0") else None)
     rc = run_session(spec, ctl, workers, checks)
     progress.close()
     if ctl.fatal:

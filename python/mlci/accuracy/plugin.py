@@ -18,6 +18,7 @@ import importlib
 import inspect
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -183,6 +184,12 @@ class Controller:
     stopped: str | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
     session: Any = None
+    window: int | None = None  # batches dispatched beyond the evaluated prefix (None: unlimited)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """xdist's load scheduler, held to a window ahead of the evaluated prefix (see PrefixScheduling)."""
+        return make_prefix_scheduler(config, log, self)
 
     @pytest.hookimpl
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -231,6 +238,54 @@ class Controller:
             dsession = self.session.config.pluginmanager.getplugin("dsession")
             if dsession is not None:
                 dsession.shouldstop = f"mlci: {reason}"
+
+
+_BATCH_ID = re.compile(r"\[batch(\d+)\]$")
+
+
+def make_prefix_scheduler(config: pytest.Config, log: Any, controller: Controller) -> Any:
+    """A LoadScheduling that keeps dispatch close to the prefix the controller has evaluated.
+
+    Plain load scheduling keeps feeding a fast worker while the prefix waits for a batch on a slow one, and
+    every dispatched item runs (a worker drains its queue at shutdown), so all that work would be thrown
+    away at the verdict. Here a batch is dispatched only while it lies within `controller.window` batches of
+    the evaluated prefix. One exception avoids a stall: an xdist worker starts an item only once it knows
+    the next one, so a worker holding a single in-window batch gets one more. Each completion re-checks
+    every worker, since the prefix may have advanced. Batches predicted after the verdict: at most
+    window + workers.
+    """
+    from xdist.scheduler import LoadScheduling
+
+    class PrefixScheduling(LoadScheduling):  # type: ignore[misc]
+        depth = 3
+
+        def _allowed(self, index: int) -> bool:
+            if controller.window is None or self.collection is None:
+                return True
+            m = _BATCH_ID.search(self.collection[index])
+            return m is None or int(m.group(1)) < controller.next_batch + controller.window
+
+        def check_schedule(self, node: Any, duration: float = 0) -> None:
+            if node.shutting_down:
+                return
+            if not self.pending:
+                node.shutdown()
+                return
+            mine = self.node2pending[node]
+            while self.pending:
+                if len(mine) < self.depth and self._allowed(self.pending[0]):
+                    self._send_tests(node, 1)
+                elif len(mine) == 1 and self._allowed(mine[0]):
+                    self._send_tests(node, 1)  # let the worker start its in-window batch
+                else:
+                    break
+
+        def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+            self.node2pending[node].remove(item_index)
+            for other in self.nodes:
+                self.check_schedule(other)
+
+    return PrefixScheduling(config, log)
 
 
 def _short(text: str, limit: int = 2000) -> str:

@@ -99,8 +99,9 @@ def test_dispatch_stops_once_the_verdict_is_reached(service, digits, tmp_path):
     predicted = sum(int(line) for line in count.read_text().split())
     workers = rec["sample"]["workers"]
     assert rec["sample"]["used"] < 500 < rec["sample"]["drawn"]
-    # at most two batches queued per worker (--maxschedchunk 1) plus the one being reported
-    assert predicted <= rec["sample"]["used"] + (2 * workers + 1) * 20, (predicted, rec["sample"])
+    # dispatch runs at most `window` (2 x workers) batches ahead of the evaluated prefix, plus the two items
+    # an xdist worker must hold; with plain load scheduling a fast worker would race far ahead
+    assert predicted <= rec["sample"]["used"] + (2 * workers + 2 * workers) * 20, (predicted, rec["sample"])
 
 
 def test_shard_and_merge_equal_an_unsharded_fixed_n_run(service, digits, tmp_path):

@@ -1,0 +1,227 @@
+#!/usr/bin/env python
+"""Benchmark of the accuracy engine, four figures side by side with their baselines, in one run.
+
+    python tests/benchmarks/bench_accuracy.py [--runs 4000] [--ms 5] [--samples 2400] [--repeat 2]
+
+1. harness overhead: the engine (pytest session, one xdist worker, evaluation after every batch) vs a plain
+   loop calling the same predict on the same samples in one process; target <= 5%. The in-process engine
+   (-n 0) is shown too.
+2. speed-up of 2 workers vs 1 on a CPU-bound model (~--ms ms of pure-Python work per sample); target >= 1.8x.
+3. samples used by the sequential gate (Wald SPRT, Ville thresholds, looks every 50 samples) vs the exact
+   fixed n at the same alpha/beta, for true accuracy at min - margin, min, min + margin, min + 2 margin;
+   target >= 40% fewer at min - margin and min + 2 margin.
+4. empirical false-PASS rate at true accuracy = min and false-FAIL rate at min + margin over --runs runs,
+   uncapped and with the smoke suite's cap (max_samples 3000); target <= alpha / beta within Monte-Carlo
+   error (2 standard errors).
+Gate: min 0.90, margin 0.02, alpha 0.05, beta 0.10 (examples/digits smoke). Timings: best of --repeat.
+The machine's load average is printed: figures 1-2 need the cores to be free. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+from mlci.accuracy.stats import fixed_n  # noqa: E402
+from mlci.accuracy.stats.sprt import Sprt  # noqa: E402
+
+MIN, MARGIN, ALPHA, BETA, LOOK = 0.90, 0.02, 0.05, 0.10, 50
+
+SERVICE = '''
+import os
+import numpy as np
+
+_W = None
+
+def load():
+    global _W
+    _W = np.load(os.environ["BENCH_MODEL"])
+    return _W
+
+def _burn(k):
+    s = 0
+    for i in range(k):
+        s += i * i
+    return s
+
+def predict(x, model=None):
+    w = model if model is not None else (_W if _W is not None else load())
+    k = int(os.environ["BENCH_BURN"])
+    for _ in range(len(x)):
+        _burn(k)
+    return (np.asarray(x) @ w).argmax(axis=1).tolist()
+'''
+
+
+def calibrate(ms: float) -> int:
+    """Iterations of the pure-Python burn loop that take ~ms milliseconds on this core."""
+    ns: dict[str, object] = {}
+    exec(SERVICE, ns)  # noqa: S102 - our own benchmark model
+    k = 20000
+    while True:
+        t = time.perf_counter()
+        ns["_burn"](k)  # type: ignore[operator]
+        dt = time.perf_counter() - t
+        if dt > 0.02:
+            return max(1, int(k * ms / 1000 / dt))
+        k *= 2
+
+
+def make_service(tmp: Path, samples: int) -> Path:
+    """A synthetic 10-class service (linear model, ~93% accurate) with a fixed-n suite of `samples`."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(64, 10))
+    x = rng.normal(size=(6000, 64)).astype(np.float32)
+    y = (x @ w).argmax(axis=1)
+    flip = rng.random(6000) < 0.07
+    y[flip] = rng.integers(0, 10, flip.sum())
+    np.save(tmp / "model.npy", w)
+    np.savez(tmp / "data.npz", x=x, y=y)
+    (tmp / "benchsvc.py").write_text(SERVICE)
+    # a fixed-n suite whose exact n is `samples`: pick the margin by bisection on the exact n
+    lo, hi = 0.005, 0.2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        n = fixed_n.exact_n(0.85, 0.85 + mid, 0.05, 0.10).n
+        lo, hi = (mid, hi) if n > samples else (lo, mid)
+    cfg = {"service": "bench", "accuracy": {"load": "benchsvc:load", "predict": "benchsvc:predict", "batch_size": 50,
+           "suites": {"b": {"dataset": "data.npz", "sequential": False,
+                            "gates": [{"metric": "accuracy", "min": 0.85, "margin": round(hi, 6)}]}}}}
+    (tmp / "ml-ci.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp
+
+
+def engine_time(svc: Path, workers: str) -> tuple[float, int]:
+    from mlci.accuracy.engine import execute, prepare
+    from mlci.config import load_config
+
+    cfg = load_config(svc / "ml-ci.yaml")
+    prep = prepare(cfg, "b", seed=1, shard=None, data_override=None)
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        t = time.perf_counter()
+        res = execute(prep, workers_flag=workers, baseline=None, checks=[], on_error="fail")
+        dt = time.perf_counter() - t
+    assert res.evaluator.verdict in ("PASS", "FAIL"), res.evaluator.verdict
+    return dt, res.recorded
+
+
+def plain_time(svc: Path) -> tuple[float, int]:
+    """Import, load once, then call predict batch by batch over the same drawn samples."""
+    from mlci.accuracy.data import load as load_data
+    from mlci.accuracy.engine import chunk, prepare
+    from mlci.config import load_config
+
+    cfg = load_config(svc / "ml-ci.yaml")
+    prep = prepare(cfg, "b", seed=1, shard=None, data_override=None)
+    t = time.perf_counter()
+    sys.path.insert(0, str(svc))
+    import benchsvc  # type: ignore[import-not-found]
+
+    model = benchsvc.load()
+    ds = load_data(svc / "data.npz")
+    preds: list[int] = []
+    for batch in chunk(prep.indices, prep.batch_size):
+        preds += benchsvc.predict(ds.take(batch), model)
+    dt = time.perf_counter() - t
+    return dt, len(preds)
+
+
+def simulate(p: float, runs: int, cap: int, rng: np.random.Generator, chunk_runs: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """(verdict codes 1 PASS / -1 FAIL / 0 INCONCLUSIVE, samples used) for `runs` SPRTs on Bernoulli(p)."""
+    test = Sprt(MIN, MIN + MARGIN, ALPHA, BETA)
+    looks = np.arange(LOOK, cap + 1, LOOK)
+    verdicts, used = [], []
+    for start in range(0, runs, chunk_runs):
+        r = min(chunk_runs, runs - start)
+        k = np.cumsum(rng.random((r, cap)) < p, axis=1, dtype=np.int32)[:, looks - 1]
+        llr = test.llr(k, looks[None, :])
+        hit = (llr >= test.upper) | (llr <= test.lower)
+        any_hit = hit.any(axis=1)
+        first = hit.argmax(axis=1)
+        v = np.where(any_hit, np.where(llr[np.arange(r), first] >= test.upper, 1, -1), 0)
+        verdicts.append(v)
+        used.append(np.where(any_hit, looks[first], cap))
+    return np.concatenate(verdicts), np.concatenate(used)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=4000, help="simulated gate runs per true accuracy (figures 3-4)")
+    ap.add_argument("--ms", type=float, default=5.0, help="CPU work per sample in the benchmark model (ms)")
+    ap.add_argument("--samples", type=int, default=2400, help="samples per engine run (figures 1-2)")
+    ap.add_argument("--repeat", type=int, default=2, help="timing repeats (best of)")
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (figures 1-2 assume idle cores)")
+
+    burn = calibrate(args.ms)
+    with tempfile.TemporaryDirectory(prefix="mlci-bench-acc-") as tmp:
+        svc = make_service(Path(tmp), args.samples)
+        os.environ.update(BENCH_BURN=str(burn), BENCH_MODEL=str(svc / "model.npy"))
+        plain, engine1, engine0, engine2 = [], [], [], []
+        for _ in range(args.repeat):
+            plain.append(plain_time(svc))
+            engine0.append(engine_time(svc, "0"))
+            engine1.append(engine_time(svc, "1"))
+            engine2.append(engine_time(svc, "2"))
+        p_t, n = min(plain)
+        e0, e1, e2 = min(engine0)[0], min(engine1)[0], min(engine2)[0]
+        assert all(r[1] == n for r in engine1 + engine2), "engine and loop must run the same samples"
+
+    print(f"\n1. harness overhead ({n} samples, ~{args.ms:g} ms/sample CPU-bound model, batches of 50)")
+    print(f"   {'':34} {'time':>8} {'baseline':>9} {'ratio':>7}  target")
+    print(f"   {'plain loop (baseline)':34} {p_t:7.2f}s {p_t:8.2f}s {1:7.3f}")
+    print(f"   {'engine, 1 xdist worker':34} {e1:7.2f}s {p_t:8.2f}s {e1 / p_t:7.3f}  <= 1.05  "
+          f"{'ok' if e1 / p_t <= 1.05 else 'MISSED'}  (overhead {100 * (e1 / p_t - 1):+.1f}%)")
+    print(f"   {'engine, in-process (-n 0)':34} {e0:7.2f}s {p_t:8.2f}s {e0 / p_t:7.3f}  <= 1.05  "
+          f"{'ok' if e0 / p_t <= 1.05 else 'MISSED'}  (overhead {100 * (e0 / p_t - 1):+.1f}%)")
+
+    print(f"\n2. parallel speed-up ({n} samples, ~{args.ms:g} ms/sample)")
+    print(f"   {'1 worker (baseline)':34} {e1:7.2f}s")
+    print(f"   {'2 workers':34} {e2:7.2f}s {e1:8.2f}s {e1 / e2:6.2f}x  >= 1.8x  {'ok' if e1 / e2 >= 1.8 else 'MISSED'}")
+
+    rng = np.random.default_rng(2026)
+    plan = fixed_n.exact_n(MIN, MIN + MARGIN, ALPHA, BETA)
+    print(f"\n3. samples used: sequential (SPRT, looks every {LOOK}) vs exact fixed n = {plan.n} "
+          f"(min {MIN}, margin {MARGIN}, alpha {ALPHA}, beta {BETA}; {args.runs} runs each, uncapped)")
+    print(f"   {'true accuracy':>14} {'SPRT mean':>10} {'median':>7} {'p90':>6} {'fixed n':>8} {'ratio':>6} {'saved':>7}  target")
+    for label, p in (("min - margin", MIN - MARGIN), ("min", MIN), ("min + margin", MIN + MARGIN),
+                     ("min + 2 margin", MIN + 2 * MARGIN)):
+        v, used = simulate(p, args.runs, 40000, rng)
+        mean = used.mean()
+        saved = 1 - mean / plan.n
+        target = "saved >= 40%" if label in ("min - margin", "min + 2 margin") else ""
+        ok = ("ok" if saved >= 0.40 else "MISSED") if target else ""
+        print(f"   {label + f' {p:.2f}':>14} {mean:10.0f} {np.median(used):7.0f} {np.percentile(used, 90):6.0f} "
+              f"{plan.n:8d} {mean / plan.n:6.2f} {100 * saved:6.1f}%  {target} {ok}".rstrip())
+
+    print(f"\n4. error rates over {args.runs} runs each (Monte-Carlo standard error in brackets)")
+    print(f"   {'case':44} {'rate':>7} {'(se)':>8} {'bound':>6}  inconclusive  target")
+    for cap in (40000, 3000):
+        for label, p, bad, bound in (("false PASS at true accuracy = min", MIN, 1, ALPHA),
+                                     ("false FAIL at true accuracy = min + margin", MIN + MARGIN, -1, BETA)):
+            v, _ = simulate(p, args.runs, cap, rng)
+            rate = float(np.mean(v == bad))
+            se = math.sqrt(bound * (1 - bound) / args.runs)
+            capname = "uncapped" if cap == 40000 else f"cap {cap}"
+            ok = "ok" if rate <= bound + 2 * se else "MISSED"
+            print(f"   {label + f' ({capname})':44} {rate:7.4f} ({se:.4f}) {bound:6.2f}  {np.mean(v == 0):12.4f}  "
+                  f"<= {bound:g} {ok}")
+
+
+if __name__ == "__main__":
+    main()
