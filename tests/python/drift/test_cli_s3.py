@@ -83,6 +83,12 @@ def test_shift_exits_1_with_report_and_charts(s3_bucket: str, reference_file: Pa
     assert rec["verdict"] == "DRIFT" and set(rec["drifted"]) == {"age", "channel"}
     html = (out / "drift.html").read_text()
     assert html.count("<svg") == 2 and "kiosk" in html
+    import re
+    import xml.etree.ElementTree as ET
+
+    for chart in re.findall(r"<svg.*?</svg>", html, flags=re.S):
+        root = ET.fromstring(chart)  # well-formed: every label escaped
+        assert len(root.findall("{http://www.w3.org/2000/svg}rect")) >= 4
     assert "| **yes** |" in (out / "drift.md").read_text()
 
 
@@ -188,3 +194,15 @@ def test_malformed_lines_beyond_one_percent_are_an_error(s3_bucket: str) -> None
     s3.put_object(Bucket=s3_bucket, Key="many/dt=2026-11-22/a.jsonl", Body="\n".join([*good, *["{oops"] * 20]).encode())
     with pytest.raises(UserError, match=r"20 of 520 log records checked are malformed; first: .*a.jsonl:501: not JSON"):
         read_window(f"s3://{s3_bucket}/many", "1d", until=until)
+
+
+def test_window_in_days_and_hours() -> None:
+    import datetime as dt
+
+    from mlci.drift.logs import parse_window, window_days
+
+    until = dt.datetime(2026, 11, 22, 6, tzinfo=dt.timezone.utc)
+    assert window_days(parse_window("7d"), until) == (dt.date(2026, 11, 16), dt.date(2026, 11, 22))
+    assert window_days(parse_window("1d"), until) == (dt.date(2026, 11, 22), dt.date(2026, 11, 22))
+    assert window_days(parse_window("12h"), until) == (dt.date(2026, 11, 21), dt.date(2026, 11, 22))
+    assert window_days(parse_window("36h"), until) == (dt.date(2026, 11, 20), dt.date(2026, 11, 22))

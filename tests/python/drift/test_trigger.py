@@ -127,3 +127,25 @@ def test_cli_check_starts_the_job_on_drift_only(jenkins_url: str, s3_bucket: str
     text = (tmp_path / "shifted" / "drift" / "drift.json").read_text()
     assert json.loads(text)["trigger"]["queue_item"] == 42
     assert TOKEN not in text + proc.stdout + proc.stderr
+
+
+def test_trigger_flag_uses_the_configured_job_url_and_parameters(jenkins_url: str, s3_bucket: str, tmp_path: Path,
+                                                               mlci) -> None:
+    data = tmp_path / "train.jsonl"
+    data.write_bytes(jsonl(rows(columns(3000, np.random.default_rng(33)))))
+    (tmp_path / "ml-ci.yaml").write_text(f"""service: svc
+drift:
+  reference: ref.json
+  logs: s3://{s3_bucket}/logs
+  window: 1d
+  retrain: {{job: train, url: "{jenkins_url}", parameters: {{DATASET: fresh}}}}
+""")
+    env = {"JENKINS_USER": USER, "JENKINS_API_TOKEN": TOKEN}
+    mlci("drift", "reference", "--data", str(data), "--out", str(tmp_path / "ref.json"), env=env, check=True)
+    body = jsonl(rows(columns(600, np.random.default_rng(34), new_category=0.3)))
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key="logs/dt=2026-11-22/a.jsonl", Body=body)
+    proc = mlci("drift", "check", "--until", "2026-11-22", "--trigger", "--out", str(tmp_path / "o"), env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (call,) = FakeJenkins.calls
+    assert call["path"] == "/job/train/buildWithParameters"
+    assert call["params"]["DATASET"] == "fresh" and call["params"]["DRIFT_FEATURES"] == "channel"
