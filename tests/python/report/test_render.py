@@ -238,3 +238,40 @@ def test_report_renders_in_chromium(tmp_path, verdict):
     assert re.search(r'<svg[^>]*class="chart confusion"', dom) and re.search(r'<svg[^>]*class="chart trend"', dom)
     assert len(re.findall(r"<rect ", dom)) >= 100  # 10x10 heatmap cells survived parsing
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom and "<script" not in dom
+
+
+@pytest.mark.parametrize("flavour", render.FLAVOURS)
+def test_markdown_parses_as_intended_commonmark(flavour):
+    """Parse report.md like a forge does (CommonMark + GFM tables): data never becomes HTML, links or extra cells."""
+    from markdown_it import MarkdownIt
+
+    rec = accuracy_record("FAIL", branch="x/<b>y</b>")
+    rec["errors"].append({"id": "[a](http://evil)", "error": "| cell | **bold** <img src=x> @team\n# heading"})
+    v = view.build_view(view.Inputs(records=[rec], baselines={"smoke": accuracy_record("PASS", branch="main")},
+                                    baseline_sources={"smoke": "file"}, junit=[]))
+    md = render.render_markdown(v, flavour)
+    parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    tokens = parser.parse(md)
+    allowed_html = re.compile(r"\s*(<!-- mlci-report:[\w.:/-]+ -->|<details><summary>[^<>]*</summary>|</details>)\s*")
+    flat = [t for tok in tokens for t in ([tok, *(tok.children or [])])]
+    for t in flat:
+        if t.type in ("html_inline", "html_block"):
+            assert allowed_html.fullmatch(t.content), t.content
+            assert flavour != "bitbucket"
+        assert t.type not in ("link_open", "image"), t
+    texts = " ".join(t.content for t in flat if t.type == "text")
+    assert EVIL in texts and "**bold**" in texts and "<img src=x>" in texts and "[a](http://evil)" in texts
+    # every table row has as many cells as its header
+    rows: list[int] = []
+    for tok in tokens:
+        if tok.type == "tr_open":
+            rows.append(0)
+        elif tok.type in ("th_open", "td_open"):
+            rows[-1] += 1
+        elif tok.type == "table_close":
+            assert rows and len(set(rows)) == 1, rows
+            rows = []
+    html_out = parser.render(md)
+    assert "<h1" not in html_out and "<script" not in html_out
+    if flavour == "bitbucket":
+        assert "mlci-report" not in html_out  # the link-reference marker is invisible
