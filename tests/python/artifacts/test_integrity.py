@@ -81,3 +81,25 @@ def test_corrupted_cache_entry_is_detected_and_refetched(tmp_path: Path, s3_buck
     assert [r["reason"] for r in records] == ["corrupted cache entry"]
     fixed = api.pull_models(cfg)  # the original DEST is repaired from the fresh cache entry
     assert (repo / "models" / "model.bin").read_bytes() == data and fixed["cache_hits"] == 1
+
+
+def test_cache_on_another_device_copies_into_dest(tmp_path: Path, s3_bucket: str):
+    """A BuildKit cache mount and the image layer are different filesystems: DEST gets copies, not links."""
+    import shutil
+    import tempfile
+
+    shm = Path(tempfile.mkdtemp(prefix="mlci-art-", dir="/dev/shm"))
+    try:
+        repo = write_repo(tmp_path / "repo", s3_bucket, shm / "cache")
+        cfg = load_config(repo / "ml-ci.yaml")
+        assert os.stat(shm).st_dev != os.stat(tmp_path).st_dev
+        data = os.urandom(100_000)
+        (tmp_path / "m.bin").write_bytes(data)
+        api.add_models(cfg, [str(tmp_path / "m.bin")])
+        summary = api.pull_models(cfg)
+        placed = repo / "models" / "m.bin"
+        assert summary["cache_hits"] == 1 and placed.read_bytes() == data
+        assert os.stat(placed).st_dev != os.stat(next((shm / "cache" / "objects").rglob("*[!.ok]"))).st_dev
+        assert api.pull_models(cfg)["unchanged"] == 1
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
