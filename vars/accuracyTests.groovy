@@ -8,8 +8,8 @@ import org.mlci.Verdict
 
 /**
  * Accuracy suites with statistical gates; returns [suite: 'PASS'|'FAIL'|'INCONCLUSIVE'|'ERROR'].
- * Unsharded suites run here (`mlci accuracy stage`); a suite with shards > 1 runs as a parallel of N branches
- * on its agent label, then merges. See accuracyTests.txt.
+ * Unsharded suites run here inside the built image (`mlci test accuracy`); a suite with shards > 1 runs as a
+ * parallel of N branches on its agent label (`mlci accuracy run --shard k/N`), then merges. See accuracyTests.txt.
  */
 Map call(Map args = [:]) {
     Steps.check(this, 'accuracyTests', args)
@@ -33,7 +33,7 @@ Map call(Map args = [:]) {
                         rcs[suite.name] = sharded(mlci, plan, suite)
                     } else {
                         Creds.with(this, plan, ['artifacts']) {
-                            rcs[suite.name] = mlci.status(['accuracy', 'stage', '--suite', suite.name])
+                            rcs[suite.name] = mlci.status(['test', 'accuracy', '--suite', suite.name])
                         }
                     }
                 }
@@ -93,6 +93,12 @@ int sharded(Mlci mlci, Map plan, Map suite) {
     int n = suite.shards as int
     String name = suite.name as String
     String base = Mlci.OUT + '/shards/' + name
+    // The shards' records name the image this build made (when it made one), like the in-image runs do.
+    List imageEnv = []
+    if (fileExists(Mlci.OUT + '/build.json')) {
+        Map image = (readJSON(file: Mlci.OUT + '/build.json', returnPojo: true) as Map).image as Map
+        imageEnv = ['MLCI_IMAGE_NAME=' + image.name, 'MLCI_IMAGE_DIGEST=' + image.digest]
+    }
     Map branches = [failFast: true]
     for (int k = 1; k <= n; k++) {
         int shard = k
@@ -101,9 +107,11 @@ int sharded(Mlci mlci, Map plan, Map suite) {
                 Nodes.checkout(this)
                 String dir = base + '/' + shard
                 int rc = -1
-                Creds.with(this, plan, ['artifacts']) {
-                    rc = mlci.status(['accuracy', 'run', '--suite', name, '--shard', "${shard}/${n}".toString(),
-                                      '--out', dir])
+                withEnv(imageEnv) {
+                    Creds.with(this, plan, ['artifacts']) {
+                        rc = mlci.status(['accuracy', 'run', '--suite', name, '--shard', "${shard}/${n}".toString(),
+                                          '--out', dir])
+                    }
                 }
                 // A shard's own verdict is partial: only the merge decides. Any other exit is an error.
                 if (rc != 0 && rc != 1 && rc != 3) {
@@ -114,7 +122,7 @@ int sharded(Mlci mlci, Map plan, Map suite) {
         }
     }
     parallel(branches)
-    List cmd = ['accuracy', 'merge']
+    List cmd = ['accuracy', 'merge', '--out', Mlci.OUT]
     for (int k = 1; k <= n; k++) {
         unstash("mlci-shard-${name}-${k}".toString())
         cmd.add(base + '/' + k)

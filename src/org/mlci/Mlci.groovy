@@ -25,6 +25,7 @@ class Mlci implements Serializable {
     /** Variables handed to the container by name (only those set on the agent are passed). */
     static final List<String> PASS_ENV = [
         'MLCI_CONFIG', 'MLCI_OUT', 'MLCI_CACHE', 'MLCI_DOCKER', 'MLCI_BASE_IMAGE', 'MLCI_REPORT_TOKEN',
+        'MLCI_IMAGE_NAME', 'MLCI_IMAGE_DIGEST', 'MLCI_REPORT_URL',
         'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_DEFAULT_REGION',
         'AWS_ENDPOINT_URL', 'DOCKER_CONFIG', 'DOCKER_BUILDKIT', 'KUBECONFIG',
         'BRANCH_NAME', 'CHANGE_ID', 'CHANGE_TARGET', 'CHANGE_BRANCH', 'CHANGE_URL', 'GIT_COMMIT', 'GIT_BRANCH',

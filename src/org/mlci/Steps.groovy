@@ -51,7 +51,7 @@ class Steps implements Serializable {
         buildImage     : 'Build (and push) the service image with `mlci build`; returns [image: name@digest, record: build.json].',
         unitTests      : 'Unit tests inside the built image (`mlci test unit`); JUnit published also when they fail.',
         acceptanceTests: 'Acceptance tests against the running image (`mlci test acceptance`); JUnit always published.',
-        accuracyTests  : 'Accuracy suites (`mlci accuracy stage`, or sharded `accuracy run --shard` + `accuracy merge`).',
+        accuracyTests  : 'Accuracy suites (`mlci test accuracy` in the image, or sharded `accuracy run --shard` + `accuracy merge`).',
         deploy         : 'Deploy an image by digest (`mlci deploy`): milestone, approval input, lock, milestone. Call outside node.',
     ]
 

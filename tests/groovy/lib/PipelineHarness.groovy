@@ -378,13 +378,15 @@ class PipelineHarness {
                 name: 'registry.example.com:5000/ml/svc', digest: 'sha256:' + 'a' * 64]])
             0
         }
-        on(['test']) { Call c -> files[".mlci/junit/${c.extra.argv[1]}.xml".toString()] = '<testsuite/>'; 0 }
-        on(['accuracy', 'stage']) { Call c -> writeAccuracy('.mlci', argAfter(c.extra.argv, '--suite'), 'PASS'); 0 }
+        on(['test', 'unit']) { Call c -> files['.mlci/junit/unit.xml'] = '<testsuite/>'; 0 }
+        on(['test', 'acceptance']) { Call c -> files['.mlci/junit/acceptance.xml'] = '<testsuite/>'; 0 }
+        on(['test', 'accuracy']) { Call c -> writeAccuracy('.mlci', argAfter(c.extra.argv, '--suite'), 'PASS'); 0 }
         on(['accuracy', 'run']) { Call c ->
             writeAccuracy(argAfter(c.extra.argv, '--out'), argAfter(c.extra.argv, '--suite'), 'PASS'); 0
         }
         on(['accuracy', 'merge']) { Call c ->
-            List<String> dirs = c.extra.argv.drop(2)
+            assert argAfter(c.extra.argv, '--out') == '.mlci'
+            List<String> dirs = c.extra.argv.drop(4)
             dirs.each { assert files.keySet().any { f -> f.startsWith(it + '/') }: "merge input ${it} was never unstashed" }
             String suite = dirs[0].tokenize('/')[-2]
             writeAccuracy('.mlci', suite, 'PASS'); 0
@@ -397,7 +399,7 @@ class PipelineHarness {
     /** Sets the exit status of an mlci command (and, for accuracy, the verdict in its record). */
     PipelineHarness exit(List prefix, int status) {
         on(prefix) { Call c ->
-            if (prefix[0] == 'accuracy' && VERDICTS[status]) {
+            if ('accuracy' in prefix.take(2) && VERDICTS[status]) {
                 String suite = argAfter(c.extra.argv, '--suite')
                 writeAccuracy(argAfter(c.extra.argv, '--out') ?: '.mlci', suite, VERDICTS[status])
             }

@@ -25,6 +25,7 @@ class AccuracyTest {
             assert c.ctx.contains("node:gpu && !flaky'node".toString())
             assert c.ctx.contains("parallel:${HEAVY} ${i + 1}/3".toString())
             assert c.ctx.contains('withCredentials')
+            assert c.extra.env.MLCI_IMAGE_DIGEST == null  // no build in this run: no image to name
         }
         // Each shard stashes on its own agent; the merge runs after every unstash, outside the shard nodes.
         List stashes = h.calls('stash')
@@ -33,8 +34,19 @@ class AccuracyTest {
         int merge = h.indexOf { it.step == 'sh' && it.extra.argv?.take(2) == ['accuracy', 'merge'] }
         List unstash = h.calls('unstash')
         assert unstash.size() == 3 && unstash.every { it.seq < merge && !it.ctx.any { f -> f.startsWith('node:gpu') } }
-        assert h.calls[merge].extra.argv.drop(2) == (1..3).collect { ".mlci/shards/${HEAVY}/${it}".toString() }
+        assert h.calls[merge].extra.argv.drop(2) == ['--out', '.mlci'] + (1..3).collect { ".mlci/shards/${HEAVY}/${it}".toString() }
         assert h.currentBuild.description == "accuracy: ${HEAVY} PASS, weekly-extra PASS".toString()
+    }
+
+    @Test
+    void shards_name_the_image_this_build_made() {
+        PipelineHarness h = timer()
+        h.files['.mlci/build.json'] = '{"image": {"name": "reg/svc", "digest": "sha256:' + 'c' * 64 + '"}}'
+        h.run('accuracyTests')
+        h.calls('sh').findAll { it.extra.argv?.take(2) == ['accuracy', 'run'] }.each {
+            assert it.extra.env.MLCI_IMAGE_NAME == 'reg/svc' && it.extra.env.MLCI_IMAGE_DIGEST == 'sha256:' + 'c' * 64
+            assert it.extra.script.contains(' -e MLCI_IMAGE_DIGEST ')
+        }
     }
 
     @Test
@@ -59,7 +71,7 @@ class AccuracyTest {
 
     @Test
     void fail_verdict_fails_the_build_after_publishing() {
-        PipelineHarness h = push().exit(['accuracy', 'stage'], 1)
+        PipelineHarness h = push().exit(['test', 'accuracy'], 1)
         Throwable t = h.runFailing('accuracyTests')
         assert t.message == 'accuracy suite smoke: FAIL'
         int error = h.indexOf { it.step == 'error' }
@@ -70,7 +82,7 @@ class AccuracyTest {
 
     @Test
     void inconclusive_marks_unstable_by_default() {
-        PipelineHarness h = push().exit(['accuracy', 'stage'], 3)
+        PipelineHarness h = push().exit(['test', 'accuracy'], 3)
         assert h.run('accuracyTests') == [smoke: 'INCONCLUSIVE']
         assert h.currentBuild.result == 'UNSTABLE'
         assert h.calls('unstable')[0].args[0].startsWith('accuracy suite smoke: INCONCLUSIVE')
@@ -81,7 +93,7 @@ class AccuracyTest {
     void inconclusive_fails_when_configured() {
         PipelineHarness h = new PipelineHarness().branch('feature/x')
         h.workspace = new File(PipelineHarness.FIXTURES, 'service')
-        h.on(['accuracy', 'stage']) { 3 }
+        h.on(['test', 'accuracy']) { 3 }
         Throwable t = h.runFailing('accuracyTests', [config: 'ml-ci.venv.yaml'])
         assert t.message == 'accuracy suite smoke: INCONCLUSIVE (accuracy.inconclusive: fail)'
         assert !h.calls('unstable')
@@ -89,7 +101,7 @@ class AccuracyTest {
 
     @Test
     void bad_input_exit_2_is_a_failure_not_a_verdict() {
-        PipelineHarness h = push().exit(['accuracy', 'stage'], 2)
+        PipelineHarness h = push().exit(['test', 'accuracy'], 2)
         Throwable t = h.runFailing('accuracyTests')
         assert t.message.contains('mlci exited 2')
         assert h.currentBuild.description == 'accuracy: smoke ERROR'
@@ -129,6 +141,6 @@ class AccuracyTest {
         PipelineHarness bad = push()
         Throwable t = bad.runFailing('accuracyTests', [suites: ['nope']])
         assert t.message.startsWith("accuracyTests: unknown suite 'nope'; configured: ${HEAVY}, smoke, weekly-extra".toString())
-        assert !bad.mlciCall(['accuracy'])
+        assert !bad.mlci().any { 'accuracy' in it.take(2) }
     }
 }

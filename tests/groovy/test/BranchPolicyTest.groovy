@@ -11,9 +11,9 @@ import org.junit.runners.Parameterized.Parameters
 class BranchPolicyTest {
     static final List<String> FULL = ['Build', 'Unit tests', 'Acceptance tests', 'Accuracy']
     static final String BOTH_CRONS = 'H 2 * * *\nH 5 * * 6'
-    static final List<List> SMOKE = [['accuracy', 'stage', '--suite', 'smoke']]
-    static final List<List> HEAVY = [['accuracy', 'merge', '.mlci/shards/heavy-q.x_1/1', '.mlci/shards/heavy-q.x_1/2',
-                                      '.mlci/shards/heavy-q.x_1/3'], ['accuracy', 'stage', '--suite', 'weekly-extra']]
+    static final List<List> SMOKE = [['test', 'accuracy', '--suite', 'smoke']]
+    static final List<List> HEAVY = [['accuracy', 'merge', '--out', '.mlci', '.mlci/shards/heavy-q.x_1/1', '.mlci/shards/heavy-q.x_1/2',
+                                      '.mlci/shards/heavy-q.x_1/3'], ['test', 'accuracy', '--suite', 'weekly-extra']]
 
     // branch, cause, stages, suites (accuracy commands on the main node), deploy env, cron (null: properties not called)
     @Parameters(name = '{0} {1}')
@@ -56,7 +56,7 @@ class BranchPolicyTest {
         assert plans[0].contains('--cause') && plans[0][plans[0].indexOf('--cause') + 1] == cause
         assert plans[0][plans[0].indexOf('--branch') + 1] == branch
 
-        List acc = h.mlci().findAll { it[0] == 'accuracy' && it[1] in ['stage', 'merge'] }
+        List acc = h.mlci().findAll { it.take(2) in [['test', 'accuracy'], ['accuracy', 'merge']] }
         assert acc == suites
 
         // Every stage's work runs under a timeout; every node under an agent-only retry.
