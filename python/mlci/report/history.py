@@ -338,10 +338,26 @@ def latest_pass(cfg: Any, *, branch: str, suite: str, exclude_commit: str | None
 
 
 def find_pass_for_image(cfg: Any, image_digest: str) -> dict[str, Any] | None:
-    """The newest PASS record (any suite, any branch) produced by the image with this digest, or None."""
+    """The newest PASS record (any suite, any branch) produced by the image with this digest, or None.
+
+    None as well when a FAIL record of the same image is newer than every PASS: the promotion gate must not
+    promote an image whose latest evidence (e.g. the scheduled full suite) says it is worse than the gate.
+    """
     if not image_digest:
         return None
-    return _read(cfg, "no passing record found", lambda st: st.first_pass(st.image_prefix(image_digest)))
+
+    def lookup(st: Store) -> dict[str, Any] | None:
+        for key, verdict, rid in st.entries(st.image_prefix(image_digest)):
+            if verdict == "FAIL":
+                warn(f"image {image_digest[:19]}... has a newer FAIL record ({rid}) than any PASS record")
+                return None
+            if verdict == "PASS":
+                record = st.load_via(key)
+                if record is not None and record.get("verdict") == "PASS":
+                    return record
+        return None
+
+    return _read(cfg, "no passing record found", lookup)
 
 
 def find_reusable(cfg: Any, *, suite: str, model_files: dict[str, str], dataset_sha256: str,
@@ -350,7 +366,13 @@ def find_reusable(cfg: Any, *, suite: str, model_files: dict[str, str], dataset_
 
     The digests are re-checked on the loaded record (the index key is only a hash), and a record is reused only
     when its gates are the suite's current gates: a PASS against a lower threshold says nothing about today's.
+    `report.reuse: false` turns the cache off (None).
     """
+    try:
+        if cfg["report"]["reuse"] is False:
+            return None  # report.reuse: false -- always run the suite
+    except (KeyError, TypeError):
+        pass
     want = inputs_digest(model_files, dataset_sha256, code_digest)
 
     def accept(record: dict[str, Any]) -> bool:

@@ -55,6 +55,10 @@ def test_find_pass_for_image_and_trend(tmp_path, s3_bucket):
     assert found and found["git"]["commit"] == "9" * 40 and found["image"]["digest"] == digest
     assert history.find_pass_for_image(cfg, "sha256:" + "00" * 32) is None
 
+    # a newer FAIL of the same image (e.g. the scheduled full suite) withdraws the promotion evidence
+    history.append_record(cfg, accuracy_record("FAIL", suite="full", branch="develop", image_digest=digest))
+    assert history.find_pass_for_image(cfg, digest) is None
+
     for i in range(3):
         history.append_record(cfg, accuracy_record("PASS", branch="main", commit=f"{i}" * 40, accuracy=0.9 + i / 100))
     trend = history.recent(cfg, branch="main", suite="smoke", limit=3)
@@ -75,6 +79,9 @@ def test_find_reusable_matches_all_digests_and_gates(tmp_path, s3_bucket):
     assert history.find_reusable(cfg, **{**args, "dataset_sha256": "0" * 64}) is None
     assert history.find_reusable(cfg, **{**args, "model_files": {"models/digits.npz": "sha256:" + "11" * 32}}) is None
     assert history.find_reusable(cfg, **{**args, "suite": "full"}) is None
+    cfg.data["report"]["reuse"] = False  # the cache switched off
+    assert history.find_reusable(cfg, **args) is None
+    cfg.data["report"]["reuse"] = True
     # gates changed since the record: a PASS at the old threshold is not reusable
     cfg.data["accuracy"]["suites"]["smoke"]["gates"][0]["min"] = 0.95
     assert history.find_reusable(cfg, **args) is None
