@@ -275,3 +275,29 @@ def test_markdown_parses_as_intended_commonmark(flavour):
     assert "<h1" not in html_out and "<script" not in html_out
     if flavour == "bitbucket":
         assert "mlci-report" not in html_out  # the link-reference marker is invisible
+
+
+def test_svg_charts_are_well_formed_and_escape_labels():
+    import xml.etree.ElementTree as ET
+
+    from mlci.report import svg
+
+    labels = [f"c{i}" for i in range(59)] + [EVIL]
+    matrix = [[(50 if i == j else (i * j) % 3) for j in range(60)] for i in range(60)]
+    big = svg.confusion_matrix(labels, matrix)
+    root = ET.fromstring(str(big))
+    assert root.tag.endswith("svg") and "showing the 40 largest of 60 classes" in str(big)
+    assert len(root.findall(".//{http://www.w3.org/2000/svg}rect")) == 40 * 40
+    small = svg.confusion_matrix(["a", EVIL], [[3, 1], [0, 4]])
+    assert "&lt;script&gt;" in str(small) and "<script>" not in str(small)
+    ET.fromstring(str(small))
+    assert str(svg.confusion_matrix(["a"], [[1, 2]])) == ""  # malformed matrix: no chart, no crash
+    points = [svg.TrendPoint(f"<c{i}>", 0.9 + i / 100, "PASS", f"tip <{i}>") for i in range(30)]
+    points.append(svg.TrendPoint("x", 0.85, "FAIL", "now", current=True))
+    trend = svg.trend(points, metric="accuracy", threshold=0.9, threshold_label="gate ≥ 90.0%")
+    ET.fromstring(str(trend))
+    assert "&lt;c0&gt;" in str(trend) and "this build" in str(trend)
+    assert str(svg.trend([], metric="accuracy")) == ""
+    bar = svg.interval_bar(metric="accuracy", estimate=-0.14, interval=[-0.25, -0.04], threshold=-0.03, verdict="FAIL")
+    ET.fromstring(str(bar))
+    assert svg.sparkline([0.1, 0.5, 0.9]) == "▁▅█" and svg.sparkline([]) == ""
