@@ -61,6 +61,53 @@ class RunnerTest {
         assert !argv.any { it.contains('secret-value-q') }
     }
 
+    /**
+     * The docker runner against the REAL Docker engine: a throwaway image whose `mlci` reports what it sees
+     * (argv, working directory, user, the socket, a secret by name) proves the mounts, -w, -u and -e NAME work.
+     */
+    @Test
+    void docker_runner_works_against_the_real_engine() {
+        String docker = System.getenv('MLCI_DOCKER') ?: 'docker'
+        String base = System.getenv('MLCI_BASE_IMAGE') ?: 'mlci-base:bookworm'
+        String tag = "mlci-groovytest-runner:${UUID.randomUUID().toString().take(8)}".toString()
+        File ctx = File.createTempDir()
+        new File(ctx, 'mlci').text = """#!/bin/sh
+{ printf 'argv'; for a in "\$@"; do printf '|%s' "\$a"; done; echo
+  echo "pwd=\$(pwd)"; echo "uid=\$(id -u)"; echo "secret=\$AWS_SECRET_ACCESS_KEY"; echo "out=\$MLCI_OUT"
+  test -S /var/run/docker.sock && echo socket=yes; } > report.txt
+"""
+        new File(ctx, 'Dockerfile').text = "FROM ${base}\nCOPY --chmod=755 mlci /usr/local/bin/mlci\n"
+        Process b = new ProcessBuilder([docker, 'build', '-q', '-t', tag, ctx.path]).redirectErrorStream(true).start()
+        String log = b.inputStream.text
+        assert b.waitFor() == 0: log
+        try {
+            Mlci m = Mlci.of(InvokerHelper.createScript(PipelineHarness.compiled('unitTests'), h.binding), 'docker', tag, '', true)
+            File ws = File.createTempDir()
+            File sub = new File(ws, 'svc dir')
+            sub.mkdirs()
+            List args = ['config', 'check', "it's \$(id)"]
+            Map<String, String> env = [PATH: System.getenv('PATH'), WORKSPACE: ws.path, HOME: ws.path,
+                                       MLCI_DOCKER: docker, AWS_SECRET_ACCESS_KEY: 's3cr3t value']
+            m.env(args).each { String kv -> int i = kv.indexOf('='); env[kv.substring(0, i)] = kv.substring(i + 1) }
+            ProcessBuilder pb = new ProcessBuilder(['bash', '-c', m.script(args.size())]).directory(sub)
+            pb.environment().clear()
+            pb.environment().putAll(env)
+            pb.environment().PWD = sub.path
+            Process p = pb.redirectErrorStream(true).start()
+            String out = p.inputStream.text
+            assert p.waitFor() == 0: out
+            List<String> report = new File(sub, 'report.txt').readLines()
+            assert report[0] == "argv|config|check|it's \$(id)".toString()
+            assert report[1] == "pwd=${sub.path}".toString()   // workspace mounted at the same path, -w "\$PWD"
+            assert report[2] == "uid=${['id', '-u'].execute().text.trim()}".toString()
+            assert report[3] == 'secret=s3cr3t value'            // passed by name, never in argv
+            assert report[4] == 'out=.mlci'
+            assert report[5] == 'socket=yes'
+        } finally {
+            new ProcessBuilder([docker, 'rmi', '-f', tag]).start().waitFor()
+        }
+    }
+
     @Test
     void venv_runner_runs_mlci_from_the_venv_with_the_same_arguments() {
         assert execute('venv', HOSTILE) == HOSTILE
