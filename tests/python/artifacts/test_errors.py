@@ -90,3 +90,35 @@ def test_add_without_remote_and_with_bad_files(tmp_path: Path):
     with pytest.raises(UserError, match="DVC file"):
         api.add_models(cfg, [str(repo / "m.bin")], remote="s3://bucket-x/p", lock=str(repo / "m.bin.dvc"))
     assert not (repo / "models.lock").exists()
+
+
+def test_access_denied_names_uri_and_permission(tmp_path: Path):
+    """A private S3 server that enforces IAM (after the 4 set-up calls): a user without a policy is denied."""
+    import boto3
+
+    from .conftest import free_port, start_moto
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = start_moto(port, {"INITIAL_NO_AUTH_ACTION_COUNT": "4"})
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="art-denied")
+        uri = f"s3://art-denied/models/sha256/ab/{DIGEST[2:]}"
+        s3.put_object(Bucket="art-denied", Key=uri.split("/", 3)[3], Body=b"abc")
+        iam = boto3.client("iam", endpoint_url=endpoint)
+        iam.create_user(UserName="no-policy")
+        key = iam.create_access_key(UserName="no-policy")["AccessKey"]
+        repo = write_repo(tmp_path / "repo", "art-denied", tmp_path / "cache")
+        _lock(repo, uri)
+        env = {**env_without_aws(), "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+               "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"], "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+        proc = run_exact_env(repo, env)
+        assert proc.returncode == 2, proc.stderr
+        assert f"access denied to {uri}" in proc.stderr and "s3:GetObject" in proc.stderr
+        assert "models.lock:3" in proc.stderr and "Traceback" not in proc.stderr
+        assert not (repo / "models" / "m.bin").exists()
+    finally:
+        server.kill()
+        server.wait()

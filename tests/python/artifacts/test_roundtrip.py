@@ -16,7 +16,7 @@ from mlci.artifacts import api
 from mlci.errors import UserError
 
 from ..conftest import EXAMPLE
-from .conftest import client, mlci, pull_json, use_bucket_and_cache
+from .conftest import client, mlci, use_bucket_and_cache
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,12 @@ def test_add_pull_verify_round_trip(example_copy: Path, s3_bucket: str, trained:
     assert (repo / "models.lock").read_text() == lock
 
     shutil.rmtree(cache)  # a fresh cache: everything comes from S3
-    summary = pull_json(repo)
+    proc = mlci(repo, "models", "pull", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    lines = proc.stderr.splitlines()  # no TTY: one line per file (size, time, how), then the summary
+    assert any(line.startswith("[models] digits.npz ") and line.endswith("downloaded") for line in lines), lines
+    assert "2 downloaded" in lines[-1] and "MB/s" in lines[-1] and "0 cache hits" in lines[-1]
     assert summary["files"] == 2 and summary["downloaded_files"] == 2 and summary["cache_hits"] == 0
     assert sha(repo / "models" / "digits.npz") == sha(model)
     assert sha(repo / "models" / "digits-degraded.npz") == sha(degraded)
