@@ -168,7 +168,13 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
     work = out / "train"
     work.mkdir(parents=True, exist_ok=True)
     _check_baseline(cfg, s)
-    produced = produce(cfg, s, work=work, force=force, progress=progress)
+    try:
+        produced = produce(cfg, s, work=work, force=force, progress=progress)
+    except StageFailed as exc:
+        write_json_atomic(out / RESULT_FILE, {"schema": RESULT_SCHEMA, "service": s.service, "status": "failed",
+                                              "reason": str(exc).splitlines()[0], "published": None,
+                                              "exit_code": exc.exit_code})
+        raise
     progress.log("outputs: " + ", ".join(f"{n} sha256:{d[:12]}" for n, d in sorted(produced.files.items())))
     result: dict[str, Any] = {"schema": RESULT_SCHEMA, "service": s.service, "run_key": produced.key,
                               "cache_hit": produced.cache_hit, "outputs": produced.files, "published": None}
@@ -176,16 +182,14 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
         result.update(status="not-evaluated", reason="train.evaluate is not set: a model is only published after "
                                                      "an accuracy suite passed", exit_code=EXIT_OK)
         progress.log(result["reason"])
-        write_json_atomic(out / RESULT_FILE, result)
-        return EXIT_OK
+        return _finish(out, result)
     current = current_models(cfg, s, work / "current")
     new_paths = {s.model_path(n): f"sha256:{d}" for n, d in produced.files.items()}
     if current and all(current.get(p) == d for p, d in new_paths.items()):
         result.update(status="unchanged", reason="the new model files are identical to the current ones",
                       exit_code=EXIT_OK)
         progress.log(f"nothing to publish: {result['reason']}")
-        write_json_atomic(out / RESULT_FILE, result)
-        return EXIT_OK
+        return _finish(out, result)
     progress.log(f"evaluating with suite '{s.evaluate}' against "
                  + ("the current model" if current else "no current model (first model: absolute gates only)"))
     candidate = _candidate_dir(s, produced, work / "candidate")
@@ -198,8 +202,7 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
         result.update(status="rejected", reason=why(accuracy), exit_code=code,
                       report=str(report_md) if report_md else None)
         progress.log(f"{verdict}: nothing published: {result['reason']}")
-        write_json_atomic(out / RESULT_FILE, result)
-        return code
+        return _finish(out, result)
     git = {"commit": gitinfo.commit(s.root), "branch": gitinfo.branch(s.root), "dirty": gitinfo.is_dirty(s.root)}
     rec = record.build(
         service=s.service, model_files=new_paths, git=git, code_digest=produced.code_digest, data=produced.data,
@@ -213,8 +216,15 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
     report_md = render_report(cfg, work / "eval")
     result["published"] = publish(cfg, s, produced, rec, report_md, progress)
     result.update(status="published", reason=f"suite '{s.evaluate}' passed", exit_code=EXIT_OK, record=rec)
+    return _finish(out, result)
+
+
+def _finish(out: Path, result: dict[str, Any]) -> int:
+    """Write train.json and say in one stdout line what happened (the log above has the details)."""
     write_json_atomic(out / RESULT_FILE, result)
-    return EXIT_OK
+    tag = (result.get("published") or {}).get("tag")
+    print(f"train: {result['status']}{' ' + tag if tag else ''}: {result['reason']}  ({out / RESULT_FILE})")
+    return int(result["exit_code"])
 
 
 def _check_baseline(cfg: Config, s: TrainSettings) -> None:

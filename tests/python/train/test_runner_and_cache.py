@@ -5,6 +5,7 @@ through the CLI."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -121,6 +122,8 @@ def test_failing_training_exits_1_with_the_last_log_lines(tmp_path: Path, s3_buc
     assert "command exited 4" in proc.stderr and "last log lines" in proc.stderr
     assert "RuntimeError: loss is nan" in proc.stderr.split("last log lines")[1]
     assert "Traceback" not in proc.stderr
+    result = json.loads((tmp_path / "out" / "train.json").read_text())
+    assert result["status"] == "failed" and "exited 4" in result["reason"] and result["published"] is None
 
 
 def test_pull_request_shapes_for_each_forge() -> None:

@@ -130,6 +130,7 @@ def test_pass_publishes_then_the_run_cache_skips_the_repeat(service: dict, tmp_p
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "building training image" in proc.stderr
     assert "digits.npz: test accuracy 0.93" in proc.stderr  # the container's log, streamed
+    assert "train: published digits-model-1" in proc.stdout
     result = json.loads((tmp_path / "out1" / "train.json").read_text())
     assert result["status"] == "published" and result["evaluation"]["verdict"] == "PASS"
     new_sha = result["outputs"]["digits.npz"]
@@ -192,7 +193,7 @@ def test_degraded_model_fails_the_change_gate_and_publishes_nothing(service: dic
     objects_before = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="digits/sha256/")["Contents"]}
     proc = _train(repo, tmp_path / "out")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "nothing published" in proc.stderr
+    assert "nothing published" in proc.stderr and proc.stdout.startswith("train: rejected: ")
     result = json.loads((tmp_path / "out" / "train.json").read_text())
     assert result["status"] == "rejected" and result["evaluation"]["verdict"] == "FAIL"
     assert "change" in result["reason"] and result["published"] is None
