@@ -204,6 +204,8 @@ def test_multiple_suites_worst_verdict_wins():
     assert v["verdict"] == "INCONCLUSIVE" and v["headline"] == "1 suites passed, 1 suite inconclusive".replace(
         "1 suites", "1 suite")
     assert [s["name"] for s in v["suites"]] == ["full", "smoke"]
+    page = render.render_html(v)
+    assert page.count('class="chip"') == 2 and 'href="#suite-full"' in page and 'id="suite-full"' in page
 
 
 # ---------------------------------------------------------------- in a real browser
