@@ -10,6 +10,7 @@ class Plan implements Serializable {
     static final String SCHEMA = 'mlci.plan/1'
     static final String TIMER = 'hudson.triggers.TimerTrigger$TimerTriggerCause'
     static final String USER = 'hudson.model.Cause$UserIdCause'
+    static final int PLAN_MINUTES = 10
 
     /** What started this build: pr, timer, user or push. */
     static String cause(def steps) {
@@ -37,7 +38,12 @@ class Plan implements Serializable {
         if (steps.env.CHANGE_TARGET) {
             cmd.addAll(['--change-target', steps.env.CHANGE_TARGET])
         }
-        Map plan = steps.readJSON(text: mlci.output(cmd), returnPojo: true) as Map
+        String json = ''
+        // The first mlci call of a build may pull the runtime image: bounded like every stage.
+        steps.timeout(time: PLAN_MINUTES, unit: 'MINUTES') {
+            json = mlci.output(cmd)
+        }
+        Map plan = steps.readJSON(text: json, returnPojo: true) as Map
         if (plan.schema != SCHEMA) {
             steps.error("mlci pipeline plan answered schema '${plan.schema}', this library reads '${SCHEMA}': " +
                         'use a runtime image that matches the library version')
