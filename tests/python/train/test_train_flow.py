@@ -62,7 +62,6 @@ def service(example_copy: Path, s3_bucket: str, base_image: str, tmp_path: Path,
     cfg = yaml.safe_load((repo / "ml-ci.yaml").read_text())
     cfg["artifacts"]["remote"] = f"s3://{s3_bucket}/digits"
     cfg["artifacts"]["data"]["digits-test"]["uri"] = f"s3://{s3_bucket}/digits/data/digits-test.npz"
-    cfg["artifacts"]["data"]["digits-test"]["format"] = "npz"  # the artifacts cache path has no extension
     cfg["artifacts"]["data"]["digits-train"] = {"uri": f"s3://{s3_bucket}/digits/data/digits-train.npz",
                                                 "sha256": _sha(data / "digits-train.npz")}
     cfg["report"] = {"history": f"s3://{s3_bucket}/history"}
