@@ -16,7 +16,7 @@ class HelpPages {
         for (String prefix : org.mlci.Steps.CONFIG[step]) {
             sb << "\nml-ci.yaml keys under '${prefix}' (mlci config docs --prefix ${prefix} --format text):\n"
             Map r = PipelineHarness.mlciProcess(['config', 'docs', '--prefix', prefix, '--format', 'text'], [:])
-            assert r.status == 0: "mlci config docs failed: ${r.stderr}"
+            assert r.status == 0 && r.stdout.trim(): "no ml-ci.yaml keys under ${prefix}: ${r.stderr}"
             sb << r.stdout
         }
         return sb.toString()
