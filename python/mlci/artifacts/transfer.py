@@ -288,8 +288,10 @@ class Downloader:
                     pos += len(chunk)
                     self.on_bytes(len(chunk))
             except Exception as exc:  # noqa: BLE001
+                if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
+                    raise  # a local write error (disk full): reported as such by the caller
                 if not retryable(exc):
-                    raise
+                    raise _located(s3mod.explain(exc, uri), where) from None
                 self.log(f"connection dropped while reading {uri} at byte {pos}; resuming")
                 time.sleep(0.2)
             finally:
