@@ -116,3 +116,24 @@ def test_dvc_errors(tmp_path: Path, s3_bucket: str):
     with pytest.raises(UserError, match="no DVC remote configured") as info:
         api.pull_models(cfg)
     assert "dvc remote add" in str(info.value)
+
+
+def test_dvc_config_remotes_and_layouts(tmp_path: Path):
+    from mlci.artifacts import dvc
+
+    d = tmp_path / ".dvc"
+    d.mkdir()
+    (d / "config").write_text("[core]\n    remote = a\n['remote \"a\"']\n    url = s3://bucket-a/x\n"
+                              "[remote \"b\"]\n    url = s3://bucket-b/y/\n[cache]\n    url = s3://not-a-remote\n")
+    (d / "config.local").write_text("[core]\n    remote = b\n")
+    assert dvc.read_remotes(d) == ("b", {"a": "s3://bucket-a/x", "b": "s3://bucket-b/y/"})
+    assert dvc.find_dvc_dir(tmp_path / "deep" / "er") == d
+    h = "0123456789abcdef0123456789abcdef"
+    assert dvc.object_uri("s3://bucket-b/y/", h, legacy=False) == f"s3://bucket-b/y/files/md5/01/{h[2:]}"
+    assert dvc.object_uri("s3://bucket-b/y", h, legacy=True) == f"s3://bucket-b/y/01/{h[2:]}"
+
+    (tmp_path / "m.dvc").write_text(f"outs:\n- md5: {h}\n  size: 1\n  hash: md5\n  path: m.bin\n  remote: a\n"
+                                    f"- md5: {h[::-1]}\n  size: 2\n  path: old.bin\n")
+    by_path = {e.path: e for e in dvc.entries(tmp_path / "m.dvc")}
+    assert by_path["m.bin"].uri == f"s3://bucket-a/x/files/md5/01/{h[2:]}"  # the out's own remote wins
+    assert by_path["old.bin"].uri == f"s3://bucket-b/y/{h[::-1][:2]}/{h[::-1][2:]}"  # 2.x out, 2.x layout
