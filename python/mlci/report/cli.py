@@ -112,6 +112,10 @@ def build_inputs(res: Results, cfg: Config | None, *, baseline_path: str | None,
                  report_url: str | None) -> view.Inputs:
     """Gather baselines and trends for every suite in the results (the only lookups the report makes)."""
     inputs = view.Inputs(records=res.records, build=res.build, junit=res.junit, report_url=report_url)
+    for record in res.records:
+        if record.get("provisional"):
+            inputs.notes.append(f"Suite {record['suite']}: this is one shard's provisional record; the verdict "
+                                "belongs to the merged record (mlci accuracy merge).")
     given = _baseline_file(baseline_path) if baseline_path else None
     branch = baseline_branch(cfg) if cfg is not None else "main"
     inputs.trend_branch = branch
@@ -216,8 +220,16 @@ def cmd_record(args: argparse.Namespace) -> int:
     cfg = _config(args.config, required=True)
     assert cfg is not None
     res = load_results(_results_dir(args.results))
+    recorded = 0
     for path, record in zip(res.record_paths, res.records, strict=True):
+        if record.get("provisional"):
+            warn(f"{path} is a shard's provisional record: not recorded (record the merged one)")
+            continue
         rid = history.append_record(cfg, record)
+        recorded += 1
         print(f"recorded {record['suite']} {record['verdict']} ({path}) as {rid}")
+    if not recorded:
+        raise UserError(f"nothing to record under {res.directory}: only provisional shard records",
+                        hint="run `mlci accuracy merge` and record its output")
     sys.stdout.flush()
     return 0

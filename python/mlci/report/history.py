@@ -116,6 +116,9 @@ def validate_record(record: Any, *, service: str) -> None:
             raise UserError(f"record has no '{key}'", hint="pass the accuracy.json written by mlci accuracy run")
     if record["verdict"] not in VERDICTS:
         raise UserError(f"record verdict {record['verdict']!r} is not one of {', '.join(VERDICTS)}")
+    if record.get("provisional"):
+        raise UserError(f"the {record['suite']} record is a shard's provisional record",
+                        hint="record the merged record (`mlci accuracy merge`), which carries the verdict")
     if record["service"] != service:
         raise UserError(f"record is for service '{record['service']}' but ml-ci.yaml says '{service}'",
                         hint="record results with the ml-ci.yaml of the service that produced them")

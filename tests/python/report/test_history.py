@@ -156,6 +156,10 @@ def test_rejects_records_it_could_not_use(tmp_path, s3_bucket):
         history.append_record(cfg, {"schema": "nope"})
     with pytest.raises(UserError, match="service"):
         history.append_record(cfg, accuracy_record("PASS", service="other"))
+    shard = accuracy_record("PASS")
+    shard["provisional"] = True
+    with pytest.raises(UserError, match="provisional"):
+        history.append_record(cfg, shard)
     bad = accuracy_record("PASS")
     bad["verdict"] = "MAYBE"
     with pytest.raises(UserError, match="verdict"):

@@ -303,3 +303,10 @@ def test_svg_charts_are_well_formed_and_escape_labels():
     bar = svg.interval_bar(metric="accuracy", estimate=-0.14, interval=[-0.25, -0.04], threshold=-0.03, verdict="FAIL")
     ET.fromstring(str(bar))
     assert svg.sparkline([0.1, 0.5, 0.9]) == "▁▅█" and svg.sparkline([]) == ""
+
+
+def test_provisional_shard_record_is_flagged(tmp_path):
+    rec = accuracy_record("PASS")
+    rec["provisional"] = True
+    page, _ = _render(tmp_path, rec)
+    assert "one shard&#39;s provisional record" in page or "one shard's provisional record" in page
