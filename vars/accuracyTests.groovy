@@ -134,8 +134,19 @@ int sharded(Mlci mlci, Map plan, Map suite) {
     return merged
 }
 
-/** The report is information, not a gate: a failure to render or post is logged, never masks a verdict. */
+/**
+ * History, report, PR comment: information, not a gate. A failure to record, render or post is logged and
+ * never masks a verdict.
+ */
 void report(Mlci mlci, Map plan) {
+    if (plan.accuracy.record_history) {
+        Creds.with(this, plan, ['artifacts']) {
+            int recorded = mlci.status(['report', 'record', '--results', Mlci.OUT])
+            if (recorded != 0) {
+                echo("mlci report record exited ${recorded}: this build's records are not in the history store")
+            }
+        }
+    }
     int rc = mlci.status(['report', 'render', '--results', Mlci.OUT])
     if (rc != 0) {
         echo("mlci report render exited ${rc}: no HTML report for this build")

@@ -168,6 +168,9 @@ def make_plan(cfg: dict[str, Any], branch: str, cause: str = "push", change_targ
             "available": {n: _suite(cfg, n, s, "scheduled" if s["schedule"] else "every_build" if s["every_build"]
                                     else "manual") for n, s in cfg["accuracy"]["suites"].items()},
             "post_report": bool(is_pr and post["provider"] and post["token_credentials"]),
+            # Branch builds append their records to the history store (baselines, trends, the deploy gate);
+            # pull requests do not, so a PR's image never counts as a passed one.
+            "record_history": bool(cfg["report"]["history"] and not is_pr),
         },
         # `manage`: Jenkins sets the job's triggers (possibly to none, removing a stale cron) only on
         # integration branches; elsewhere it leaves the job's properties alone.

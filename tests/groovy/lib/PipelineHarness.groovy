@@ -393,6 +393,7 @@ class PipelineHarness {
         }
         on(['report', 'render']) { Call c -> files['.mlci/report/report.html'] = '<html/>'; 0 }
         on(['report', 'post']) { Call c -> 0 }
+        on(['report', 'record']) { Call c -> 0 }
         on(['deploy']) { Call c -> files['.mlci/deploy.json'] = '{}'; 0 }
     }
 

@@ -126,6 +126,21 @@ class AccuracyTest {
     }
 
     @Test
+    void branch_builds_record_history_before_rendering_and_pull_requests_do_not() {
+        PipelineHarness h = push('develop')
+        h.run('accuracyTests')
+        def record = h.mlciCall(['report', 'record'])
+        assert record.extra.argv == ['report', 'record', '--results', '.mlci']
+        assert record.ctx.contains('withCredentials') && record.seq < h.mlciCall(['report', 'render']).seq
+        PipelineHarness pr = new PipelineHarness().branch('PR-3', 'pr', 'develop').fixtureCredentials().scanConfig()
+        pr.run('accuracyTests')
+        assert !pr.mlciCall(['report', 'record'])
+        PipelineHarness broken = push('develop').exit(['report', 'record'], 1)
+        assert broken.run('accuracyTests') == [smoke: 'PASS']
+        assert broken.calls('echo')*.args*.getAt(0).any { it.contains('not in the history store') }
+    }
+
+    @Test
     void pull_request_posts_the_report_with_the_token_bound_by_name() {
         PipelineHarness h = new PipelineHarness().branch('PR-9', 'pr', 'main').fixtureCredentials().scanConfig()
         h.run('accuracyTests')

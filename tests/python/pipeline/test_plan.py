@@ -109,6 +109,14 @@ def test_pull_request_never_deploys_even_from_a_deploy_branch():
     assert plan["accuracy"]["post_report"] is True
 
 
+def test_history_recorded_for_branch_builds_only():
+    cfg = config(report={"history": "s3://bucket/history"})
+    assert make_plan(cfg, "develop", "push")["accuracy"]["record_history"] is True
+    assert make_plan(cfg, "develop", "timer")["accuracy"]["record_history"] is True
+    assert make_plan(cfg, "PR-1", "pr", "main")["accuracy"]["record_history"] is False
+    assert make_plan(CFG, "develop", "push")["accuracy"]["record_history"] is False  # no history store
+
+
 def test_report_posted_only_for_pull_requests_with_a_token():
     assert make_plan(CFG, "develop", "push")["accuracy"]["post_report"] is False
     no_token = config(report__post={"provider": "github", "repo": "o/r"})
