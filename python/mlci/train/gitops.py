@@ -70,10 +70,12 @@ def existing_tags(repo: Path, remote: str | None) -> list[str]:
 
 def publish(repo: Path, files: list[Path], *, service: str, tag_pattern: str, branch_prefix: str, message: str,
             remote: str | None, push: bool) -> Published:
-    """Commit `files` (as they are in the working tree) on top of HEAD on a new branch, tag it, push."""
+    """Commit `files` (as they are in the working tree) on top of HEAD on a new branch, tag it, push.
+    `{tag}` in `message` becomes the tag's name."""
     n = next_number(existing_tags(repo, remote), tag_pattern, service)
     tag = tag_pattern.replace("{service}", service).replace("{n}", str(n))
     branch = f"{branch_prefix}{tag}"
+    message = message.replace("{tag}", tag)
     with tempfile.TemporaryDirectory() as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(repo, "read-tree", "HEAD", env=env)

@@ -54,12 +54,12 @@ def evaluate(cfg: Config, s: TrainSettings, candidate: Path, baseline: Path | No
     if baseline is not None:
         cmd += ["--baseline-models", str(baseline)]
     env = {**os.environ, "MLCI_MODELS_DIR": str(candidate)}
-    proc = subprocess.run(cmd, cwd=cfg.root, env=env, text=True, capture_output=True)
-    sys.stderr.write(proc.stderr)
+    sys.stderr.flush()
+    proc = subprocess.run(cmd, cwd=cfg.root, env=env, stdout=sys.stderr)  # live in the log; stdout stays ours
     result_file = accuracy_dir(suite_out, s.evaluate) / "accuracy.json"
     if not result_file.is_file():
         raise StageFailed(f"evaluating the new model with suite '{s.evaluate}' produced no result "
-                          f"(exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+                          f"(mlci accuracy run exited {proc.returncode}; its output is above)")
     return read_json(result_file)
 
 
@@ -100,8 +100,7 @@ def publish(cfg: Config, s: TrainSettings, produced: Produced, rec: dict[str, An
     progress.log(f"lock {s.lock.name} updated; record {s.record_path.name} written")
     repo = gitops.repo_root(s.root)
     pub = s.publish
-    tag_preview = pub["tag"].replace("{service}", s.service)
-    message = (f"{s.service}: new model from training ({tag_preview.replace('{n}', 'N')})\n\n"
+    message = (f"{s.service}: new model {{tag}} from training\n\n"
                f"code {rec['code'].get('commit')}, data "
                + ", ".join(f"{n}={d['sha256']}" for n, d in rec["data"].items())
                + f", params {rec['params']['sha256']}, evaluation {rec['evaluation'].get('verdict')}")

@@ -154,6 +154,7 @@ def test_pass_publishes_then_the_run_cache_skips_the_repeat(service: dict, tmp_p
     _git(tmp_path, "clone", "-q", str(service["origin"]), str(clone))
     assert _git(clone, "tag", "-l") == "digits-model-1"
     _git(clone, "checkout", "-q", "digits-model-1")
+    assert _git(clone, "log", "-1", "--format=%s") == "digits: new model digits-model-1 from training"
     assert (clone / "models.lock").read_text() == lock
     assert json.loads((clone / "training.json").read_text())["model"] == rec["model"]
     assert "mlci/train/digits-model-1" in _git(clone, "branch", "-r")
