@@ -75,7 +75,8 @@ Call inside node {} after buildImage. Suites with shards > 1 run as a parallel o
 label, each `mlci accuracy run --suite S --shard k/N`, stashed, unstashed and merged into one verdict.
 Verdicts: FAIL fails the build; INCONCLUSIVE marks it UNSTABLE or fails it (accuracy.inconclusive).
 Publishes JUnit (always), the HTML report (when HTML Publisher is installed), archives .mlci/, and puts the
-verdicts in the build description. For pull requests with report.post.token_credentials, posts the report.''',
+verdicts in the build description. Branch builds append the records to report.history (`mlci report record`);
+for pull requests with report.post.token_credentials, the report is posted to the PR.''',
         deploy         : '''\
 Call OUTSIDE node {}: the approval input must not hold an executor. With approval: milestone, then input (with
 approval_timeout, submitter = approvers), then lock(<service>-<environment>) and a second milestone, then a node
