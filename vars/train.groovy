@@ -57,7 +57,9 @@ Map trainHere(Mlci mlci, Map args) {
     schedule(t, args)
     Map plan = Plan.load(this, args, mlci)
     mlci = mlci.forPlan(plan)
-    List cmd = ['train', '--trigger', (args.trigger ?: Plan.cause(this)) as String]
+    // Started by driftCheck (its build parameters carry DRIFT_REASON): the trigger is drift.
+    String trigger = (args.trigger ?: (params?.DRIFT_REASON ? 'drift' : Plan.cause(this))) as String
+    List cmd = ['train', '--trigger', trigger]
     if (args.force) {
         cmd.add('--force')
     }

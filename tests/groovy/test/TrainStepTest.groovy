@@ -79,6 +79,15 @@ class TrainStepTest {
     }
 
     @Test
+    void a_run_started_by_driftCheck_records_drift_as_its_trigger() {
+        PipelineHarness h = harness('main', 'push')
+        h.binding.setVariable('params', [DRIFT_REASON: 'pixel_12 drifted (KS p=0.001)', DRIFT_FEATURES: 'pixel_12'])
+        trainAnswers(h, 0, [status: 'published', published: [tag: 't'], reason: 'ok'])
+        h.run('train')
+        assert h.mlciCall(['train']).extra.argv == ['train', '--trigger', 'drift']
+    }
+
+    @Test
     void a_rejected_model_marks_the_build_unstable_and_publishes_nothing() {
         PipelineHarness h = harness()
         trainAnswers(h, 1, [status: 'rejected', published: null, reason: 'accuracy change vs baseline -> FAIL'])
