@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import botocore.exceptions
 
@@ -440,7 +440,3 @@ def gates_match(record_gates: list[Any], config_gates: list[Any] | None) -> bool
     want = [w if w[1] != "change" else (*w[:3], None, *w[4:]) for w in want]
     return have == want
 
-
-def entry_record_id(key: str) -> str | None:
-    parsed = parse_entry(key)
-    return unquote(parsed[1]) if parsed else None

@@ -285,7 +285,7 @@ def _headline(record: Mapping[str, Any], gates: list[dict[str, Any]]) -> str:
     return f"not enough evidence yet{why}: {summary}"
 
 
-def _samples(record: Mapping[str, Any], gates: list[dict[str, Any]]) -> str:
+def _samples(record: Mapping[str, Any]) -> str:
     sample = record.get("sample") or {}
     used, drawn = sample.get("used"), sample.get("drawn")
     text = f"{fmt.count(used)} samples used"
@@ -316,7 +316,7 @@ def _suite(record: dict[str, Any], inputs: Inputs) -> dict[str, Any]:
         "verdict": str(record.get("verdict")),
         "vclass": str(record.get("verdict")).lower(),
         "headline": _headline(record, gates),
-        "samples": _samples(record, gates),
+        "samples": _samples(record),
         "sequential": bool((record.get("sample") or {}).get("sequential")),
         "used": fmt.count((record.get("sample") or {}).get("used")),
         "saved_text": _saved_text(gates, record),

@@ -105,3 +105,21 @@ def test_change_url_parsing_and_fit():
     fitted = post.fit(body, "github")
     assert len(fitted) <= post.BODY_LIMIT["github"] and fitted.startswith("<!-- mlci-report:digits -->")
     assert "truncated" in fitted
+
+
+def test_long_report_is_compacted_to_fit_a_comment(tmp_path, pr_env):
+    rec = accuracy_record("PASS")
+    rec["metrics"]["per_class"] = {f"class-{i}": {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 10}
+                                   for i in range(3000)}
+    cfg = write_config(tmp_path, post={"provider": "github", "repo": "acme/digits"})
+    res = write_results(tmp_path / "res", rec)
+    fake = FakeForge("github", TOKEN, "acme/digits", "42")
+    with serve(fake):
+        assert main(["report", "post", "-c", str(cfg), "--results", str(res), "--no-history", "--api", fake.base]) == 0
+    body = fake.comments[0]["body"]
+    assert len(body) <= post.BODY_LIMIT["github"] and body.startswith("<!-- mlci-report:digits -->")
+    assert "class-2999" not in body and "| Gate | Estimate |" in body  # per-class table dropped, gates kept
+
+    assert main(["report", "render", "--results", str(res), "--no-history", "--out", str(tmp_path / "r")]) == 0
+    full = (tmp_path / "r" / "report.md").read_text()
+    assert "class-2999" in full and len(full) > post.BODY_LIMIT["github"]
