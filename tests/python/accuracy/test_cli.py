@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -250,22 +249,54 @@ def test_team_checks_join_the_session(service, digits, tmp_path):
     assert "an 8 was misread" in junit
 
 
-def test_dataset_from_the_s3_server(service, digits, tmp_path, s3_bucket):
-    """The suite's dataset named in artifacts.data with an s3:// uri, fetched and verified via the cache."""
+def test_dataset_and_baseline_model_from_the_s3_server(service, digits, tmp_path, s3_bucket):
+    """Dataset named in artifacts.data with an s3:// uri, and a change gate whose baseline model is fetched by
+    the digest recorded in a baseline accuracy.json -- both through the artifacts cache from the S3 server."""
     import hashlib
 
     import boto3
 
+    from mlci.artifacts.lockfile import object_uri
+    from mlci.s3 import parse_uri
+
+    s3 = boto3.client("s3")
     body = digits["data"].read_bytes()
-    boto3.client("s3").put_object(Bucket=s3_bucket, Key="data/digits-test.npz", Body=body)
-    cfg = write_config(service, {"smoke": {"dataset": "digits-test", "gates": [
-        {"metric": "accuracy", "min": 0.8, "margin": 0.05}]}})
+    s3.put_object(Bucket=s3_bucket, Key="data/digits-test.npz", Body=body)
+    model = (digits["bad"] / "digits.npz").read_bytes()
+    model_sha = hashlib.sha256(model).hexdigest()
+    remote = f"s3://{s3_bucket}/store"
+    bucket, key = parse_uri(object_uri(remote, model_sha))
+    s3.put_object(Bucket=bucket, Key=key, Body=model)
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"schema": "mlci.accuracy/1", "model": {"files": {"models/digits.npz": f"sha256:{model_sha}"}}}))
+
+    cfg = write_config(service, {"cmp": {"dataset": "digits-test", "max_samples": 1500, "gates": [
+        {"metric": "accuracy", "min": 0.85, "margin": 0.05}, {"metric": "accuracy", "kind": "change", "margin": 0.03}]}})
     data = yaml.safe_load(cfg.read_text())
+    data["artifacts"]["remote"] = remote
     data["artifacts"]["data"]["digits-test"] = {"uri": f"s3://{s3_bucket}/data/digits-test.npz",
                                                "sha256": hashlib.sha256(body).hexdigest()}
     cfg.write_text(yaml.safe_dump(data))
-    proc = run(service, "--suite", "smoke", "--out", str(tmp_path / "o"), "-n", "1", models=digits["good"])
+    proc = run(service, "--suite", "cmp", "--baseline", str(baseline), "--out", str(tmp_path / "o"), "-n", "1",
+               models=digits["good"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    rec = record(tmp_path / "o", "smoke")
+    rec = record(tmp_path / "o", "cmp")
     assert rec["dataset"]["uri"].startswith("s3://") and rec["dataset"]["sha256"] == hashlib.sha256(body).hexdigest()
-    assert os.path.isdir(service.parent / "cache")
+    assert rec["baseline"]["model_files"] == {"models/digits.npz": f"sha256:{model_sha}"}
+    assert [g["beta"] for g in rec["gates"]] == [0.05, 0.05]  # beta split across the two gates
+    change = rec["gates"][1]
+    assert change["verdict"] == "PASS" and change["candidate_wins"] > change["candidate_losses"]
+    assert 0.75 < change["baseline_accuracy"] < 0.88  # the degraded model really ran as the baseline
+    assert list((service.parent / "cache" / "baseline-models").rglob("digits.npz"))
+
+
+def test_inconclusive_at_the_cap_exits_3(service, digits, tmp_path):
+    write_config(service, {"tight": {"dataset": "digits-test", "max_samples": 300, "seed": 3, "gates": [
+        {"metric": "accuracy", "min": 0.90, "margin": 0.03}]}})
+    proc = run(service, "--suite", "tight", "--out", str(tmp_path / "o"), "-n", "0", models=digits["good"])
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    rec = record(tmp_path / "o", "tight")
+    assert rec["verdict"] == "INCONCLUSIVE" and rec["exit_code"] == 3 and rec["seed_source"] == "config"
+    assert rec["sample"]["used"] == rec["sample"]["drawn"] == 300
+    junit = ET.parse(tmp_path / "o" / "accuracy" / "tight" / "junit-accuracy.xml").getroot()
+    assert junit.find("testcase/skipped") is not None
