@@ -14,26 +14,36 @@ import sys
 from . import __version__
 from .errors import EXIT_USAGE, StageFailed, UserError
 
-# (module with a `register(subparsers)` function). Listed here so `mlci --help` shows every command.
-COMMAND_MODULES = (
-    "mlci.config.cli",
-    "mlci.artifacts.cli",
-    "mlci.accuracy.cli",
-    "mlci.build.cli",
-    "mlci.stages.cli",
-    "mlci.pipeline.cli",
-    "mlci.report.cli",
-    "mlci.deploy.cli",
-    "mlci.train.cli",
-    "mlci.drift.cli",
-)
+# Top-level command -> the module whose `register(subparsers)` adds it. Only the module for the command being
+# run is imported (numpy/scipy/boto3 cost seconds on a loaded agent); --help imports them all.
+COMMANDS = {
+    "config": "mlci.config.cli",
+    "models": "mlci.artifacts.cli",
+    "data": "mlci.artifacts.cli",
+    "accuracy": "mlci.accuracy.cli",
+    "build": "mlci.build.cli",
+    "test": "mlci.stages.cli",
+    "pipeline": "mlci.pipeline.cli",
+    "report": "mlci.report.cli",
+    "deploy": "mlci.deploy.cli",
+    "train": "mlci.train.cli",
+    "train-io": "mlci.train.cli",
+    "drift": "mlci.drift.cli",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _wanted_modules(argv: list[str]) -> list[str]:
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first in COMMANDS:
+        return [COMMANDS[first]]
+    return list(dict.fromkeys(COMMANDS.values()))
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlci", description="CI/CD for machine-learning services.")
     parser.add_argument("--version", action="version", version=f"mlci {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in _wanted_modules(sys.argv[1:] if argv is None else argv):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -45,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
