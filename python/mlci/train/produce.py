@@ -1,5 +1,7 @@
-"""Produce the model files of a training run: pull the pinned inputs, compute the run key, then either reuse
-an earlier successful run (run cache) or build the training image and run it locally or as a Kubernetes Job.
+"""Produce the model files of a training run: compute the run key from the pins (code, data digests, params),
+then either reuse an earlier successful run (run cache) or build the training image and run it: locally (the
+inputs pulled and verified by the artifacts engine, then mounted) or as a Kubernetes Job (the Job pulls and
+verifies them itself).
 
 The result is the same either way: a directory with exactly the files in `train.outputs`, their digests, and
 the facts the training record needs (data digests, params digest, code digest, image, duration).
@@ -61,7 +63,6 @@ def produce(cfg: Config, s: TrainSettings, *, work: Path, force: bool, progress:
     shutil.rmtree(outputs_dir, ignore_errors=True)
     outputs_dir.mkdir(parents=True)
     data_dir = work / "data"
-    inputs = pull_inputs(cfg, s, data_dir)
     data = {i.name: {"uri": i.uri, "sha256": f"sha256:{i.sha256}"} for i in s.inputs}
     code = digests.code_digest(s, extra_exclude=[work])
     params = digests.params_digest(s)
@@ -86,6 +87,7 @@ def produce(cfg: Config, s: TrainSettings, *, work: Path, force: bool, progress:
     image_info: dict[str, Any] = {"name": s.image, "ref": built.ref, "id": built.id, "digest": built.id}
     t0 = time.monotonic()
     if s.runner == "local":
+        inputs = pull_inputs(cfg, s, data_dir)  # only now: the key needs the pins, not the bytes
         files_map = {name: path.name for name, path in inputs.items()}
         result = local.run_container(built.ref, s.command, out_dir=outputs_dir, data_dir=data_dir if inputs else None,
                                      inputs=files_map, params=s.params, timeout_s=s.timeout_s,

@@ -146,3 +146,28 @@ def test_failed_job_shows_last_lines_and_uploads_nothing(kube_repo: Path, fake_k
     assert cache.lookup(s.cache_uri, key) is None
     listed = boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix=f"models/train/runs/{key}/")
     assert listed.get("KeyCount", 0) == 0
+
+
+def test_mlci_train_with_runner_kubernetes_end_to_end(kube_repo: Path, fake_kubectl: Path, s3_bucket: str,
+                                                      base_image: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlci train` itself: image built, Job applied (and its pod run), outputs back through S3 into the run
+    cache; the repeat is a cache hit that never calls kubectl. No evaluate suite: nothing is published."""
+    from tests.python.conftest import run_mlci
+
+    env = {"MLCI_BASE_IMAGE": base_image, "MLCI_CACHE": str(tmp_path / "cache")}
+    proc = run_mlci("train", "-c", str(kube_repo / "ml-ci.yaml"), "--out", str(tmp_path / "out"), cwd=kube_repo,
+                    env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "rendered and validated offline" in proc.stderr and "training on 22 bytes" in proc.stderr
+    result = json.loads((tmp_path / "out" / "train.json").read_text())
+    assert result["status"] == "not-evaluated" and not result["cache_hit"]
+    expected = RAW.decode().upper() + "steps: 3\n"
+    assert (tmp_path / "out" / "train" / "outputs" / "model.bin").read_text() == expected
+    assert result["outputs"] == {"model.bin": hashlib.sha256(expected.encode()).hexdigest()}
+    calls_before = (fake_kubectl / "calls.jsonl").read_text()
+    again = run_mlci("train", "-c", str(kube_repo / "ml-ci.yaml"), "--out", str(tmp_path / "out2"), cwd=kube_repo,
+                     env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "out2" / "train.json").read_text())["cache_hit"]
+    assert (fake_kubectl / "calls.jsonl").read_text() == calls_before  # no second Job
