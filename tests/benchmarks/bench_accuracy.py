@@ -141,7 +141,7 @@ def plain_time(svc: Path) -> tuple[float, int]:
     return dt, len(preds)
 
 
-def simulate(p: float, runs: int, cap: int, rng: np.random.Generator, chunk_runs: int = 500) -> tuple[np.ndarray, np.ndarray]:
+def simulate(p: float, runs: int, cap: int, rng: np.random.Generator, chunk_runs: int = 250) -> tuple[np.ndarray, np.ndarray]:
     """(verdict codes 1 PASS / -1 FAIL / 0 INCONCLUSIVE, samples used) for `runs` SPRTs on Bernoulli(p)."""
     test = Sprt(MIN, MIN + MARGIN, ALPHA, BETA)
     looks = np.arange(LOOK, cap + 1, LOOK)
@@ -201,7 +201,7 @@ def main() -> None:
     print(f"   {'true accuracy':>14} {'SPRT mean':>10} {'median':>7} {'p90':>6} {'fixed n':>8} {'ratio':>6} {'saved':>7}  target")
     for label, p in (("min - margin", MIN - MARGIN), ("min", MIN), ("min + margin", MIN + MARGIN),
                      ("min + 2 margin", MIN + 2 * MARGIN)):
-        v, used = simulate(p, args.runs, 40000, rng)
+        v, used = simulate(p, args.runs, 20000, rng)
         mean = used.mean()
         saved = 1 - mean / plan.n
         target = "saved >= 40%" if label in ("min - margin", "min + 2 margin") else ""
@@ -211,13 +211,13 @@ def main() -> None:
 
     print(f"\n4. error rates over {args.runs} runs each (Monte-Carlo standard error in brackets)")
     print(f"   {'case':44} {'rate':>7} {'(se)':>8} {'bound':>6}  inconclusive  target")
-    for cap in (40000, 3000):
+    for cap in (20000, 3000):
         for label, p, bad, bound in (("false PASS at true accuracy = min", MIN, 1, ALPHA),
                                      ("false FAIL at true accuracy = min + margin", MIN + MARGIN, -1, BETA)):
             v, _ = simulate(p, args.runs, cap, rng)
             rate = float(np.mean(v == bad))
             se = math.sqrt(bound * (1 - bound) / args.runs)
-            capname = "uncapped" if cap == 40000 else f"cap {cap}"
+            capname = "uncapped" if cap == 20000 else f"cap {cap}"
             ok = "ok" if rate <= bound + 2 * se else "MISSED"
             print(f"   {label + f' ({capname})':44} {rate:7.4f} ({se:.4f}) {bound:6.2f}  {np.mean(v == 0):12.4f}  "
                   f"<= {bound:g} {ok}")

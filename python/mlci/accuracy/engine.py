@@ -22,7 +22,7 @@ from ..errors import StageFailed, UserError
 from ..progress import Progress
 from . import data, sampling
 from .gates import Evaluator, plan_gates, task_for
-from .plugin import SPEC_ENV, Controller, write_batch_module
+from .plugin import SPEC_ENV, Controller, InProcessLoop, write_batch_module
 
 
 @dataclass
@@ -122,7 +122,7 @@ def run_session(spec: dict[str, Any], controller: Controller, workers: int | str
         ini = os.path.join(tmp, "pytest.ini")
         Path(ini).write_text("[pytest]\n", encoding="utf-8")
         args = [*checks, batch_module, "-c", ini, "--rootdir", tmp, "-p", "mlci.accuracy.plugin",
-                "-p", "no:cacheprovider", "-q", "-q", "--no-header", "--import-mode=importlib",
+                "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-q", "-q", "--no-header", "--import-mode=importlib",
                 "-o", "console_output_style=classic", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
         if workers not in (0, "0"):
             args += ["-n", str(workers), "--dist", "load", "--maxschedchunk", "1"]
@@ -131,7 +131,8 @@ def run_session(spec: dict[str, Any], controller: Controller, workers: int | str
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [spec["root"], os.environ.get("PYTHONPATH")]))
         os.environ.update(env or {})
         try:
-            return int(pytest.main(args, plugins=[controller]))
+            plugins: list[Any] = [controller] if workers not in (0, "0") else [controller, InProcessLoop()]
+            return int(pytest.main(args, plugins=plugins))
         finally:
             os.environ.clear()
             os.environ.update(saved)

@@ -5,8 +5,8 @@ worker through the session fixture `mlci_worker` and run batch items; each item 
 predictions, latencies and errors to its report as a user property, which xdist ships to the controller.
 The controller (`Controller`, passed to pytest.main as a plugin object) re-orders reports into the
 pre-drawn order and feeds only the contiguous prefix to the gate evaluator -- completion order never
-matters. Once the verdict is reached it sets `session.shouldstop` and the xdist DSession's `shouldstop`
-(the attribute DSession's loop checks): no further batches are dispatched, batches in flight finish.
+matters. Once the verdict is reached it sets `session.shouldstop` (see Controller.stop)
+and stops dispatch through its scheduler: no further batches are dispatched, batches in flight finish.
 
 Team checks: ordinary pytest tests in the same session can use the `mlci_sample` fixture (the drawn
 sample's ids, inputs, labels, and predictions computed on that worker).
@@ -231,13 +231,31 @@ class Controller:
             self.stop("bad input")
 
     def stop(self, reason: str) -> None:
-        """No further batches: pytest's flag for in-process runs, the xdist controller's for -n N."""
+        """No further batches. `session.shouldstop` ends an in-process run (see InProcessLoop); under xdist
+        the DSession's loop does not read the controller session's flag, so dispatch is stopped by the
+        scheduler (PrefixScheduling reports the tests finished, DSession then shuts the workers down after
+        the batches in flight). Setting DSession's own `shouldstop` would also work but ends the session as
+        an interrupt (a rendered traceback and exit status 2) for what is a normal, successful stop."""
         self.stopped = reason
         if self.session is not None:
             self.session.shouldstop = f"mlci: {reason}"
-            dsession = self.session.config.pluginmanager.getplugin("dsession")
-            if dsession is not None:
-                dsession.shouldstop = f"mlci: {reason}"
+
+
+class InProcessLoop:
+    """The in-process (-n 0) test loop: pytest's own, but a verdict ends it quietly instead of raising
+    `session.Interrupted` (whose traceback rendering alone costs ~0.4 s)."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        if session.testsfailed and not session.config.option.continue_on_collection_errors:
+            raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
+        items = session.items
+        for i, item in enumerate(items):
+            nextitem = items[i + 1] if i + 1 < len(items) else None
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            if session.shouldfail or session.shouldstop:
+                break
+        return True
 
 
 _BATCH_ID = re.compile(r"\[batch(\d+)\]$")
@@ -265,8 +283,12 @@ def make_prefix_scheduler(config: pytest.Config, log: Any, controller: Controlle
             m = _BATCH_ID.search(self.collection[index])
             return m is None or int(m.group(1)) < controller.next_batch + controller.window
 
+        @property
+        def tests_finished(self) -> bool:
+            return bool(controller.stopped) or super().tests_finished
+
         def check_schedule(self, node: Any, duration: float = 0) -> None:
-            if node.shutting_down:
+            if node.shutting_down or controller.stopped:
                 return
             if not self.pending:
                 node.shutdown()
