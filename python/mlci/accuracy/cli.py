@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "mlci_version": __version__, "started": started,
         "sample": {"drawn": prep.drawn, "used": (res.evaluator.stopped_at or n) if prep.shard is None else n,
                    "shard": f"{prep.shard[0]}/{prep.shard[1]}" if prep.shard else None,
-                   "sequential": prep.plans[0]["method"] in ("sprt", "mcnemar-sprt") if prep.plans else None,
+                   "sequential": bool(prep.suite["sequential"]),
                    "available": len(prep.dataset), "batch_size": prep.batch_size, "workers": res.workers},
         "plan": {"gates": prep.plans, "task": prep.task, "on_error": acc["on_error"], "drawn": prep.drawn,
                  "batch_size": prep.batch_size},

@@ -134,3 +134,28 @@ def test_controller_feeds_batches_in_predrawn_order_whatever_the_completion_orde
         ctl.pytest_runtest_logreport(report(b))
     assert seen == [0, 1, 2, 3]  # 5 arrived early but the verdict came at 3; 4 and 5 are never evaluated
     assert ctl.stopped == "verdict reached"
+
+
+def test_bootstrap_gates_for_auc_and_regression_metrics():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 600)
+    scores = np.clip(0.5 * y + rng.normal(0.25, 0.2, 600), 0, 1)
+    full = {"kind": "absolute", "max": None, "alpha": 0.05, "beta": 0.1, "class": None}
+    plans = plan_gates([{**full, "metric": "auc", "min": 0.8, "margin": 0.1}], sequential=True, available=600,
+                       cap=600, prevalence={"0": 0.5, "1": 0.5}, where="t")
+    ev = Evaluator(plans, "scores", "fail", drawn=600, seed=1)
+    for lo in range(0, 600, 100):
+        ev.feed(y[lo:lo + 100].tolist(), scores[lo:lo + 100].tolist(), [None] * 100, [0.1] * 100)
+    rec = ev.gate_records()[0]
+    assert rec["method"] == "bootstrap-bca" and rec["verdict"] == "PASS"
+    assert rec["estimate"] == pytest.approx(roc_auc_score(y[:rec["samples_used"]], scores[:rec["samples_used"]]))
+    assert rec["interval"][0] >= 0.8 and rec["interval"][0] < rec["estimate"] < rec["interval"][1]
+    # regression: MAE gate with max; a bad model fails
+    target = rng.normal(size=400)
+    for noise, verdict in ((0.1, "PASS"), (1.0, "FAIL")):
+        pred = target + rng.normal(0, noise, 400)
+        plans = plan_gates([{**full, "metric": "mae", "min": None, "max": 0.2, "margin": 0.02}], sequential=False,
+                           available=400, cap=400, prevalence={}, where="t")
+        ev = Evaluator(plans, "regression", "fail", drawn=400, seed=1)
+        ev.feed(target.tolist(), pred.tolist(), [None] * 400, [0.1] * 400)
+        assert ev.gate_records()[0]["verdict"] == verdict
