@@ -28,7 +28,7 @@ def binary() -> str:
     return found
 
 
-def _run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="mlci-report-chromium-") as profile:
         return subprocess.run([binary(), *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
                               text=True, timeout=timeout)
