@@ -59,21 +59,24 @@ def render(access_key: str | None, secret_key: str | None, token: str | None, re
     return creds, config
 
 
-def _shared_dir() -> str | None:
-    """Files must be readable by the docker daemon's bind mounts: in Jenkins the workspace is the shared path."""
-    return os.environ.get("MLCI_SECRETS_DIR") or None
-
-
 @contextlib.contextmanager
-def aws_files() -> Iterator[AwsFiles]:
-    """Resolve the caller's boto3 chain into two 0600 temp files; removed on exit, whatever happens."""
+def aws_files(shared: Path | None = None) -> Iterator[AwsFiles]:
+    """Resolve the caller's boto3 chain into two 0600 temp files; removed on exit, whatever happens.
+
+    `docker build --secret` reads its file client-side, so /tmp is fine for builds. A bind mount is resolved
+    by the daemon on the *host*: when mlci itself runs in a container (Jenkins' runtime image) only the
+    workspace exists at the same path there, so stages pass `shared` (the output directory) for the files;
+    $MLCI_SECRETS_DIR overrides both."""
     session = boto3.session.Session()
     creds = session.get_credentials()
     frozen = creds.get_frozen_credentials() if creds else None
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     cred_text, config_text = render(frozen.access_key if frozen else None, frozen.secret_key if frozen else None,
                                     frozen.token if frozen else None, session.region_name, endpoint)
-    tmp = Path(tempfile.mkdtemp(prefix="mlci-aws-", dir=_shared_dir()))
+    where = os.environ.get("MLCI_SECRETS_DIR") or shared
+    if where is not None:
+        Path(where).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".mlci-aws-", dir=where))
     try:
         os.chmod(tmp, 0o700)
         files = AwsFiles(tmp / CREDENTIALS_ID, tmp / CONFIG_ID)

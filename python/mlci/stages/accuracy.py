@@ -55,7 +55,7 @@ def run_accuracy(cfg: Config, out: Path, suite: str, *, image: str | None = None
     env = {**git_env(cfg.root), "MLCI_CACHE": CACHE_IN_IMAGE, "MLCI_IMAGE_NAME": img.name,
            "MLCI_IMAGE_DIGEST": img.digest}
     progress.log(f"running `{command}` in {img.name} ({img.ref[:19]})")
-    with aws_files() as aws, cleanup_always(dc) as tracker:
+    with aws_files(shared=out) as aws, cleanup_always(dc) as tracker:
         result = run_command(dc, tracker, image=img.ref, command=command, stage="accuracy", run_id=run_id, out=out,
                              env={**env, **aws.container_env()}, timeout_s=timeout_s,
                              name=f"mlci-{cfg['service']}-accuracy-{run_id}", network_mode="host",

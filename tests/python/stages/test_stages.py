@@ -196,5 +196,5 @@ def test_accuracy_stage_runs_the_suite_in_the_image(service, tmp_path: Path) -> 
     assert rec["image"]["digest"] == service.record["image"]["digest"]
     assert rec["git"]["commit"] == service.record["git"]["commit"]
     assert (out / "accuracy" / "smoke" / "junit-accuracy.xml").is_file()
-    assert not list(out.glob(".stage-*"))
+    assert not list(out.glob(".stage-*")) and not list(out.glob(".mlci-aws-*"))  # staging and secret files gone
     assert names_with_prefix("mlci-digits-") == []
