@@ -7,7 +7,8 @@
 #   2. mlci from the wheelhouse    no package index needed: wheels are bind-mounted from images; its
 #                                  dependencies and mlci itself are separate layers (an mlci upgrade
 #                                  reinstalls one small wheel)
-#   3. dependency file             ml-ci.yaml + models.lock
+#   3. dependency file             models.lock + the part of ml-ci.yaml that pull reads (extracted in a
+#                                  side stage: other config edits do not touch the model layer)
 #   4. models pull                 credentials and the S3 endpoint are secret files (never in a layer, not in
 #                                  the cache key); the download cache persists across builds (cache mount)
 #   5. requirements                from the service wheelhouse, no network
@@ -21,7 +22,7 @@ FROM ${MLCI_DEPS_WHEELS} AS mlci-deps
 FROM ${MLCI_WHEELS} AS mlci-wheels
 FROM ${SERVICE_WHEELS} AS service-wheels
 
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS mlci
 ENV PATH=/opt/mlci/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 MLCI_CACHE=/var/cache/mlci
 
 # 2. mlci's dependencies (pytest, numpy, boto3 ...) into a venv, then mlci itself; air-gapped
@@ -31,10 +32,15 @@ RUN --mount=type=bind,from=mlci-deps,source=/wheels,target=/wheels \
 RUN --mount=type=bind,from=mlci-wheels,source=/wheels,target=/wheels \
     pip install --quiet --no-index --no-cache-dir --no-deps /wheels/mlci-*.whl && mlci --version
 
-WORKDIR /app
-
-# 3. the model dependency file (and the config that names the remote and the destination)
+# 3. the model dependency file, and from ml-ci.yaml only what the pull reads (remote, lock, dest)
+FROM mlci AS model-spec
+WORKDIR /spec
 COPY ml-ci.yaml models.lock ./
+RUN mlci build --model-spec /spec
+
+FROM mlci
+WORKDIR /app
+COPY --from=model-spec /spec/ ./
 
 # 4. models, verified against the lock; re-run only when step 3 changes
 RUN --mount=type=secret,id=aws_credentials --mount=type=secret,id=aws_config \

@@ -24,10 +24,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", action="store_true",
                    help="build the mlci runtime image (docker/Dockerfile) instead, tag mlci:<version>")
     p.add_argument("--tag", default=None, help="with --runtime: the tag (default mlci:<version>)")
+    p.add_argument("--model-spec", metavar="DIR", default=None,
+                   help="(inside an image build) reduce DIR/ml-ci.yaml to what `mlci models pull` reads")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model_spec:
+        from pathlib import Path
+
+        from .modelspec import reduce_in_place
+
+        reduce_in_place(Path(args.model_spec))
+        return 0
     if args.runtime:
         from .runtime import build_runtime
 

@@ -124,6 +124,32 @@ def test_code_only_change_reuses_the_model_layer(service, tmp_path: Path) -> Non
 
 
 @GROUP
+def test_config_change_outside_artifacts_keeps_the_model_layer(service, tmp_path: Path) -> None:  # noqa: F811
+    root = copy_service(service.root, tmp_path / "digits")
+    cfg = root / "ml-ci.yaml"
+    cfg.write_text(cfg.read_text().replace("min: 0.90, margin: 0.02, alpha", "min: 0.89, margin: 0.02, alpha"))
+    out = tmp_path / "out"
+    proc = run_mlci("build", "--out", str(out), cwd=root, env=service.env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    steps = cached_steps((out / "logs" / "build.log").read_text())
+    assert step(steps, "mlci build --model-spec") is False  # the extraction re-ran on the new config ...
+    assert step(steps, "COPY --from=model-spec") is True  # ... produced the same bytes ...
+    assert step(steps, PULL_STEP) is True  # ... so the models were not pulled again
+
+
+def test_model_spec_keeps_only_what_pull_reads() -> None:
+    from mlci.build.modelspec import model_spec
+    from mlci.config.loader import load_config
+
+    from ..conftest import EXAMPLE
+
+    spec = model_spec(load_config(EXAMPLE / "ml-ci.yaml").data)
+    assert spec == {"version": 1, "service": "digits",
+                    "artifacts": {"remote": "s3://mlci-demo/digits", "jobs": 8,
+                                  "models": {"lock": "models.lock", "dest": "models/"}}}
+
+
+@GROUP
 def test_model_change_reruns_the_pull_step(service, tmp_path: Path) -> None:  # noqa: F811
     """The converse, so the cache assertion above cannot pass vacuously."""
     root = copy_service(service.root, tmp_path / "digits")
