@@ -363,6 +363,11 @@ def add_models(cfg: Config, files: list[str], *, remote: str | None = None, lock
 # --- datasets and single objects ------------------------------------------------------------------------------------
 def fetch_dataset(cfg: Config, name: str) -> Path:
     """The verified local file of dataset `name` (an s3:// object via the cache, or a repo file)."""
+    return _dataset(cfg, name)[0]
+
+
+def _dataset(cfg: Config, name: str) -> tuple[Path, str]:
+    """(verified file, how it was obtained: local | cache hit | downloaded)."""
     datasets = cfg["artifacts"]["data"]
     if name not in datasets:
         raise UserError(f"no dataset '{name}' under artifacts.data", where=str(cfg.path),
@@ -385,14 +390,13 @@ def fetch_dataset(cfg: Config, name: str) -> Path:
                     raise UserError(f"sha256 mismatch for {path}: expected {sha}, got {actual}", where=where,
                                     hint="restore the file or update artifacts.data.<name>.sha256")
                 cache.save_dest_stamps(path.parent, {path.name: [*st, key]} if st else {})
-        return path
+        return path, "local"
     dl = Downloader(cache, int(cfg["artifacts"]["jobs"]))
     try:
-        if sha:
-            return dl.ensure("sha256", sha, uri, None, where).path
-        return dl.fetch_unknown(uri, where)[1].path
+        fetched = dl.ensure("sha256", sha, uri, None, where) if sha else dl.fetch_unknown(uri, where)[1]
     finally:
         dl.close()
+    return fetched.path, "cache hit" if fetched.hit else "downloaded"
 
 
 def fetch_by_digest(cfg: Config, sha256: str, dest: Path) -> Path:
@@ -419,15 +423,26 @@ def fetch_by_digest(cfg: Config, sha256: str, dest: Path) -> Path:
 
 def pull_data(cfg: Config, names: list[str] | None = None, dest: str | None = None) -> list[dict[str, Any]]:
     """`mlci data pull`: fetch datasets (all when none named) into the cache, optionally placed in DEST."""
-    wanted = names or sorted(cfg["artifacts"]["data"])
+    datasets = cfg["artifacts"]["data"]
+    wanted = names or sorted(datasets)
+    unknown = [n for n in wanted if n not in datasets]
+    if unknown:  # all names checked before anything is fetched
+        raise UserError(f"no dataset {', '.join(repr(n) for n in unknown)} under artifacts.data",
+                        where=str(cfg.path), hint=f"defined: {', '.join(sorted(datasets)) or '(none)'}")
+    report = _Report(len(wanted), "data")
     rows = []
+    started = time.monotonic()
     for name in wanted:
         t0 = time.monotonic()
-        path = fetch_dataset(cfg, name)
+        path, state = _dataset(cfg, name)
         if dest is not None:
-            target = _arg_path(cfg, dest) / Path(cfg["artifacts"]["data"][name]["uri"]).name
+            target = _arg_path(cfg, dest) / Path(datasets[name]["uri"]).name
             place(path, target)
             path = target
-        rows.append({"name": name, "path": str(path), "size": path.stat().st_size,
-                     "seconds": round(time.monotonic() - t0, 3)})
+        size = path.stat().st_size
+        seconds = time.monotonic() - t0
+        report.file(1, f"{name}  {human_bytes(size)}  {seconds:.2f}s  {state}")
+        rows.append({"name": name, "path": str(path), "size": size, "state": state, "seconds": round(seconds, 3)})
+    report.close(f"{len(rows)} dataset(s), {human_bytes(sum(r['size'] for r in rows))}, "
+                 f"{sum(r['state'] == 'cache hit' for r in rows)} cache hits, {time.monotonic() - started:.2f}s")
     return rows

@@ -4,7 +4,8 @@ A repository already on DVC adopts mlci by pointing `artifacts.models.lock` at i
 as `models/*.dvc` works) or at `dvc.lock`. What is read, per DVC's documented formats:
 
 - `.dvc` files: `outs: [{path, md5, size, hash, nfiles, remote}]`; `dvc.lock` (schema 2.0):
-  `stages.<name>.outs`. Paths are relative to the file's directory; mlci places them under DEST.
+  `stages.<name>.outs`. Paths are relative to the file's directory; mlci places them under DEST. Outs with
+  `cache: false` live in git, not in the remote, and are skipped.
 - Directories: an out whose md5 ends in `.dir` names a JSON manifest `[{"md5", "relpath"}, ...]`, fetched
   (and md5-verified) from the remote, then each file in it.
 - The remote: `.dvc/config` then `.dvc/config.local` (local wins), found by walking up from the dependency
@@ -106,6 +107,8 @@ def _outs(items: object, filename: str, base: str, lines: dict[str, int]) -> lis
         p = f"{base}[{i}]"
         if not isinstance(item, dict) or "path" not in item:
             raise UserError(f"out {i} has no `path`", where=where(p), hint="DVC's format: outs: [{md5, size, path}]")
+        if item.get("cache") is False:  # `cache: false` outs are tracked in git, never pushed to a remote
+            continue
         algo = item.get("hash")
         if algo not in (None, "md5"):
             raise UserError(f"out '{item['path']}' uses hash '{algo}'", where=where(f"{p}.hash"),

@@ -133,7 +133,9 @@ def test_dvc_config_remotes_and_layouts(tmp_path: Path):
     assert dvc.object_uri("s3://bucket-b/y", h, legacy=True) == f"s3://bucket-b/y/01/{h[2:]}"
 
     (tmp_path / "m.dvc").write_text(f"outs:\n- md5: {h}\n  size: 1\n  hash: md5\n  path: m.bin\n  remote: a\n"
-                                    f"- md5: {h[::-1]}\n  size: 2\n  path: old.bin\n")
+                                    f"- md5: {h[::-1]}\n  size: 2\n  path: old.bin\n"
+                                    f"- md5: {h}\n  size: 1\n  path: in-git.txt\n  cache: false\n")
     by_path = {e.path: e for e in dvc.entries(tmp_path / "m.dvc")}
+    assert set(by_path) == {"m.bin", "old.bin"}  # `cache: false` outs are in git, not in the remote
     assert by_path["m.bin"].uri == f"s3://bucket-a/x/files/md5/01/{h[2:]}"  # the out's own remote wins
     assert by_path["old.bin"].uri == f"s3://bucket-b/y/{h[::-1][:2]}/{h[::-1][2:]}"  # 2.x out, 2.x layout
