@@ -204,7 +204,13 @@ class Controller:
         if report.when == "setup" and report.failed:
             self._fatal(f"loading the model or dataset failed in a worker:\n{_short(report.longreprtext)}")
             return
+        if report.when not in ("setup", "call", "teardown") and report.failed:  # xdist: the worker died
+            self._fatal(f"a worker crashed running {report.nodeid}:\n{_short(report.longreprtext)}")
+            return
         if report.when != "call":
+            return
+        if report.failed and not any(name == PROPERTY for name, _ in report.user_properties):
+            self._fatal(f"{report.nodeid} failed outside predict:\n{_short(report.longreprtext)}")
             return
         for name, value in report.user_properties:
             if name == PROPERTY:

@@ -14,14 +14,21 @@ Design, in one place:
     symmetrically the false-FAIL rate at p >= min + margin is <= beta. Wald's approximate thresholds only
     promise alpha/(1-beta). The cost is < 5% more samples. At the cap the verdict is INCONCLUSIVE.
   - The interval reported with a sequential verdict is anytime-valid: the beta-binomial mixture
-    confidence sequence {p : BetaBin(S; n, 1, 1) / Bin(S; n, p) < 1/alpha} (Robbins 1970; Howard et al.
-    2021), valid simultaneously for every n, so it may be read at the data-dependent stopping time.
+    confidence sequence {p : BetaBin(S; n, a, b) / Bin(S; n, p) < 1/alpha} (Robbins 1970; Howard et al.
+    2021), valid simultaneously for every n, so it may be read at the data-dependent stopping time. The
+    Beta(a, b) mixing prior is fixed before the data (mean halfway between min and min + margin, sd =
+    margin), which keeps the sequence tight where the decision is made. It is a (1 - alpha) two-sided
+    interval shown next to the SPRT's verdict; the verdict itself is the SPRT's (a simple-vs-simple test,
+    so its lower end can sit slightly below min on a PASS).
   - Fixed n (`sequential: false`): the exact one-sided binomial test, with the smallest n whose exact
     size is <= alpha and exact power at min + margin is >= 1 - beta (found by a search over n: power is a
     sawtooth in n). Interval: Clopper-Pearson at 1 - 2 alpha (its lower end is the exact one-sided bound
     and agrees with the test).
 * Change gates: paired, on the same samples, exact McNemar on the discordant pairs (see mcnemar.py).
-* Other metrics (F1, macro-F1, AUC, MAE, RMSE, latency): BCa bootstrap at the final look (fixed n).
+* Other metrics (F1, macro-F1, AUC, MAE, RMSE, latency): BCa bootstrap at the final look (fixed n):
+  PASS when the one-sided (1 - alpha) BCa bound clears the threshold. The n is planned as the exact n an
+  accuracy gate with the same min/margin/alpha/beta would need (a proxy: F1/AUC have no exact power
+  formula); lower-is-better metrics use every drawn sample.
 * Several gates: the suite PASSes only when every gate passes (an intersection-union test, so each gate
   at its own alpha keeps the suite's false-PASS rate <= max alpha). A good model fails when *any* gate
   fails, so beta is split evenly (Bonferroni): each of k gates runs at beta / k, which keeps the suite's
