@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +45,19 @@ class Cache:
         return self.root / "partial" / f"{algo}-{digest}.part"
 
     @contextlib.contextmanager
-    def lock(self, algo: str, digest: str) -> Iterator[None]:
-        """Exclusive flock per object: works across processes and containers sharing the cache directory."""
+    def lock(self, algo: str, digest: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Exclusive flock per object: works across processes and containers sharing the cache directory.
+        `on_wait` is called when another holder makes us wait (so a log says why a pull is idle)."""
         path = self.root / "locks" / f"{algo}-{digest}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait:
+                    on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -127,7 +127,7 @@ class Downloader:
         cache = self.cache
         if cache.trusted(algo, digest):
             return Fetched(cache.object_path(algo, digest), hit=True)
-        with cache.lock(algo, digest):
+        with cache.lock(algo, digest, on_wait=lambda: self.log(f"waiting: another pull is fetching {uri}")):
             if cache.check(algo, digest, uri):
                 return Fetched(cache.object_path(algo, digest), hit=True)
             downloaded, resumed = self._download(algo, digest, uri, size, where)
