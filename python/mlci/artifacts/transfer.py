@@ -235,14 +235,20 @@ class Downloader:
 
     def _get_parts(self, bucket: str, key: str, psize: int, nparts: int, done: set[int], fd: int,
                    h: Any, part: Path, meta: Path, job: _Job) -> None:
+        """Ranged GETs in parallel; the digest is computed in byte order as the bytes arrive.
+
+        The part at the hash frontier feeds its chunks straight into the hash as it streams; bytes that
+        arrive ahead of the frontier are written only, and this (the file's) thread hashes them back from the
+        page cache once every earlier byte is hashed. So verification finishes moments after the last byte."""
         pool = self._part_pool()
         size = job.size
         state_lock = threading.Lock()
         finished = set(done)
+        frontier = _Frontier(h)
 
         def fetch(i: int) -> None:
             start = i * psize
-            self._get_range(bucket, key, start, start + _part_len(i, psize, size), fd, None, job)
+            self._get_range(bucket, key, start, start + _part_len(i, psize, size), fd, None, job, frontier.offer)
             with state_lock:
                 finished.add(i)
                 write_hint(meta, json.dumps({"size": size, "etag": job.etag, "part_size": psize,
@@ -253,7 +259,7 @@ class Downloader:
             for i in range(nparts):
                 if i in futures:
                     futures[i].result()
-                update_from_file(h, part, i * psize, _part_len(i, psize, size))
+                frontier.catch_up(part, i * psize + _part_len(i, psize, size))
         except BaseException:
             for f in futures.values():
                 f.cancel()
@@ -262,7 +268,8 @@ class Downloader:
                     f.result()
             raise
 
-    def _get_range(self, bucket: str, key: str, start: int, end: int, fd: int, h: Any, job: _Job) -> None:
+    def _get_range(self, bucket: str, key: str, start: int, end: int, fd: int, h: Any, job: _Job,
+                   on_chunk: Callable[[int, bytes], None] | None = None) -> None:
         """Bytes [start, end) into fd at their offset (hashing them when `h` is given); a dropped stream
         resumes at the byte it reached. Each response's total size is checked against the expected size."""
         uri, where = job.uri, job.where
@@ -285,6 +292,8 @@ class Downloader:
                     os.pwrite(fd, chunk, pos)
                     if h is not None:
                         h.update(chunk)
+                    elif on_chunk is not None:
+                        on_chunk(pos, chunk)
                     pos += len(chunk)
                     self.on_bytes(len(chunk))
             except Exception as exc:  # noqa: BLE001
@@ -298,6 +307,31 @@ class Downloader:
                 body.close()
             if pos > before:
                 stalls = 0
+
+
+class _Frontier:
+    """A digest fed strictly in byte order by several threads: whoever holds the next bytes hashes them."""
+
+    def __init__(self, h: Any):
+        self.h = h
+        self.hashed = 0  # every byte before this offset is in the digest
+        self.lock = threading.Lock()
+
+    def offer(self, pos: int, chunk: bytes) -> None:
+        """A chunk just written at `pos`: hash it now if it is next in order (never wait for the lock)."""
+        if self.hashed == pos and self.lock.acquire(blocking=False):
+            try:
+                if self.hashed == pos:
+                    self.h.update(chunk)
+                    self.hashed += len(chunk)
+            finally:
+                self.lock.release()
+
+    def catch_up(self, path: Path, end: int) -> None:
+        """All bytes before `end` are on disk: hash whatever of them the streams did not."""
+        with self.lock:
+            if self.hashed < end:
+                self.hashed += update_from_file(self.h, path, self.hashed, end - self.hashed)
 
 
 @dataclass
