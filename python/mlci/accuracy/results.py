@@ -42,6 +42,9 @@ def compute_metrics(task: str, labels: list[Any], preds: list[Any], errors: list
         else:
             p_lab = [label_key(preds[i]) for i in keep]
         out.update(metrics.classification_summary([label_key(v) for v in y_raw], p_lab))
+        predicted = set(p_lab)
+        # a class the model never emitted on the sample: often a label-mapping bug, shown in the report
+        out["labels_never_predicted"] = sorted(c for c, v in out["per_class"].items() if v["support"] and c not in predicted)
     out["latency_ms"] = metrics.latency_summary(np.asarray(latency, dtype=float))
     out["errors"] = sum(e is not None for e in errors)
     return out
@@ -120,6 +123,9 @@ def summary_lines(rec: dict[str, Any]) -> list[str]:
     lines = [f"{rec['suite']}: {rec['verdict']} ({rec['reason']}); seed {rec['seed']} ({rec['seed_source']}); "
              f"{rec['sample']['used']} of {rec['sample']['drawn']} drawn samples used"]
     lines += [f"  {g['message']}" for g in rec["gates"]]
+    never = rec["metrics"].get("labels_never_predicted")
+    if never:
+        lines.append(f"  note: the model never predicted label(s) {', '.join(never[:10])} on this sample")
     if rec["errors"]:
         lines.append(f"  {len(rec['errors'])} prediction error(s), e.g. {rec['errors'][0]['id']}: {rec['errors'][0]['error']}")
     return lines

@@ -159,3 +159,10 @@ def test_bootstrap_gates_for_auc_and_regression_metrics():
         ev = Evaluator(plans, "regression", "fail", drawn=400, seed=1)
         ev.feed(target.tolist(), pred.tolist(), [None] * 400, [0.1] * 400)
         assert ev.gate_records()[0]["verdict"] == verdict
+
+
+def test_labels_the_model_never_emits_are_reported():
+    from mlci.accuracy.results import compute_metrics
+
+    m = compute_metrics("classification", ["1", "2", "3", "3"], ["1", "1", "3", "3"], [None] * 4, [0.1] * 4)
+    assert m["labels_never_predicted"] == ["2"] and m["accuracy"] == 0.75
