@@ -4,8 +4,9 @@ Each object is fetched into `partial/<algo>-<digest>.part` and renamed into the 
 matches; a mismatch is quarantined and reported (expected vs actual, URI), so it never reaches DEST.
 
 - Small objects (one part): one GET, hashed while streaming.
-- Large objects: ranged GETs of `MLCI_PART_SIZE` bytes (default 16 MiB) run in parallel; the file's own
-  thread hashes the parts in order as they complete (from the page cache), so verification overlaps the
+- Large objects: ranged GETs of `MLCI_PART_SIZE` bytes (default 16 MiB) run in parallel, hashed in byte
+  order as they arrive: the part at the hash frontier hashes its chunks in-stream, bytes that arrived ahead
+  of it are hashed back from the page cache when the frontier reaches them, so verification overlaps the
   transfer instead of following it. Completed parts are recorded in `<part>.json`: a pull that was killed
   resumes with the missing parts only (a changed ETag discards the partial file).
 - Every request retries with exponential backoff on throttling, 5xx, timeouts and dropped or refused
