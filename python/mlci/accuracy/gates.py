@@ -143,6 +143,7 @@ class Evaluator:
         n = len(self.labels)
         if self.on_error == "fail" and any(e is not None for e in errors):
             bad = sum(e is not None for e in self.errors)
+            self._close_undecided(n)
             self._stop(FAIL, f"{bad} prediction error(s) (accuracy.on_error: fail)", n)
             return self.verdict
         self._look(start, n)
@@ -152,24 +153,25 @@ class Evaluator:
         elif all(v == PASS for v in decided):
             self._stop(PASS, "every gate passed", n)
         elif n >= self.drawn:
-            for s in self.states:
-                if s.verdict is None:
-                    s.verdict, s.used = INCONCLUSIVE, n
-                    s.k, s.n = self._trials(s.plan, n)
+            self._close_undecided(n)
             self._stop(INCONCLUSIVE, f"no verdict within the {self.drawn} drawn samples", n)
         return self.verdict
 
     def _stop(self, verdict: str, reason: str, n: int) -> None:
         self.verdict, self.reason, self.stopped_at = verdict, reason, n
 
+    def _close_undecided(self, n: int) -> None:
+        for s in self.states:
+            if s.verdict is None:
+                s.verdict, s.used = INCONCLUSIVE, n
+                if s.plan["method"] in ("sprt", "binomial-exact"):
+                    s.k, s.n = self._trials(s.plan, n)
+
     def finish(self) -> str:
         """Close a run whose samples ran out before the cap (shard, or fewer batches than drawn)."""
         if self.verdict is None:
             n = len(self.labels)
-            for s in self.states:
-                if s.verdict is None:
-                    s.verdict, s.used = INCONCLUSIVE, n
-                    s.k, s.n = self._trials(s.plan, n)
+            self._close_undecided(n)
             self._stop(INCONCLUSIVE, f"no verdict after {n} samples", n)
         return self.verdict or INCONCLUSIVE
 
