@@ -40,6 +40,12 @@ class Service:
     bucket: str
     image_name: str
     env: dict[str, str]  # extra env for mlci subprocesses (pinned wheelhouse)
+    name: str  # the service name in ml-ci.yaml: unique per session, so container names are too
+
+    @property
+    def prefix(self) -> str:
+        """Every container/network the stages create for this service starts with this."""
+        return f"mlci-{self.name}-"
 
     @property
     def record(self) -> dict:
@@ -116,7 +122,9 @@ def prepared_service() -> Service:
     sha = hashlib.sha256(data.read_bytes()).hexdigest()
     s3.upload_file(str(data), bucket, "digits/data/digits-test.npz")
     cfg = (root / "ml-ci.yaml").read_text()
+    name = f"digits-t5{tag}"
     cfg = cfg.replace("mlci-demo", bucket).replace("name: mlci/digits", f"name: {image_name}")
+    cfg = cfg.replace("service: digits\n", f"service: {name}\n")
     cfg = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {sha}", cfg)
     (root / "ml-ci.yaml").write_text(cfg)
     (root / "models").mkdir()
@@ -136,7 +144,7 @@ def prepared_service() -> Service:
     git(root, "commit", "-q", "-m", "digits")
     out = base / "out"
     run_mlci("build", "--out", str(out), cwd=root, env=env, check=True, timeout=900)
-    return Service(root, out, bucket, image_name, env)
+    return Service(root, out, bucket, image_name, env, name)
 
 
 @pytest.fixture()

@@ -72,7 +72,7 @@ def test_build_writes_record_tags_and_provenance_labels(service) -> None:  # noq
     rec = service.record
     commit = git(service.root, "rev-parse", "HEAD").strip()
     lock = (service.root / "models.lock").read_text()
-    assert rec["schema"] == "mlci.build/1" and rec["service"] == "digits"
+    assert rec["schema"] == "mlci.build/1" and rec["service"] == service.name
     assert rec["git"] == {"commit": commit, "branch": "main"}
     assert rec["image"]["tags"] == [f"{service.image_name}:{commit[:12]}", f"{service.image_name}:main"]
     assert rec["image"]["digest"] == rec["image"]["id"]  # not pushed: the image id

@@ -72,4 +72,4 @@ def test_pipeline_stops_at_the_first_failing_stage(service, tmp_path: Path) -> N
     assert "=== pipeline FAILED (exit 1)" in proc.stdout
     assert "stage acceptance failed" in proc.stderr and "did not become healthy" in proc.stderr
     assert not (out / "accuracy").exists()
-    assert names_with_prefix("mlci-digits-") == []
+    assert names_with_prefix(service.prefix) == []

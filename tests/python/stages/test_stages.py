@@ -83,7 +83,7 @@ def test_unit_and_acceptance_pass_and_write_junit(service, tmp_path: Path) -> No
     assert "service healthy after" in acc.stderr
     assert junit_counts(out / "junit" / "acceptance.xml") == (3, 0)
     assert not list(out.glob(".stage-*")), "staging directories left behind"
-    assert names_with_prefix("mlci-digits-") == []
+    assert names_with_prefix(service.prefix) == []
 
 
 @GROUP
@@ -99,7 +99,7 @@ def test_failing_unit_test_fails_the_unit_stage(service, tmp_path: Path) -> None
     assert "test_deliberately_broken" in proc.stdout  # the test output is streamed
     tests, failures = junit_counts(out / "junit" / "unit.xml")
     assert (tests, failures) == (4, 1)
-    assert names_with_prefix("mlci-digits-") == []
+    assert names_with_prefix(service.prefix) == []
 
 
 @GROUP
@@ -116,8 +116,8 @@ def test_health_never_ok_fails_acceptance_with_logs_and_state(service, tmp_path:
     assert "did not become healthy within 4s" in err
     assert "starting-but-wrong-port" in err and "digits serving on :9999" in err  # the service's logs
     assert "running, health" in err and "last probe" in err  # its state and the probe's output
-    assert names_with_prefix("mlci-digits-") == []
-    assert docker_leftovers() == [] or all(not n.startswith("mlci-digits-") for n in docker_leftovers())
+    assert names_with_prefix(service.prefix) == []
+    assert [n for n in docker_leftovers() if n.startswith(service.prefix)] == []
 
 
 @GROUP
@@ -131,7 +131,7 @@ def test_service_that_exits_fails_fast(service, tmp_path: Path) -> None:  # noqa
     assert time.monotonic() - t0 < 45  # not the 60 s health timeout
     assert "exited before it became healthy" in proc.stderr and "exit code 3" in proc.stderr
     assert "model-load-failed" in proc.stderr
-    assert names_with_prefix("mlci-digits-") == []
+    assert names_with_prefix(service.prefix) == []
 
 
 @GROUP
@@ -145,7 +145,7 @@ def test_failing_acceptance_command_reports_and_cleans_up(service, tmp_path: Pat
     assert proc.returncode == 1
     assert "acceptance tests failed" in proc.stderr and "exited 127" in proc.stderr
     assert (out / "junit" / "acceptance.xml").is_file()
-    assert names_with_prefix("mlci-digits-") == []
+    assert names_with_prefix(service.prefix) == []
 
 
 @GROUP
@@ -160,9 +160,9 @@ def test_ctrl_c_during_acceptance_removes_containers_and_network(service, tmp_pa
                             text=True)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any("-svc-" in n for n in names_with_prefix("mlci-digits-")):
+        while time.monotonic() < deadline and not any("-svc-" in n for n in names_with_prefix(service.prefix)):
             time.sleep(0.2)
-        assert any("-svc-" in n for n in names_with_prefix("mlci-digits-")), "service container never appeared"
+        assert any("-svc-" in n for n in names_with_prefix(service.prefix)), "service container never appeared"
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -171,7 +171,7 @@ def test_ctrl_c_during_acceptance_removes_containers_and_network(service, tmp_pa
             proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    assert names_with_prefix("mlci-digits-") == []
+    assert names_with_prefix(service.prefix) == []
 
 
 @GROUP
@@ -197,4 +197,4 @@ def test_accuracy_stage_runs_the_suite_in_the_image(service, tmp_path: Path) -> 
     assert rec["git"]["commit"] == service.record["git"]["commit"]
     assert (out / "accuracy" / "smoke" / "junit-accuracy.xml").is_file()
     assert not list(out.glob(".stage-*")) and not list(out.glob(".mlci-aws-*"))  # staging and secret files gone
-    assert names_with_prefix("mlci-digits-") == []
+    assert names_with_prefix(service.prefix) == []
