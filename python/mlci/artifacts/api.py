@@ -50,12 +50,13 @@ def dependency_files(cfg: Config, lock: str | None = None) -> tuple[list[Path], 
     if lock is None:
         cfg.resolve(spec.split("*")[0] or ".")  # config values may not escape the repo
     full = _arg_path(cfg, spec)
-    if not _GLOB_CHARS & set(str(full)):
+    if not _GLOB_CHARS & set(spec):
         return [full], full.parent
-    parts = full.parts
+    parts = Path(spec).expanduser().parts
     fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
-    base = Path(*parts[:fixed])
-    found = sorted(Path(p) for p in glob.glob(str(full), recursive=True) if Path(p).is_file())
+    base = _arg_path(cfg, Path(*parts[:fixed])) if fixed else cfg.root
+    pattern = os.path.join(glob.escape(str(base)), *parts[fixed:])  # the repo path itself may hold '[' etc.
+    found = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
     if not found:
         raise UserError(f"no dependency file matches {spec}", where=str(cfg.path),
                         hint="fix artifacts.models.lock (or --lock), e.g. models/*.dvc")
@@ -294,8 +295,9 @@ def add_models(cfg: Config, files: list[str], *, remote: str | None = None, lock
 
     from .. import s3 as s3mod
 
-    lock_path = _arg_path(cfg, lock) if lock is not None else cfg.resolve(cfg["artifacts"]["models"]["lock"])
-    if dvc.is_dvc_file(lock_path) or _GLOB_CHARS & set(str(lock_path)):
+    spec = str(lock) if lock is not None else cfg["artifacts"]["models"]["lock"]
+    lock_path = _arg_path(cfg, spec) if lock is not None else cfg.resolve(spec)
+    if dvc.is_dvc_file(lock_path) or _GLOB_CHARS & set(spec):
         raise UserError(f"{lock_path} is a DVC file or a glob: `mlci models add` writes an mlci lock file",
                         hint="with DVC use `dvc add` + `dvc push`; or pass --lock models.lock")
     remote = remote or cfg["artifacts"]["remote"]
