@@ -124,7 +124,7 @@ def main() -> None:
         pinned = base / "wheelhouse"
         pinned.mkdir()
         with contextlib.redirect_stderr(io.StringIO()):
-            for wh in mlci_wheelhouses(Progress(0, "bench")):
+            for wh in mlci_wheelhouses(Progress(0, "bench"), need_files=True):
                 for wheel in wh.directory.glob("*.whl"):
                     shutil.copy2(wheel, pinned / wheel.name)
         os.environ["MLCI_WHEELHOUSE"] = str(pinned)

@@ -85,9 +85,13 @@ def _pip_wheel(args: list[str], dest: Path, what: str) -> None:
                         hint="check the requirements and that the package index (pip config) is reachable")
 
 
-def _fill(kind: str, key: str, args: list[str], what: str, progress: Progress, drop_prefix: str | None = None) -> Wheelhouse:
+def _fill(kind: str, key: str, args: list[str], what: str, progress: Progress, drop_prefix: str | None = None,
+          need_files: bool = False) -> Wheelhouse:
     """Build the wheels into a temp dir and rename it into the cache (a half-built wheelhouse is never seen)."""
     final = _cache_root() / f"{kind}-{key[:16]}"
+    wh = Wheelhouse(kind, key, final)
+    if not need_files and not (final / ".complete").is_file() and image_exists(wh.image):
+        return wh  # its image already exists (e.g. an ephemeral Jenkins runtime container): nothing to build
     if not (final / ".complete").is_file():
         progress.log(f"building {what} wheelhouse ({kind}-{key[:16]})")
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +106,7 @@ def _fill(kind: str, key: str, args: list[str], what: str, progress: Progress, d
             _publish(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return Wheelhouse(kind, key, final)
+    return wh
 
 
 def _source_copy(src: Path, dest: Path) -> Path:
@@ -153,11 +157,12 @@ def _publish(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
-def mlci_wheelhouses(progress: Progress) -> tuple[Wheelhouse, Wheelhouse]:
+def mlci_wheelhouses(progress: Progress, need_files: bool = False) -> tuple[Wheelhouse, Wheelhouse]:
     """(dependencies of mlci, the mlci wheel): two wheelhouses so that an mlci code change reinstalls one small
     wheel, while the dependency layer (scipy, boto3, pytest ...) stays cached until pyproject.toml changes.
 
     From $MLCI_WHEELHOUSE when set (the runtime image ships one), else built from the mlci sources.
+    `need_files`: build the directories even when their images exist (to copy the wheels elsewhere).
     """
     prebuilt = os.environ.get("MLCI_WHEELHOUSE")
     if prebuilt:
@@ -169,9 +174,10 @@ def mlci_wheelhouses(progress: Progress) -> tuple[Wheelhouse, Wheelhouse]:
     with tempfile.TemporaryDirectory(prefix="mlci-src-") as tmp:
         copy = _source_copy(src, Path(tmp))
         deps_key = hash_files([src / "pyproject.toml"], src, extra=f"deps:{python_tag()}")
-        deps = _fill("deps", deps_key, [str(copy)], "mlci dependencies", progress, drop_prefix="mlci-")
+        deps = _fill("deps", deps_key, [str(copy)], "mlci dependencies", progress, drop_prefix="mlci-",
+                     need_files=need_files)
         key = hash_files(_mlci_inputs(src), src, extra=f"{python_tag()}:{__version__}")
-        own = _fill("mlci", key, ["--no-deps", str(copy)], "mlci", progress)
+        own = _fill("mlci", key, ["--no-deps", str(copy)], "mlci", progress, need_files=need_files)
     return deps, own
 
 

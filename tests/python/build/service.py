@@ -132,7 +132,7 @@ def prepared_service() -> Service:
 
     pinned = base / "wheelhouse"
     pinned.mkdir()
-    for wh in mlci_wheelhouses(Progress(0, "test")):
+    for wh in mlci_wheelhouses(Progress(0, "test"), need_files=True):
         for wheel in wh.directory.glob("*.whl"):
             shutil.copy2(wheel, pinned / wheel.name)
     env = {"MLCI_WHEELHOUSE": str(pinned)}
