@@ -49,8 +49,8 @@ def default_suites(cfg: Config) -> list[str]:
     return [name for name, s in cfg["accuracy"]["suites"].items() if s["every_build"]]
 
 
-def stage_functions(cfg: Config, out: Path, suites: list[str],
-                    image: str | None) -> dict[str, Callable[[], tuple[int, str]]]:
+def stage_functions(cfg: Config, out: Path, suites: list[str], image: str | None,
+                    force: bool = False) -> dict[str, Callable[[], tuple[int, str]]]:
     """name -> callable returning (exit code, note); failures raise StageFailed / UserError."""
     from ..build.image import build
     from ..stages.acceptance import run_acceptance
@@ -72,7 +72,7 @@ def stage_functions(cfg: Config, out: Path, suites: list[str],
         worst = EXIT_OK
         notes = []
         for suite in suites:
-            code = run_accuracy(cfg, out, suite, image=image)
+            code = run_accuracy(cfg, out, suite, image=image, force=force)
             notes.append(f"{suite}: {'PASS' if code == EXIT_OK else 'INCONCLUSIVE'}")
             worst = max(worst, code)
         return worst, ", ".join(notes)
@@ -107,12 +107,31 @@ def summary_table(outcomes: list[StageOutcome]) -> str:
     return "\n".join(lines)
 
 
+def publish_report(cfg: Config, out: Path, *, record: bool, stream: TextIO) -> None:
+    """What Jenkins' accuracyTests does in its `finally`: record to the history store (branch builds), then
+    render report.html/.md. Information, not a gate: a failure here is printed and never changes the exit code."""
+    if not (out / "accuracy").is_dir():
+        return
+    from ..report.cli import record_results, render_reports
+
+    try:
+        if record and cfg["report"]["history"]:
+            for line in record_results(cfg, out):
+                stream.write(f"[report] {line}\n")
+        v, directory, _ = render_reports(out, cfg)
+        stream.write(f"[report] {v['verdict']}: {directory / 'report.html'}\n")
+    except (UserError, OSError) as exc:
+        stream.write(f"[report] not written: {exc}\n")
+    stream.flush()
+
+
 def run_pipeline(cfg: Config, out: Path, stages: list[str], suites: list[str], *, image: str | None = None,
-                 stream: TextIO | None = None) -> tuple[int, list[StageOutcome]]:
+                 stream: TextIO | None = None, record: bool = False,
+                 force: bool = False) -> tuple[int, list[StageOutcome]]:
     """Run the stages in order; return (exit code, outcomes). The exit code is the first failing stage's,
     else 3 when an accuracy suite was inconclusive, else 0."""
     stream = stream or sys.stdout
-    fns = stage_functions(cfg, out, suites, image)
+    fns = stage_functions(cfg, out, suites, image, force=force)
     outcomes: list[StageOutcome] = []
     final = EXIT_OK
     failed = False
@@ -141,6 +160,8 @@ def run_pipeline(cfg: Config, out: Path, stages: list[str], suites: list[str], *
             _finish(outcomes, out, stream, 130)
             raise
         outcomes.append(StageOutcome(stage, status, code, time.monotonic() - t0, note))
+    if "accuracy" in stages:
+        publish_report(cfg, out, record=record, stream=stream)
     _finish(outcomes, out, stream, final)
     return final, outcomes
 
@@ -152,7 +173,8 @@ def _finish(outcomes: list[StageOutcome], out: Path, stream: TextIO, code: int) 
     stream.write(summary_table(outcomes) + "\n")
     stream.write(f"\nresults: {out}\n")
     for rel, what in (("build.json", "build record"), ("logs/build.log", "build log"),
-                      ("junit", "JUnit XML (unit, acceptance)"), ("accuracy", "accuracy records per suite")):
+                      ("junit", "JUnit XML (unit, acceptance)"), ("accuracy", "accuracy records per suite"),
+                      ("report/report.html", "report (open in a browser)"), ("report/report.md", "PR comment")):
         if (out / rel).exists():
             stream.write(f"  {out / rel}  ({what})\n")
     stream.flush()
@@ -167,6 +189,9 @@ def register(cmds: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", action="append", default=None,
                    help="accuracy suite to run (repeatable; default the every_build suites)")
     p.add_argument("--image", default=None, help="test this image instead of the one `build` made")
+    p.add_argument("--record", action="store_true",
+                   help="append accuracy records to report.history, as Jenkins does for branch builds")
+    p.add_argument("--force", action="store_true", help="run accuracy suites even when a stored PASS matches")
     p.set_defaults(func=cmd_run)
 
 
@@ -181,5 +206,5 @@ def cmd_run(args: argparse.Namespace) -> int:
         if s not in cfg["accuracy"]["suites"]:
             raise UserError(f"no accuracy suite '{s}'", where=str(cfg.path),
                             hint=f"defined: {', '.join(sorted(cfg['accuracy']['suites'])) or '(none)'}")
-    code, _ = run_pipeline(cfg, out, stages, suites, image=args.image)
+    code, _ = run_pipeline(cfg, out, stages, suites, image=args.image, record=args.record, force=args.force)
     return code if code in (EXIT_OK, EXIT_INCONCLUSIVE) else (code or EXIT_FAIL)

@@ -149,16 +149,25 @@ def compact(v: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- commands
 
 
-def cmd_render(args: argparse.Namespace) -> int:
-    res = load_results(_results_dir(args.results))
-    cfg = _config(args.config, required=False)
-    inputs = build_inputs(res, cfg, baseline_path=args.baseline, no_history=args.no_history,
-                          report_url=_report_url(args.report_url))
+def render_reports(results: Path, cfg: Config | None, *, baseline_path: str | None = None, no_history: bool = False,
+                   report_url: str | None = None, flavour: str | None = None, out: Path | None = None,
+                   ) -> tuple[dict[str, Any], Path, str]:
+    """Write report.html and report.md for a results directory; (view, directory, flavour)."""
+    res = load_results(results)
+    inputs = build_inputs(res, cfg, baseline_path=baseline_path, no_history=no_history, report_url=report_url)
     v = view.build_view(inputs)
-    flavour = args.flavour or ((cfg["report"]["post"].get("provider") if cfg else None) or "github")
-    out = Path(args.out).resolve() if args.out else res.directory / "report"
+    flavour = flavour or ((cfg["report"]["post"].get("provider") if cfg else None) or "github")
+    out = out or res.directory / "report"
     write_text_atomic(out / "report.html", render.render_html(v))
     write_text_atomic(out / "report.md", render.render_markdown(v, flavour))
+    return v, out, flavour
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    cfg = _config(args.config, required=False)
+    v, out, flavour = render_reports(_results_dir(args.results), cfg, baseline_path=args.baseline,
+                                     no_history=args.no_history, report_url=_report_url(args.report_url),
+                                     flavour=args.flavour, out=Path(args.out).resolve() if args.out else None)
     print(f"report: {v['verdict']} ({v['headline']})")
     print(f"  {out / 'report.html'}")
     print(f"  {out / 'report.md'} ({flavour})")
@@ -216,20 +225,26 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_record(args: argparse.Namespace) -> int:
-    cfg = _config(args.config, required=True)
-    assert cfg is not None
-    res = load_results(_results_dir(args.results))
-    recorded = 0
+def record_results(cfg: Config, results: Path) -> list[str]:
+    """Append every final (non-shard) accuracy record under `results` to the history store; the lines to print."""
+    res = load_results(results)
+    lines = []
     for path, record in zip(res.record_paths, res.records, strict=True):
         if record.get("provisional"):
             warn(f"{path} is a shard's provisional record: not recorded (record the merged one)")
             continue
         rid = history.append_record(cfg, record)
-        recorded += 1
-        print(f"recorded {record['suite']} {record['verdict']} ({path}) as {rid}")
-    if not recorded:
+        lines.append(f"recorded {record['suite']} {record['verdict']} ({path}) as {rid}")
+    if not lines:
         raise UserError(f"nothing to record under {res.directory}: only provisional shard records",
                         hint="run `mlci accuracy merge` and record its output")
+    return lines
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    cfg = _config(args.config, required=True)
+    assert cfg is not None
+    for line in record_results(cfg, _results_dir(args.results)):
+        print(line)
     sys.stdout.flush()
     return 0

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     accu.add_argument("-n", "--workers", default=None, help="pytest-xdist workers: auto or N")
     accu.add_argument("--seed", type=int, default=None, help="sample seed (default: from the commit)")
     accu.add_argument("--shard", default=None, help="K/N: run shard K of N")
+    accu.add_argument("--force", action="store_true",
+                      help="run even when a stored PASS matches this model, dataset and inference code")
     accu.set_defaults(func=_accuracy)
 
 
@@ -61,4 +63,4 @@ def _accuracy(args: argparse.Namespace) -> int:
 
     cfg, out = _load(args)
     return run_accuracy(cfg, out, args.suite, image=args.image, workers=args.workers, seed=args.seed,
-                        shard=args.shard)
+                        shard=args.shard, force=args.force)

@@ -73,3 +73,57 @@ def test_pipeline_stops_at_the_first_failing_stage(service, tmp_path: Path) -> N
     assert "stage acceptance failed" in proc.stderr and "did not become healthy" in proc.stderr
     assert not (out / "accuracy").exists()
     assert names_with_prefix(service.prefix) == []
+
+
+@GROUP
+def test_recorded_pass_is_reused_and_is_the_change_gates_baseline(service, tmp_path: Path) -> None:  # noqa: F811
+    """Result cache and change-gate baseline, both from the history store on the real S3 server."""
+    from ..build.service import git
+
+    root = copy_service(service.root, tmp_path / "digits")
+    cfg = root / "ml-ci.yaml"
+    text = cfg.read_text().replace(f"s3://{service.bucket}/history", f"s3://{service.bucket}/history-reuse")
+    text = text.replace("    full:\n", "    vs-main:\n      dataset: digits-test\n      max_samples: 2000\n"
+                                      "      gates:\n        - {metric: accuracy, kind: change, margin: 0.03}\n"
+                                      "    full:\n")
+    cfg.write_text(text)
+    git(root, "commit", "-qam", "history for this test; a change-gated suite")
+    built = tmp_path / "built"  # the image carries its ml-ci.yaml: rebuild (the model layer stays cached)
+    assert run_mlci("build", "--out", str(built), cwd=root, env=service.env, timeout=600).returncode == 0
+    build_record = json.loads((built / "build.json").read_text())
+
+    def run(*args: str, out: Path) -> tuple[int, str]:
+        out.mkdir(exist_ok=True)
+        (out / "build.json").write_text((built / "build.json").read_text())
+        proc = run_mlci(*args, "--out", str(out), cwd=root, env=service.env, timeout=600)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    # no baseline yet: the change gate cannot be judged -> bad input, named
+    code, text = run("test", "accuracy", "--suite", "vs-main", out=tmp_path / "o0")
+    assert code == 2 and "no baseline model" in text and "Traceback" not in text, text[-2000:]
+
+    code, text = run("pipeline", "run", "--stages", "accuracy", "--record", out=tmp_path / "o1")
+    assert code == 0, text[-3000:]
+    assert "[report] recorded smoke PASS" in text and (tmp_path / "o1" / "report" / "report.html").is_file()
+
+    code, text = run("test", "accuracy", "--suite", "smoke", out=tmp_path / "o2")
+    assert code == 0 and "unchanged: model, dataset and inference code match record" in text, text[-3000:]
+    reused = json.loads((tmp_path / "o2" / "accuracy" / "smoke" / "accuracy.json").read_text())
+    assert reused["verdict"] == "PASS" and reused["reused_from"]["record"]
+    assert reused["image"]["digest"] == build_record["image"]["digest"]  # the deploy gate finds it for this image
+    assert (tmp_path / "o2" / "accuracy" / "smoke" / "junit-accuracy.xml").is_file()
+
+    code, text = run("test", "accuracy", "--suite", "smoke", "--force", out=tmp_path / "o3")
+    assert code == 0 and "unchanged" not in text
+    assert "reused_from" not in json.loads((tmp_path / "o3" / "accuracy" / "smoke" / "accuracy.json").read_text())
+
+    # a later commit: the recorded model on main is the change gate's baseline (same model -> non-inferior)
+    (root / "NOTES.md").write_text("a later commit\n")
+    git(root, "add", "NOTES.md")
+    git(root, "commit", "-qm", "later")
+    code, text = run("test", "accuracy", "--suite", "vs-main", out=tmp_path / "o4")
+    assert code == 0, text[-3000:]
+    assert "baseline model: suite smoke's record from history store" in text
+    rec = json.loads((tmp_path / "o4" / "accuracy" / "vs-main" / "accuracy.json").read_text())
+    assert rec["verdict"] == "PASS" and rec["gates"][0]["kind"] == "change"
+    assert rec["baseline"]["model_files"] == build_record["models"]["files"]
