@@ -24,7 +24,7 @@ DEFAULT_API = {
     "gitlab": "https://gitlab.com/api/v4",
     "bitbucket": "https://api.bitbucket.org/2.0",
 }
-TOKEN_VARS = ("MLCI_REPORT_TOKEN", "MLCI_POST_TOKEN")  # the Jenkins library binds MLCI_REPORT_TOKEN
+TOKEN_VAR = "MLCI_REPORT_TOKEN"  # what the Jenkins library binds report.post.token_credentials to
 TOKEN_ENV = {"github": "GITHUB_TOKEN", "gitlab": "GITLAB_TOKEN", "bitbucket": "BITBUCKET_TOKEN"}
 BODY_LIMIT = {"github": 65_000, "gitlab": 1_000_000, "bitbucket": 32_000}
 MAX_PAGES = 50
@@ -80,14 +80,24 @@ def target_from(cfg_post: Mapping[str, Any], env: Mapping[str, str], *, provider
     if not number or not str(number).isdigit():
         raise UserError("this is not a pull-request build (no CHANGE_ID)",
                         hint="pass --pr NUMBER, or call `mlci report post` only for pull requests")
-    token = next((env[name] for name in (*TOKEN_VARS, TOKEN_ENV[provider]) if env.get(name)), None)
+    token = find_token(provider, env)
     if not token:
-        raise UserError(f"no token to post with: set MLCI_REPORT_TOKEN, MLCI_POST_TOKEN or {TOKEN_ENV[provider]}",
-                        hint="in Jenkins, report.post.token_credentials (secret text) is bound to MLCI_REPORT_TOKEN")
+        raise UserError(f"no token to post with: set {TOKEN_VAR} or {TOKEN_ENV[provider]}",
+                        hint=f"in Jenkins, report.post.token_credentials (secret text) is bound to {TOKEN_VAR}")
+    return Target(provider, api_base(provider, cfg_post, env, api), repo, str(number), token,
+                  env.get("BITBUCKET_USER") if provider == "bitbucket" else None)
+
+
+def find_token(provider: str, env: Mapping[str, str]) -> str | None:
+    """The forge token: mlci's own variable first, then the forge's conventional one."""
+    return next((env[name] for name in (TOKEN_VAR, TOKEN_ENV[provider]) if env.get(name)), None)
+
+
+def api_base(provider: str, cfg_post: Mapping[str, Any], env: Mapping[str, str], api: str | None = None) -> str:
     base = (api or cfg_post.get("url") or env.get("MLCI_POST_API") or DEFAULT_API[provider]).rstrip("/")
     if not re.match(r"https?://", base):
         raise UserError(f"API URL '{base}' is not http(s)", hint="e.g. https://github.example.com/api/v3")
-    return Target(provider, base, repo, str(number), token, env.get("BITBUCKET_USER") if provider == "bitbucket" else None)
+    return base
 
 
 # ---------------------------------------------------------------- HTTP
@@ -108,7 +118,7 @@ def _headers(t: Target) -> dict[str, str]:
     return h
 
 
-def _call(t: Target, method: str, url: str, payload: Any = None) -> tuple[Any, Mapping[str, str]]:
+def call(t: Target, method: str, url: str, payload: Any = None) -> tuple[Any, Mapping[str, str]]:
     data = json.dumps(payload).encode() if payload is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers=_headers(t))
     try:
@@ -140,14 +150,14 @@ def _next_link(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _repo_path(t: Target) -> str:
+def repo_path(t: Target) -> str:
     if t.provider == "gitlab":
         return urllib.parse.quote(t.repo, safe="")
     return "/".join(urllib.parse.quote(p, safe="") for p in t.repo.split("/"))
 
 
 def _collection_url(t: Target) -> str:
-    repo = _repo_path(t)
+    repo = repo_path(t)
     if t.provider == "github":
         return f"{t.api}/repos/{repo}/issues/{t.number}/comments"
     if t.provider == "gitlab":
@@ -156,7 +166,7 @@ def _collection_url(t: Target) -> str:
 
 
 def _item_url(t: Target, comment_id: str) -> str:
-    repo = _repo_path(t)
+    repo = repo_path(t)
     if t.provider == "github":
         return f"{t.api}/repos/{repo}/issues/comments/{comment_id}"
     return f"{_collection_url(t)}/{comment_id}"
@@ -169,7 +179,7 @@ def _comments(t: Target) -> Iterator[dict[str, Any]]:
     for _ in range(MAX_PAGES):
         if not url:
             return
-        data, headers = _call(t, "GET", url)
+        data, headers = call(t, "GET", url)
         if t.provider == "bitbucket":
             yield from (data or {}).get("values") or []
             url = (data or {}).get("next")
@@ -221,9 +231,9 @@ def upsert(t: Target, body: str, marker: str) -> Result:
     if existing is not None:
         cid = str(existing.get("id"))
         method = "PATCH" if t.provider == "github" else "PUT"
-        data, _ = _call(t, method, _item_url(t, cid), _payload(t, body))
+        data, _ = call(t, method, _item_url(t, cid), _payload(t, body))
         return Result("updated", cid, _link(t, data or existing))
-    data, _ = _call(t, "POST", _collection_url(t), _payload(t, body))
+    data, _ = call(t, "POST", _collection_url(t), _payload(t, body))
     return Result("created", str((data or {}).get("id")), _link(t, data or {}))
 
 

@@ -8,21 +8,11 @@ endpoint per provider lives here, because the poster only comments on existing P
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import UserError
 from ..report import post
-
-TOKEN_VARS = ("MLCI_POST_TOKEN", "MLCI_REPORT_TOKEN")  # the poster's name, and the one the Jenkins library binds
-
-
-def token(provider: str, env: Mapping[str, str]) -> str | None:
-    for name in (*TOKEN_VARS, post.TOKEN_ENV[provider]):
-        if env.get(name):
-            return env[name]
-    return None
 
 
 def target(cfg_post: Mapping[str, Any], env: Mapping[str, str] | None = None) -> post.Target | None:
@@ -31,22 +21,19 @@ def target(cfg_post: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
     provider = cfg_post.get("provider")
     if provider not in post.DEFAULT_API:
         return None
-    secret = token(provider, env)
+    secret = post.find_token(provider, env)
     if not secret:
         return None
     repo = cfg_post.get("repo")
     if not repo:
         raise UserError("report.post.repo is not set: cannot open the model pull request",
                         hint="set report.post.repo (owner/name, or the GitLab project path)")
-    api = (cfg_post.get("url") or env.get("MLCI_POST_API") or post.DEFAULT_API[provider]).rstrip("/")
-    if not re.match(r"https?://", api):
-        raise UserError(f"API URL '{api}' is not http(s)", hint="e.g. https://github.example.com/api/v3")
-    return post.Target(provider, api, repo, "0", secret, env.get("BITBUCKET_USER") if provider == "bitbucket" else None)
+    return post.Target(provider, post.api_base(provider, cfg_post, env), repo, "0", secret, env.get("BITBUCKET_USER") if provider == "bitbucket" else None)
 
 
 def request(t: post.Target, *, head: str, base: str, title: str, body: str) -> tuple[str, dict[str, Any]]:
     """(url, payload) of the create-PR call: pure, so each provider's shape is testable."""
-    repo = post._repo_path(t)
+    repo = post.repo_path(t)
     body = post.fit(body, t.provider)
     if t.provider == "github":
         return f"{t.api}/repos/{repo}/pulls", {"title": title, "head": head, "base": base, "body": body}
@@ -60,7 +47,7 @@ def request(t: post.Target, *, head: str, base: str, title: str, body: str) -> t
 
 def open_pull_request(t: post.Target, *, head: str, base: str, title: str, body: str) -> dict[str, Any]:
     url, payload = request(t, head=head, base=base, title=title, body=body)
-    data, _ = post._call(t, "POST", url, payload)
+    data, _ = post.call(t, "POST", url, payload)
     data = data or {}
     link = data.get("html_url") or data.get("web_url") or ((data.get("links") or {}).get("html") or {}).get("href")
     return {"provider": t.provider, "number": data.get("number") or data.get("iid") or data.get("id"), "url": link}

@@ -123,7 +123,7 @@ def open_pull_request(s: TrainSettings, published: gitops.Published, report_md: 
 
     target = pr.target(s.report_post)
     if target is None:
-        progress.log("no pull request: report.post.provider or its token (MLCI_POST_TOKEN / MLCI_REPORT_TOKEN) "
+        progress.log("no pull request: report.post.provider or its token (MLCI_REPORT_TOKEN) "
                      "is not set")
         return None
     if not published.pushed:

@@ -20,7 +20,7 @@ def pr_env(monkeypatch):
     for var in ("CHANGE_ID", "CHANGE_URL", "MLCI_REPORT_TOKEN", "GITHUB_TOKEN", "GITLAB_TOKEN", "BITBUCKET_TOKEN", "BITBUCKET_USER",
                 "BUILD_URL", "MLCI_REPORT_URL", "MLCI_POST_API"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("MLCI_POST_TOKEN", TOKEN)
+    monkeypatch.setenv("MLCI_REPORT_TOKEN", TOKEN)
     monkeypatch.setenv("CHANGE_ID", "42")
     return monkeypatch
 
@@ -67,9 +67,7 @@ def test_post_body_file_and_change_url(tmp_path, pr_env, capsys):
     with serve(fake):
         pr_env.setenv("CHANGE_ID", "7")
         pr_env.setenv("CHANGE_URL", "https://github.com/acme/svc/pull/7")
-        pr_env.delenv("MLCI_POST_TOKEN")
-        pr_env.setenv("MLCI_REPORT_TOKEN", TOKEN)  # what the Jenkins library binds
-        pr_env.setenv("GITHUB_TOKEN", "not-this-one")
+        pr_env.setenv("GITHUB_TOKEN", "not-this-one")  # MLCI_REPORT_TOKEN (what Jenkins binds) wins
         for _ in range(2):
             assert main(["report", "post", "-c", str(write_config(tmp_path)), "--provider", "github",
                          "--body", str(body), "--api", fake.base, "--marker", "svc-smoke"]) == 0
@@ -89,7 +87,7 @@ def test_post_errors_are_user_errors(tmp_path, pr_env, capsys):
     assert main(["report", "post", "-c", str(cfg), "--results", str(res)]) == 2
     assert "not a pull-request build" in capsys.readouterr().err
     pr_env.setenv("CHANGE_ID", "42")
-    pr_env.delenv("MLCI_POST_TOKEN")
+    pr_env.delenv("MLCI_REPORT_TOKEN")
     assert main(["report", "post", "-c", str(cfg), "--results", str(res)]) == 2
     assert "MLCI_REPORT_TOKEN" in capsys.readouterr().err
     assert main(["report", "post", "-c", str(write_config(tmp_path)), "--results", str(res)]) == 2

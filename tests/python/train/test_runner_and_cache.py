@@ -140,7 +140,7 @@ def test_pull_request_shapes_for_each_forge() -> None:
     assert url == "https://api.bitbucket.org/2.0/repositories/ws/slug/pullrequests"
     assert body["source"] == {"branch": {"name": "h"}} and body["destination"] == {"branch": {"name": "main"}}
     with pytest.raises(UserError, match="report.post.repo"):
-        pr.target({"provider": "github"}, {"MLCI_POST_TOKEN": "x"})
+        pr.target({"provider": "github"}, {"MLCI_REPORT_TOKEN": "x"})
 
 
 def test_change_gate_without_a_current_model_is_refused_before_training(tmp_path: Path) -> None:

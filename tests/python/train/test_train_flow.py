@@ -125,7 +125,7 @@ def test_pass_publishes_then_the_run_cache_skips_the_repeat(service: dict, tmp_p
     cfg["report"]["post"] = {"provider": "github", "repo": "o/r", "url": api}
     (repo / "ml-ci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "post PRs")
-    proc = _train(repo, tmp_path / "out1", "--trigger", "user", env={"MLCI_POST_TOKEN": "tok-secret-123"})
+    proc = _train(repo, tmp_path / "out1", "--trigger", "user", env={"MLCI_REPORT_TOKEN": "tok-secret-123"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "building training image" in proc.stderr
     assert "digits.npz: test accuracy 0.93" in proc.stderr  # the container's log, streamed
