@@ -4,6 +4,7 @@ import org.mlci.Mlci
 import org.mlci.Nodes
 import org.mlci.Plan
 import org.mlci.Publish
+import org.mlci.Steps
 
 /**
  * Scheduled production drift check (`mlci drift check`); on drift starts the retraining job with
@@ -13,26 +14,12 @@ import org.mlci.Publish
  * is queued after the executor is released. The branch policy (register drift.schedule as cron only on
  * drift.branches, default main) and the job come from `mlci drift plan` (Python, unit-tested); this step only
  * wires Jenkins to it. Values reach sh only as MLCI_ARG_n environment variables (org.mlci.Mlci).
- *
- * org.mlci.Steps has no `driftCheck` entry yet (owned by the Jenkins-library part), so arguments are checked here.
  */
 @Field static final String NOT_CONTROLLER = '!built-in && !master'
-@Field static final List<String> DRIFT_ARGS = ['agent', 'trainJob', 'parameters', 'triggers', 'jobProperties',
-                                               'reference', 'logs', 'window', 'config', 'runner', 'runnerImage',
-                                               'plan']
 @Field static final String RECORD = Mlci.OUT + '/drift/drift.json'
 
 Map call(Map args = [:]) {
-    List<String> unknown = []
-    for (Object key : new ArrayList<Object>(args.keySet())) {
-        if (!DRIFT_ARGS.contains(key as String)) {
-            unknown.add(key as String)
-        }
-    }
-    if (unknown) {
-        error("driftCheck: unknown argument(s) ${unknown.join(', ')}; valid: ${DRIFT_ARGS.join(', ')} " +
-              '(see driftCheck.txt)')
-    }
+    Steps.check(this, 'driftCheck', args)
     Mlci mlci = Mlci.fromArgs(this, args)
     Map out = [:]
     Nodes.on(this, (args.agent ?: NOT_CONTROLLER) as String) {

@@ -67,7 +67,7 @@ Map stages(Map plan, Map args) {
         } else if (name == 'acceptance') {
             stage('Acceptance tests') { acceptanceTests(base) }
         } else if (name == 'accuracy') {
-            stage('Accuracy') { accuracyTests(base) }
+            stage('Accuracy') { accuracyTests(accuracyArgs(base, args)) }
         }
     }
     if (Plan.stage(plan, 'deploy')) {
@@ -75,6 +75,15 @@ Map stages(Map plan, Map args) {
               allowEmpty: true)
     }
     return built
+}
+
+/** accuracyTests' arguments: the common ones plus forceAccuracy (only that step takes it). */
+Map accuracyArgs(Map base, Map args) {
+    Map out = new LinkedHashMap(base)
+    if (args.containsKey('forceAccuracy')) {
+        out.forceAccuracy = args.forceAccuracy
+    }
+    return out
 }
 
 /**

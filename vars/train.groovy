@@ -4,31 +4,20 @@ import org.mlci.Mlci
 import org.mlci.Nodes
 import org.mlci.Plan
 import org.mlci.Publish
+import org.mlci.Steps
 
 /**
  * Retraining with `mlci train` on the training agent label (train.agent, else pipeline.agent), never on the
  * controller. Returns [status: published|unchanged|rejected|not-evaluated|error, tag:, reason:, exitCode:].
  * See train.txt. Call OUTSIDE node {}: the step allocates its own executor on the right label.
- *
- * org.mlci.Steps has no `train` entry yet (owned by the Jenkins-library part), so the arguments are checked here.
  */
 /** Any agent but the controller: its self-label is built-in (Jenkins >= 2.307) or master (older). */
 @Field static final String NOT_CONTROLLER = '!built-in && !master'
-@Field static final List<String> TRAIN_ARGS = ['agent', 'force', 'trigger', 'triggers', 'jobProperties', 'config', 'runner',
-                                               'runnerImage', 'plan']
 /** Minutes on top of train.timeout for the image build, data pull, evaluation and publishing. */
 @Field static final int OVERHEAD_MINUTES = 30
 
 Map call(Map args = [:]) {
-    List<String> unknown = []
-    for (Object key : new ArrayList<Object>(args.keySet())) {
-        if (!TRAIN_ARGS.contains(key as String)) {
-            unknown.add(key as String)
-        }
-    }
-    if (unknown) {
-        error("train: unknown argument(s) ${unknown.join(', ')}; valid: ${TRAIN_ARGS.join(', ')} (see train.txt)")
-    }
+    Steps.check(this, 'train', args)
     Mlci mlci = Mlci.fromArgs(this, args)
     String label = (args.agent ?: '') as String
     if (!label) {

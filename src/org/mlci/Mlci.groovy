@@ -30,6 +30,8 @@ class Mlci implements Serializable {
         'AWS_ENDPOINT_URL', 'DOCKER_CONFIG', 'DOCKER_BUILDKIT', 'KUBECONFIG',
         'BRANCH_NAME', 'CHANGE_ID', 'CHANGE_TARGET', 'CHANGE_BRANCH', 'CHANGE_URL', 'GIT_COMMIT', 'GIT_BRANCH',
         'GIT_URL', 'BUILD_NUMBER', 'BUILD_URL', 'BUILD_TAG', 'JOB_NAME', 'JENKINS_URL',
+        // The report's baseline lookup through python-jenkins (when there is no report.history store).
+        'JENKINS_USER', 'JENKINS_API_TOKEN', 'MLCI_BASELINE_JOB',
     ]
 
     final def steps

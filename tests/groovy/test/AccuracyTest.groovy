@@ -126,6 +126,50 @@ class AccuracyTest {
     }
 
     @Test
+    void report_render_runs_with_the_s3_credentials_bound_for_its_history_lookups() {
+        PipelineHarness h = push()
+        h.run('accuracyTests')
+        def render = h.mlciCall(['report', 'render'])
+        assert render.ctx.contains('withCredentials')
+        assert render.extra.env.AWS_SECRET_ACCESS_KEY == 'wJalr+secret/Key$(id)'
+        assert render.extra.script.contains(' -e AWS_SECRET_ACCESS_KEY ')
+        // Without artifacts.credentials nothing is bound (the agent's IAM role) and render still runs.
+        PipelineHarness role = new PipelineHarness().branch('feature/x')
+        role.run('accuracyTests', [config: 'ml-ci.venv.yaml'])
+        assert !role.calls('withCredentials') && role.mlciCall(['report', 'render'])
+    }
+
+    @Test
+    void forceAccuracy_passes_force_to_the_in_image_suite_and_nothing_else() {
+        PipelineHarness h = push()
+        h.run('accuracyTests', [forceAccuracy: true])
+        assert h.mlciCall(['test', 'accuracy']).extra.argv == ['test', 'accuracy', '--suite', 'smoke', '--force']
+        assert !h.mlci().any { it[0] == 'report' && '--force' in it }
+        [[:], [forceAccuracy: false]].each { Map a ->
+            PipelineHarness off = push()
+            off.run('accuracyTests', a)
+            assert off.mlciCall(['test', 'accuracy']).extra.argv == ['test', 'accuracy', '--suite', 'smoke']
+        }
+        // Sharded suites have no result cache: accuracy run/merge never get --force; the unsharded one does.
+        PipelineHarness timer = timer()
+        timer.run('accuracyTests', [forceAccuracy: true])
+        List sharded = timer.mlci().findAll { it[0] == 'accuracy' }
+        assert sharded.size() == 4 && !sharded.any { '--force' in it }
+        assert timer.mlciCall(['test', 'accuracy']).extra.argv == ['test', 'accuracy', '--suite', 'weekly-extra', '--force']
+    }
+
+    @Test
+    void mlPipeline_hands_forceAccuracy_to_the_accuracy_stage_only() {
+        PipelineHarness h = push()
+        h.run('mlPipeline', [forceAccuracy: true])
+        assert h.mlciCall(['test', 'accuracy']).extra.argv.last() == '--force'
+        assert h.mlci().findAll { '--force' in it }.size() == 1
+        PipelineHarness off = push()
+        off.run('mlPipeline')
+        assert !off.mlci().any { '--force' in it }
+    }
+
+    @Test
     void branch_builds_record_history_before_rendering_and_pull_requests_do_not() {
         PipelineHarness h = push('develop')
         h.run('accuracyTests')

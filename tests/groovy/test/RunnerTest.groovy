@@ -25,7 +25,7 @@ class RunnerTest {
         fake.text = '#!/bin/sh\nfor a in "$@"; do printf "%s\\0" "$a"; done > "$ARGV_LOG"\n'
         fake.setExecutable(true)
         Map<String, String> env = [PATH: System.getenv('PATH'), ARGV_LOG: log.path, WORKSPACE: tmp.path,
-                                   HOME: tmp.path, AWS_SECRET_ACCESS_KEY: 'secret-value-q',
+                                   HOME: tmp.path, AWS_SECRET_ACCESS_KEY: 'secret-value-q', JENKINS_API_TOKEN: 'jenkins-token-q',
                                    MLCI_DOCKER: fake.path, MLCI_VENV: new File(tmp, 'venv').path]
         m.env(args).each { String kv -> int i = kv.indexOf('='); env[kv.substring(0, i)] = kv.substring(i + 1) }
         ProcessBuilder pb = new ProcessBuilder(['bash', '-c', m.script(args.size())]).directory(tmp)
@@ -57,8 +57,10 @@ class RunnerTest {
         List<String> passed = []
         argv.eachWithIndex { a, i -> if (a == '-e') passed << argv[i + 1] }
         assert 'AWS_SECRET_ACCESS_KEY' in passed && 'MLCI_OUT' in passed && 'KUBECONFIG' in passed
+        // The report's baseline lookup through python-jenkins reads these inside the container.
+        assert ['JENKINS_URL', 'JENKINS_USER', 'JENKINS_API_TOKEN', 'MLCI_BASELINE_JOB'].every { it in passed }
         assert passed.every { it ==~ /[A-Z_]+/ || it == 'HOME=/tmp' }
-        assert !argv.any { it.contains('secret-value-q') }
+        assert !argv.any { it.contains('secret-value-q') || it.contains('jenkins-token-q') }
     }
 
     /**
