@@ -189,6 +189,12 @@ def main() -> None:
             engine0.append(engine_time(svc, "0"))
             engine1.append(engine_time(svc, "1"))
             engine2.append(engine_time(svc, "2"))
+        # the harness's own cost, measured with a zero-cost model (robust to other jobs slowing the model)
+        os.environ["BENCH_BURN"] = "0"
+        z_plain = min(plain_time(svc) for _ in range(3))
+        z1 = min(engine_time(svc, "1") for _ in range(3))
+        z0 = min(engine_time(svc, "0") for _ in range(3))
+        os.environ["BENCH_BURN"] = str(burn)
         os.environ["BENCH_SLEEP_MS"] = str(args.ms)
         s1, s2 = min(engine_time(svc, "1")[0] for _ in range(args.repeat)), min(engine_time(svc, "2")[0] for _ in range(args.repeat))
         del os.environ["BENCH_SLEEP_MS"]
@@ -201,6 +207,13 @@ def main() -> None:
     for name, w, c in (("engine, 1 xdist worker", e1, e1c), ("engine, in-process (-n 0)", e0, e0c)):
         print(f"   {name:30} {w:6.2f}s {w / p_t:6.3f} {c:6.2f}s {c / p_c:6.3f}  wall {'ok' if w / p_t <= 1.05 else 'MISSED'}"
               f", CPU {'ok' if c / p_c <= 1.05 else 'MISSED'}")
+
+    print(f"   harness cost alone (zero-cost model, same {n} samples; CPU s): plain loop {z_plain[2]:.2f}, "
+          f"1 xdist worker {z1[2]:.2f}, in-process {z0[2]:.2f}")
+    for name, z in (("1 xdist worker", z1), ("in-process (-n 0)", z0)):
+        extra = z[2] - z_plain[2]
+        print(f"   -> {name}: +{extra:.2f} CPU s over a {p_c:.2f} CPU s plain loop = overhead {100 * extra / p_c:.1f}%  "
+              f"{'ok' if extra / p_c <= 0.05 else 'MISSED'}")
 
     print(f"\n2. parallel speed-up ({n} samples, ~{args.ms:g} ms/sample)")
     print(f"   {'1 worker (baseline)':30} {e1:6.2f}s {'':6} {e1c:6.2f}s")
