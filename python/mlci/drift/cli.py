@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import gitinfo, s3
+from ..artifacts.hashing import hash_file
 from ..config.loader import DEFAULT_FILE, Config, load_config
 from ..config.schema import SCHEMA
 from ..errors import StageFailed, UserError
 from ..fsutil import write_json_atomic
 from ..paths import out_dir
-from .reference import file_sha256, parse_reference, reference_from_file
+from .reference import parse_reference, reference_from_file
 
 # check/logs/report/trigger import scipy, boto3 paginators and python-jenkins: loaded in cmd_check only, so
 # `mlci --help` and every other command do not pay for them.
@@ -79,7 +80,7 @@ def _dataset_file(cfg: Config | None, name: str) -> tuple[Path, dict[str, Any]]:
         raise UserError(f"--dataset {name} needs ml-ci.yaml", hint="pass -c PATH/ml-ci.yaml or use --data FILE")
     path = fetch_dataset(cfg, name)
     ds = cfg["artifacts"]["data"][name]
-    return path, {"dataset": name, "uri": ds["uri"], "sha256": file_sha256(path), "label": ds["label"],
+    return path, {"dataset": name, "uri": ds["uri"], "sha256": hash_file(path), "label": ds["label"],
                   # cached files are content-addressed (no extension): the format comes from config or the URI
                   "format": ds["format"] or Path(ds["uri"]).suffix.lstrip(".").lower()}
 
@@ -91,7 +92,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
     else:
         path = Path(args.data)
         source = {"dataset": None, "uri": str(path), "format": None, "label": None}
-        source["sha256"] = file_sha256(path) if path.is_file() else None
+        source["sha256"] = hash_file(path) if path.is_file() else None
     fmt = source.pop("format")
     label = args.label or drift["prediction"]["reference_field"]
     dataset_label = source.pop("label", None)

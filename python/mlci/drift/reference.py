@@ -11,7 +11,6 @@ the dataset carries predictions) is stored the same way.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -146,14 +145,6 @@ def build_reference(columns: Columns, *, kinds: dict[str, str | None], exclude: 
         "features": features,
         "prediction": prediction,
     }
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def parse_reference(text: str, where: str) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from typing import Any
 import botocore.exceptions
 
 from .. import s3
+from ..artifacts.hashing import hash_file
 from ..errors import UserError
 from ..fsutil import atomic_writer
-from .digests import sha256_file
 
 RUN_SCHEMA = "mlci.train-run/1"
 
@@ -60,7 +60,7 @@ def download_outputs(cache_uri: str, key: str, files: dict[str, str], dest: Path
                 s3.client().download_fileobj(bucket, obj, fh)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise s3.explain(exc, uri, what="training output") from None
-        got = sha256_file(target)
+        got = hash_file(target)
         if got != digest.removeprefix("sha256:"):
             target.unlink()
             raise UserError(f"training output {uri} has sha256 {got}, the run record says {digest}",
@@ -79,7 +79,7 @@ def upload_outputs(cache_uri: str, key: str, src: Path, outputs: tuple[str, ...]
             s3.client().upload_file(str(path), bucket, obj)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise s3.explain(exc, uri, what="training output") from None
-        digests[name] = sha256_file(path)
+        digests[name] = hash_file(path)
     return digests
 
 

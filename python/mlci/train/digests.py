@@ -15,18 +15,11 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..artifacts.hashing import hash_file
 from .settings import TrainSettings
 
 SKIP_DIRS = {".git", ".mlci", "__pycache__", ".pytest_cache", ".venv", "node_modules", ".ruff_cache"}
 SKIP_FILES = ("*.pyc", "*.pyo", ".DS_Store")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _dockerignore(context: Path) -> list[str]:
@@ -61,14 +54,14 @@ def code_digest(s: TrainSettings, extra_exclude: Iterable[Path] = ()) -> str:
     exclude = [s.lock, s.record_path, s.root / s.models_dest, *extra_exclude]
     h = hashlib.sha256()
     for rel in code_files(s.context, exclude):
-        h.update(f"{rel.as_posix()}\0{sha256_file(s.context / rel)}\n".encode())
-    h.update(b"dockerfile\0" + sha256_file(s.dockerfile).encode())
+        h.update(f"{rel.as_posix()}\0{hash_file(s.context / rel)}\n".encode())
+    h.update(b"dockerfile\0" + hash_file(s.dockerfile).encode())
     h.update(json.dumps({"base": s.base, "build_args": s.build_args}, sort_keys=True).encode())
     return "sha256:" + h.hexdigest()
 
 
 def params_digest(s: TrainSettings) -> str | None:
-    return "sha256:" + sha256_file(s.params) if s.params else None
+    return "sha256:" + hash_file(s.params) if s.params else None
 
 
 def run_key(code: str, data: dict[str, str], params: str | None, command: str, outputs: Iterable[str]) -> str:

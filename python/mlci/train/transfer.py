@@ -16,9 +16,9 @@ from pathlib import Path
 import botocore.exceptions
 
 from .. import s3
+from ..artifacts.hashing import hash_file
 from ..errors import UserError
 from ..fsutil import atomic_writer
-from .digests import sha256_file
 
 SPEC = re.compile(r"(?P<file>[^=]+)=(?P<uri>s3://\S+)@(?P<sha>[0-9a-f]{64})")
 DIGESTS = "digests.json"
@@ -37,7 +37,7 @@ def get(dest: Path, specs: list[str]) -> None:
                 s3.client().download_fileobj(bucket, key, fh)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise s3.explain(exc, m["uri"], what="training input") from None
-        got = sha256_file(target)
+        got = hash_file(target)
         if got != m["sha"]:
             target.unlink()
             raise UserError(f"training input {m['uri']} has sha256 {got}, expected {m['sha']}",
@@ -52,7 +52,7 @@ def put(src: Path, prefix: str, files: list[str]) -> None:
         if not path.is_file():
             raise UserError(f"training output {name} was not written to {src}",
                             hint="the command must write every file listed in train.outputs to $MLCI_TRAIN_OUT")
-        digests[name] = sha256_file(path)
+        digests[name] = hash_file(path)
         bucket, key = s3.parse_uri(f"{prefix.rstrip('/')}/{name}")
         try:
             s3.client().upload_file(str(path), bucket, key)
