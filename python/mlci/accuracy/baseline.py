@@ -13,10 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..artifacts.hashing import hash_file
 from ..errors import UserError
 from ..fsutil import read_json, write_json_atomic
 from ..paths import cache_dir
-from .engine import Prepared, collect_predictions, hash_tree, sha256_file
+from .engine import Prepared, collect_predictions, hash_tree
 
 
 def fetch_by_digest(cfg: Any, sha256: str, dest: Path) -> None:
@@ -47,7 +48,7 @@ def _models_from_record(cfg: Any, record_path: Path) -> tuple[Path, dict[str, st
         if name.startswith("/") or ".." in Path(name).parts:
             raise UserError(f"baseline model path '{rel}' escapes the models directory", where=str(record_path))
         target = root / name
-        if not (target.is_file() and sha256_file(target) == hexdigest):
+        if not (target.is_file() and hash_file(target) == hexdigest):
             target.parent.mkdir(parents=True, exist_ok=True)
             fetch_by_digest(cfg, hexdigest, target)
     return root, dict(files)

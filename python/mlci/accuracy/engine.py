@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from .. import gitinfo
+from ..artifacts.hashing import hash_file
 from ..errors import StageFailed, UserError
 from ..progress import Progress
 from . import data, sampling
@@ -35,14 +36,6 @@ class DataRef:
     inputs: str
     label: str
     id: str | None
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch_dataset(cfg: Any, name: str) -> Path:
@@ -73,7 +66,7 @@ def resolve_data(cfg: Any, suite: dict[str, Any], override: str | None) -> DataR
                         hint="check the path, run `mlci data pull`, or pass --data PATH")
     fetched = bool(entry and entry["uri"].startswith("s3://") and not override)
     # a fetched file was verified against its sha256 by the artifacts cache: do not hash it twice
-    digest = entry["sha256"] if fetched and entry["sha256"] else sha256_file(path)
+    digest = entry["sha256"] if fetched and entry["sha256"] else hash_file(path)
     if entry and entry["sha256"] and digest != entry["sha256"] and not override:
         raise UserError(f"dataset {path} has sha256 {digest}, expected {entry['sha256']}",
                         where=f"artifacts.data.{name}", hint="re-pull the dataset or update its sha256")
@@ -83,7 +76,7 @@ def resolve_data(cfg: Any, suite: dict[str, Any], override: str | None) -> DataR
 
 
 def hash_tree(files: dict[str, Path]) -> dict[str, str]:
-    return {k: "sha256:" + sha256_file(p) for k, p in sorted(files.items())}
+    return {k: "sha256:" + hash_file(p) for k, p in sorted(files.items())}
 
 
 def model_files(cfg: Any, models_dir: str | None = None) -> dict[str, str]:

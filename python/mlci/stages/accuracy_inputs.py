@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import gitinfo
+from ..artifacts.hashing import hash_file
 from ..config.loader import Config
 from ..errors import UserError
 from ..fsutil import read_json, write_json_atomic
@@ -20,8 +21,6 @@ from ..paths import BUILD_RECORD
 
 def _dataset_sha256(cfg: Config, suite: str) -> str | None:
     """The dataset digest known without downloading it: the configured sha256, or a local file's hash."""
-    from ..accuracy.engine import sha256_file
-
     name = cfg["accuracy"]["suites"][suite]["dataset"]
     entry = cfg["artifacts"]["data"].get(name)
     if entry and entry["sha256"]:
@@ -30,7 +29,7 @@ def _dataset_sha256(cfg: Config, suite: str) -> str | None:
     if uri.startswith("s3://"):
         return None
     path = cfg.resolve(uri)
-    return sha256_file(path) if path.is_file() else None
+    return hash_file(path) if path.is_file() else None
 
 
 def reusable_record(cfg: Config, out: Path, suite: str) -> dict[str, Any] | None:
