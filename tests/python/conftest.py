@@ -73,5 +73,6 @@ def base_image(docker_cli: str) -> str:
 def example_copy(tmp_path: Path) -> Path:
     """A private copy of the example service (tests must not write into the repo)."""
     dst = tmp_path / "digits"
-    shutil.copytree(EXAMPLE, dst, ignore=shutil.ignore_patterns("models", ".mlci", "__pycache__"))
+    # without models.lock: each test uploads its own model to its own bucket and writes its own lock
+    shutil.copytree(EXAMPLE, dst, ignore=shutil.ignore_patterns("models", "models.lock", ".mlci", "__pycache__"))
     return dst
