@@ -312,7 +312,10 @@ SCHEMA = Obj(
         "drift": Obj(
             doc="Production drift monitoring: `mlci drift check` and the `driftCheck` Jenkins step.",
             fields={
-                "reference": Str(doc="Reference statistics (`mlci drift reference` output): s3://... or a repo-relative path."),
+                "reference": Str(doc="Reference statistics (`mlci drift reference` output): s3://... or a repo-relative "
+                                 "path; default the one named by the training record (`mlci train` publishes it)."),
+                "reference_input": Str(doc="Which of `train.inputs` `mlci train` computes the published reference "
+                                       "from; default the first."),
                 "logs": Str(pattern=S3_URI, pattern_doc=S3_DOC,
                             doc="Prefix of production request/prediction logs, partitioned by date (dt=YYYY-MM-DD/)."),
                 "format": Str(default="auto", choices=("auto", "jsonl", "csv"),

@@ -23,7 +23,9 @@ from ..config.schema import SCHEMA
 from ..errors import StageFailed, UserError
 from ..fsutil import write_json_atomic
 from ..paths import out_dir
-from .reference import parse_reference, reference_from_file
+from .published import fetch as fetch_published
+from .published import locate as locate_published
+from .reference import dataset_reference, parse_reference, reference_from_file
 
 # check/logs/report/trigger import scipy, boto3 paginators and python-jenkins: loaded in cmd_check only, so
 # `mlci --help` and every other command do not pay for them.
@@ -44,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     chk = cmds.add_parser("check", help="compare a window of production logs with the reference (exit 0/1/2/3)")
     chk.add_argument("-c", "--config", help="ml-ci.yaml (default ./ml-ci.yaml or $MLCI_CONFIG; optional)")
-    chk.add_argument("--reference", help="reference file or s3:// URI (default drift.reference)")
+    chk.add_argument("--reference", help="reference file or s3:// URI (default drift.reference, else the one the "
+                     "training record names)")
     chk.add_argument("--logs", help="s3://bucket/prefix of the logs (default drift.logs)")
     chk.add_argument("--window", help="e.g. 7d or 36h (default drift.window)")
     chk.add_argument("--until", help="last day of the window, YYYY-MM-DD (default today, UTC)")
@@ -72,31 +75,18 @@ def _config(path: str | None) -> tuple[Config | None, dict[str, Any]]:
     return None, SCHEMA.fields["drift"].default_value()
 
 
-def _dataset_file(cfg: Config | None, name: str) -> tuple[Path, dict[str, Any]]:
-    """The dataset's verified local file through the artifacts machinery (cache, digest check)."""
-    from ..artifacts.api import fetch_dataset
-
-    if cfg is None:
-        raise UserError(f"--dataset {name} needs ml-ci.yaml", hint="pass -c PATH/ml-ci.yaml or use --data FILE")
-    path = fetch_dataset(cfg, name)
-    ds = cfg["artifacts"]["data"][name]
-    return path, {"dataset": name, "uri": ds["uri"], "sha256": hash_file(path), "label": ds["label"],
-                  # cached files are content-addressed (no extension): the format comes from config or the URI
-                  "format": ds["format"] or Path(ds["uri"]).suffix.lstrip(".").lower()}
-
-
 def cmd_reference(args: argparse.Namespace) -> int:
     cfg, drift = _config(args.config)
     if args.dataset:
-        path, source = _dataset_file(cfg, args.dataset)
+        if cfg is None:
+            raise UserError(f"--dataset {args.dataset} needs ml-ci.yaml",
+                            hint="pass -c PATH/ml-ci.yaml or use --data FILE")
+        ref = dataset_reference(cfg, args.dataset, drift, label=args.label)
     else:
         path = Path(args.data)
-        source = {"dataset": None, "uri": str(path), "format": None, "label": None}
-        source["sha256"] = hash_file(path) if path.is_file() else None
-    fmt = source.pop("format")
-    label = args.label or drift["prediction"]["reference_field"]
-    dataset_label = source.pop("label", None)
-    ref = reference_from_file(path, drift, fmt=fmt, label=label, default_label=dataset_label, source=source)
+        source = {"dataset": None, "uri": str(path), "sha256": hash_file(path) if path.is_file() else None}
+        ref = reference_from_file(path, drift, label=args.label or drift["prediction"]["reference_field"],
+                                  source=source)
     label = ref["prediction"]["source"] if ref["prediction"] else None
     _write_reference(ref, args.out)
     pred = f", prediction reference from '{label}'" if ref["prediction"] else ", no prediction reference"
@@ -140,8 +130,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     cfg, drift = _config(args.config)
     where_ref = args.reference or drift["reference"]
     logs_uri = args.logs or drift["logs"]
-    if not where_ref:
-        raise UserError("no reference given", hint="pass --reference FILE|s3://... or set drift.reference")
+    published = None if where_ref else locate_published(cfg)  # precedence: --reference, drift.reference, training
     if not logs_uri:
         raise UserError("no logs prefix given", hint="pass --logs s3://bucket/prefix or set drift.logs")
     if args.sample_cap is not None and args.sample_cap < 1:
@@ -152,7 +141,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UserError(f"--until '{args.until}' is not a date", hint="write YYYY-MM-DD") from None
     until = dt.datetime.combine(until_day, dt.time(23, 59, 59), tzinfo=dt.timezone.utc)
     seed = args.seed if args.seed is not None else zlib.crc32(until_day.isoformat().encode())
-    ref = load_reference(where_ref, cfg)
+    if published is not None:
+        where_ref = published["uri"]
+        ref = fetch_published(published)
+        print(f"drift: reference published by mlci train: {where_ref}", file=sys.stderr)
+    else:
+        ref = load_reference(where_ref, cfg)
     sample = read_window(logs_uri, args.window or drift["window"], fmt=args.format or drift["format"],
                          cap=args.sample_cap or drift["sample_cap"], seed=seed, until=until)
     if not sample.columns:

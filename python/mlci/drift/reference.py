@@ -172,3 +172,18 @@ def reference_from_file(path: Path, drift_cfg: dict[str, Any], *, fmt: str | Non
                            prediction_field=drift_cfg["prediction"]["field"],
                            prediction_kind=drift_cfg["prediction"]["kind"],
                            source=source or {"uri": str(path)})
+
+
+def dataset_reference(cfg: Any, name: str, drift_cfg: dict[str, Any], *, label: str | None = None) -> dict[str, Any]:
+    """The reference of dataset `name` under artifacts.data, fetched sha256-verified by the artifacts engine
+    (cache first) -- shared by `mlci drift reference --dataset` and `mlci train`, so both describe the data the
+    same way. Cached files are content-addressed (no extension): the format comes from config or the URI."""
+    from ..artifacts.api import fetch_dataset
+    from ..artifacts.hashing import hash_file
+
+    path = fetch_dataset(cfg, name)
+    ds = cfg["artifacts"]["data"][name]
+    fmt = ds["format"] or Path(ds["uri"]).suffix.lstrip(".").lower()
+    source = {"dataset": name, "uri": ds["uri"], "sha256": hash_file(path)}
+    return reference_from_file(path, drift_cfg, fmt=fmt, label=label or drift_cfg["prediction"]["reference_field"],
+                               default_label=ds["label"], source=source)

@@ -141,7 +141,7 @@ def parse_csv(text: str, where: str) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def load_table(path: Path, fmt: str | None = None) -> Columns:
-    """A dataset file as columns: npz (2-D arrays expand to name.j), csv or jsonl."""
+    """A dataset file as columns: npz (arrays of 2 or more dimensions expand to name.j, row-major), csv or jsonl."""
     fmt = fmt or path.suffix.lstrip(".").lower()
     if not path.is_file():
         raise UserError(f"data file {path} not found", hint="pass an existing --data file or pull the dataset first")
@@ -153,9 +153,10 @@ def load_table(path: Path, fmt: str | None = None) -> Columns:
                     array = npz[name]
                     if array.ndim == 1:
                         columns[name] = array  # type: ignore[assignment]
-                    elif array.ndim == 2:
-                        for j in range(array.shape[1]):
-                            columns[f"{name}.{j}"] = array[:, j]  # type: ignore[assignment]
+                    elif array.ndim >= 2:  # images (N x 8 x 8) too: one column per value, row-major
+                        flat = array.reshape(array.shape[0], -1)
+                        for j in range(flat.shape[1]):
+                            columns[f"{name}.{j}"] = flat[:, j]  # type: ignore[assignment]
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {path} as npz: {exc}") from None
         return columns

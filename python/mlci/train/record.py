@@ -33,8 +33,10 @@ def read_params(path: Path | None) -> Any:
 def build(*, service: str, model_files: dict[str, str], git: dict[str, Any], code_digest: str,
           data: dict[str, dict[str, str]], params_file: str | None, params_digest: str | None, params: Any,
           image: dict[str, Any], evaluation: dict[str, Any], durations: dict[str, float], run_key: str,
-          cache_hit: bool, trigger_name: str, runner: str) -> dict[str, Any]:
-    """Pure: the record from its facts."""
+          cache_hit: bool, trigger_name: str, runner: str,
+          drift_reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Pure: the record from its facts. `drift_reference` ({uri, sha256, dataset, rows, features}) is what
+    `mlci drift check` uses by default."""
     return {
         "schema": SCHEMA,
         "service": service,
@@ -44,6 +46,7 @@ def build(*, service: str, model_files: dict[str, str], git: dict[str, Any], cod
         "params": {"file": params_file, "sha256": params_digest, "values": params},
         "image": image,
         "evaluation": evaluation,
+        "drift_reference": drift_reference,
         "metrics": evaluation.get("metrics", {}),
         "duration_s": {k: round(v, 3) for k, v in durations.items()},
         "run": {"key": run_key, "cache_hit": cache_hit, "runner": runner},

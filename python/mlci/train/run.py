@@ -2,7 +2,8 @@
 
 Steps: produce (inputs pulled verified -> run cache or training image run) -> evaluate (the configured accuracy
 suite, its change gates paired on the same samples, new model vs the model the dependency file pins) -> on PASS
-publish (models add: content-addressed upload + lock update; training record; git branch + tag; PR). On FAIL or
+publish (models add: content-addressed upload + lock update; the training data's drift reference, content-
+addressed next to the models; training record; git branch + tag; PR). On FAIL or
 INCONCLUSIVE nothing is published and <out>/train.json + the log say which gate said no.
 """
 
@@ -23,7 +24,7 @@ from ..errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_OK, StageFailed, UserErr
 from ..fsutil import read_json, write_json_atomic
 from ..paths import accuracy_dir
 from ..progress import Progress
-from . import gitops, record
+from . import drift_reference, gitops, record
 from .produce import Produced, produce
 from .settings import TrainSettings
 
@@ -167,6 +168,7 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
     work = out / "train"
     work.mkdir(parents=True, exist_ok=True)
     _check_baseline(cfg, s)
+    drift_reference.choose_input(cfg, s)
     try:
         produced = produce(cfg, s, work=work, force=force, progress=progress)
     except StageFailed as exc:
@@ -189,6 +191,7 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
                       exit_code=EXIT_OK)
         progress.log(f"nothing to publish: {result['reason']}")
         return _finish(out, result)
+    reference = drift_reference.compute(cfg, s, work, progress)  # inputs verified; published only on PASS
     progress.log(f"evaluating with suite '{s.evaluate}' against "
                  + ("the current model" if current else "no current model (first model: absolute gates only)"))
     candidate = _candidate_dir(s, produced, work / "candidate")
@@ -211,7 +214,10 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
                     "metrics": accuracy.get("metrics", {}), "seed": accuracy.get("seed"),
                     "dataset": accuracy.get("dataset"), "baseline": accuracy.get("baseline")},
         durations={"train": produced.train_s, "total": time.monotonic() - started}, run_key=produced.key,
-        cache_hit=produced.cache_hit, trigger_name=record.trigger(trigger_name), runner=produced.runner)
+        cache_hit=produced.cache_hit, trigger_name=record.trigger(trigger_name), runner=produced.runner,
+        drift_reference=drift_reference.publish(cfg["artifacts"]["remote"], *reference) if reference else None)
+    if reference:
+        progress.log(f"drift reference published: {rec['drift_reference']['uri']}")
     report_md = render_report(cfg, work / "eval")
     result["published"] = publish(cfg, s, produced, rec, report_md, progress)
     result.update(status="published", reason=f"suite '{s.evaluate}' passed", exit_code=EXIT_OK, record=rec)

@@ -18,6 +18,7 @@ import boto3
 import pytest
 import yaml
 
+from mlci.drift.reference import parse_reference
 from tests.python.conftest import run_mlci
 
 pytestmark = pytest.mark.xdist_group("train")
@@ -63,7 +64,7 @@ def service(example_copy: Path, s3_bucket: str, base_image: str, tmp_path: Path,
     cfg["artifacts"]["remote"] = f"s3://{s3_bucket}/digits"
     cfg["artifacts"]["data"]["digits-test"]["uri"] = f"s3://{s3_bucket}/digits/data/digits-test.npz"
     cfg["artifacts"]["data"]["digits-train"] = {"uri": f"s3://{s3_bucket}/digits/data/digits-train.npz",
-                                                "sha256": _sha(data / "digits-train.npz")}
+                                                "sha256": _sha(data / "digits-train.npz"), "label": "target"}
     cfg["report"] = {"history": f"s3://{s3_bucket}/history"}
     cfg["accuracy"]["workers"] = 2
     cfg["accuracy"]["suites"]["change"] = {
@@ -149,6 +150,19 @@ def test_pass_publishes_then_the_run_cache_skips_the_repeat(service: dict, tmp_p
     assert rec["image"]["id"].startswith("sha256:") and rec["evaluation"]["verdict"] == "PASS"
     assert rec["metrics"]["accuracy"] > 0.9 and rec["duration_s"]["train"] > 0
 
+    # the training data's drift reference: content-addressed next to the model, its digest in the record
+    ref_entry = rec["drift_reference"]
+    assert ref_entry["dataset"] == "digits-train" and ref_entry["sha256"].startswith("sha256:")
+    ref_sha = ref_entry["sha256"].removeprefix("sha256:")
+    assert ref_entry["uri"] == f"s3://{bucket}/digits/sha256/{ref_sha[:2]}/{ref_sha[2:]}"
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=f"digits/sha256/{ref_sha[:2]}/{ref_sha[2:]}")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == ref_sha
+    reference = parse_reference(body.decode(), ref_entry["uri"])
+    assert reference["source"]["dataset"] == "digits-train" and reference["source"]["rows"] == ref_entry["rows"]
+    assert reference["source"]["sha256"] == rec["data"]["digits-train"]["sha256"].removeprefix("sha256:")
+    assert len(reference["features"]) == ref_entry["features"] == 64 and "images.63" in reference["features"]
+    assert reference["prediction"]["source"] == "target" and reference["prediction"]["kind"] == "categorical"
+
     # git: a branch + tag pushed to origin, seen from a fresh clone; the workspace branch untouched
     clone = tmp_path / "clone"
     _git(tmp_path, "clone", "-q", str(service["origin"]), str(clone))
@@ -202,4 +216,5 @@ def test_degraded_model_fails_the_change_gate_and_publishes_nothing(service: dic
     assert not (repo / "training.json").exists()
     assert _git(repo, "tag", "-l") == "" and _git(repo, "ls-remote", "--tags", "origin") == ""
     objects_after = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="digits/sha256/")["Contents"]}
-    assert objects_after == objects_before  # no model uploaded to the content-addressed store
+    assert objects_after == objects_before  # no model, no drift reference uploaded to the content-addressed store
+    assert "drift reference of 'digits-train'" in proc.stderr and "drift reference published" not in proc.stderr
