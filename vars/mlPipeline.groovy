@@ -2,11 +2,12 @@ import org.mlci.Mlci
 import org.mlci.Nodes
 import org.mlci.Plan
 import org.mlci.Steps
+import org.mlci.Train
 
 /**
  * The whole pipeline from ml-ci.yaml. The branch policy is `mlci pipeline plan` (Python); this only executes
- * it: stages in order, each with its timeout, the cron trigger on integration branches, the deploy outside
- * any node. See mlPipeline.txt.
+ * it: stages in order, each with its timeout, the cron trigger on integration branches, the Train stage (when
+ * the plan says so) and the deploy outside any node. See mlPipeline.txt.
  */
 def call(Map args = [:]) {
     Steps.check(this, 'mlPipeline', args)
@@ -30,12 +31,37 @@ def call(Map args = [:]) {
             state.built = stages(plan, args)
         }
     }
+    Map trained = train(plan, args)
     if (Plan.stage(plan, 'deploy')) {
         stage("Deploy: ${plan.deploy.environment}".toString()) {
             deploy(pass(args, plan) + [image: state.built.image, records: 'mlci-records'])
         }
     }
-    return [plan: plan, image: state.built.image ?: '']
+    return [plan: plan, image: state.built.image ?: '', train: trained]
+}
+
+/**
+ * The Train stage after the main node has released its executor (after Accuracy): org.mlci.Train, the train
+ * step's own code, on the plan's training label or any agent but the controller, within the plan's timeout.
+ * triggers: false because this build's one properties() call (triggers()) already holds train.schedule.
+ */
+Map train(Map plan, Map args) {
+    Map t = (plan.train ?: [:]) as Map
+    if (!t.enabled) {
+        if (Plan.trainRequested(this, args)) {
+            echo("train: skipped: ${t.reason ?: 'the plan has no train entry'}")
+        }
+        return [:]
+    }
+    Map targs = pass(args, plan)
+    targs.agent = (t.agent ?: Train.NOT_CONTROLLER) as String
+    targs.trigger = t.trigger
+    targs.triggers = false
+    Map out = [:]
+    stage(t.stage as String) {
+        out = Train.run(this, Mlci.fromArgs(this, targs), targs, [minutes: t.timeout])
+    }
+    return out
 }
 
 /** The arguments every step gets from mlPipeline. */
@@ -87,8 +113,9 @@ Map accuracyArgs(Map base, Map args) {
 }
 
 /**
- * Cron only on integration branches (the plan says `manage`): set to the scheduled suites' specs, or to none
- * so a removed schedule stops firing. properties() replaces all job properties, hence jobProperties, which
+ * Cron only where the plan says `manage` (integration and train branches): set to the scheduled suites' specs
+ * plus train.schedule (with train.in_pipeline), in ONE properties() call, or to none so a removed schedule
+ * stops firing. properties() replaces all job properties, hence jobProperties, which
  * are set on every branch.
  */
 void triggers(Map plan, Map args) {

@@ -178,6 +178,13 @@ train_section = Obj(
         "evaluate": Str(doc="Accuracy suite that judges the new model against the current one (its change gates "
                         "are paired on the same samples); required to publish."),
         "schedule": Str(pattern=CRON, pattern_doc=CRON_DOC, doc="Cron schedule for retraining in Jenkins."),
+        "branches": ListOf(item=Str(), doc="Branches (globs) where mlPipeline trains (timer builds on train.schedule, "
+                           "user builds that ask for it); default pipeline.integration_branches."),
+        "in_pipeline": Bool(default=False, doc="true: mlPipeline runs a Train stage after Accuracy on timer builds of "
+                            "`branches` (train.schedule joins the job's cron) and on user builds that ask for it "
+                            "(mlPipeline(train: true) or the MLCI_TRAIN build parameter); never on pull requests."),
+        "git_credentials": Str(doc="Jenkins username/password (token) credentials id for pushing the model branch and "
+                               "tag, bound with gitUsernamePassword; default the agent's own git setup."),
         "publish": Obj(
             doc="What a PASS publishes: model upload + lock update, training record, git branch + tag, pull request.",
             fields={

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import math
 from typing import Any
 
 from .. import __version__
@@ -91,13 +92,54 @@ def scheduled_suites(cfg: dict[str, Any], branch: str, integration: bool) -> lis
     return out
 
 
-def make_plan(cfg: dict[str, Any], branch: str, cause: str = "push", change_target: str = "") -> dict[str, Any]:
+# Minutes on top of train.timeout for the training image build, data pull, evaluation and publishing.
+TRAIN_OVERHEAD_MINUTES = 30
+NO_TRAIN: dict[str, Any] = {"enabled": False, "stage": "Train", "agent": "", "timeout": 0, "trigger": "",
+                            "schedule": "", "reason": ""}
+
+
+def train_entry(cfg: dict[str, Any], branch: str, cause: str, is_pr: bool, requested: bool) -> dict[str, Any]:
+    """Whether mlPipeline trains in this build, and where/how long; `reason` says why not (never null).
+
+    Only with train.in_pipeline, only on train.branches (default the integration branches): a timer build
+    there trains on train.schedule (the job has ONE cron list, so a timer build cannot tell which spec fired:
+    it runs the scheduled suites and the training); a user build trains when it asks for it. Pull requests
+    never train: a model published from unreviewed code would bypass review.
+    """
+    t = cfg.get("train")
+    out = dict(NO_TRAIN)
+    if not t or not t["in_pipeline"]:
+        out["reason"] = "train.in_pipeline is not set"
+        return out
+    branches = t["branches"] or cfg["pipeline"]["integration_branches"]
+    on_branch = not is_pr and matches(branch, branches)
+    out["schedule"] = (t["schedule"] or "") if on_branch else ""
+    if is_pr:
+        out["reason"] = "pull requests never train"
+    elif not on_branch:
+        out["reason"] = f"branch '{branch}' is not in train.branches"
+    elif cause == "timer" and not t["schedule"]:
+        out["reason"] = "train.schedule is not set"
+    elif cause == "user" and not requested:
+        out["reason"] = "not requested (mlPipeline(train: true) or the MLCI_TRAIN build parameter)"
+    elif cause not in ("timer", "user"):
+        out["reason"] = "only timer builds (train.schedule) and user builds that ask for it train"
+    else:
+        out.update(enabled=True, trigger=cause, agent=t["agent"] or cfg["pipeline"]["agent"] or "",
+                   timeout=math.ceil(t["timeout"]) + TRAIN_OVERHEAD_MINUTES)
+    return out
+
+
+def make_plan(cfg: dict[str, Any], branch: str, cause: str = "push", change_target: str = "",
+              train_requested: bool = False) -> dict[str, Any]:
     """The whole decision for one build. Pure: resolved config in, plan out.
 
     - pull requests (cause 'pr' or a change target) and feature branches: the stages, smoke suites, no deploy;
     - a branch named by a deploy environment (develop -> staging, main -> production): the same, then deploy;
     - integration branches (pipeline.integration_branches) register the heavy suites' cron; a timer-triggered
-      build there runs build + the scheduled suites and never deploys.
+      build there runs build + the scheduled suites and never deploys;
+    - train.in_pipeline: a `train` entry (see train_entry) whose schedule joins the cron list, so that one
+      properties() call registers every schedule (a second call would replace the first).
     """
     if cause not in CAUSES:
         raise UserError(f"unknown build cause '{cause}'", hint=f"one of {', '.join(CAUSES)}")
@@ -148,7 +190,8 @@ def make_plan(cfg: dict[str, Any], branch: str, cause: str = "push", change_targ
     if not any(s["name"] == "deploy" for s in stages):
         deploy = dict(NO_DEPLOY)
 
-    crons = sorted({s["schedule"] for _, s in scheduled})
+    train = train_entry(cfg, branch, cause, is_pr, train_requested)
+    crons = sorted({s["schedule"] for _, s in scheduled} | ({train["schedule"]} if train["schedule"] else set()))
     post = cfg["report"]["post"]
     image = cfg["image"]
     return {
@@ -174,7 +217,9 @@ def make_plan(cfg: dict[str, Any], branch: str, cause: str = "push", change_targ
         },
         # `manage`: Jenkins sets the job's triggers (possibly to none, removing a stale cron) only on
         # integration branches; elsewhere it leaves the job's properties alone.
-        "triggers": {"manage": integration, "cron": crons},
+        # Also on train branches outside the integration ones, so train.schedule is registered there too.
+        "triggers": {"manage": integration or bool(train["schedule"]), "cron": crons},
+        "train": train,
         "deploy": deploy,
         "environments": {name: _environment(cfg, name, env) for name, env in cfg["deploy"]["environments"].items()},
         "runner": {"kind": pipe["runner"], "image": pipe["runner_image"] or f"mlci:{__version__}"},
@@ -183,6 +228,7 @@ def make_plan(cfg: dict[str, Any], branch: str, cause: str = "push", change_targ
             "artifacts": cfg["artifacts"]["credentials"] or "",
             "registry": image["registry_credentials"] or "",
             "report_token": post["token_credentials"] or "",
+            "git": ((cfg.get("train") or {}).get("git_credentials")) or "",
         },
         "image": {"name": image["name"], "registry": registry_host(image["name"]), "push": bool(image["push"])},
     }
@@ -200,6 +246,10 @@ def render_text(plan: dict[str, Any]) -> str:
         lines.append(f"  suite {s['name']} ({s['mode']}, {s['shards']} shard(s){where}, {s['timeout']} min)")
     if plan["triggers"]["cron"]:
         lines.append(f"  cron  {' | '.join(plan['triggers']['cron'])}")
+    t = plan["train"]
+    if t["enabled"]:
+        lines.append(f"  train {t['trigger']} build on '{t['agent'] or 'any agent but the controller'}', "
+                     f"{t['timeout']} min")
     d = plan["deploy"]
     if d["enabled"]:
         gate = f", approval by {d['approvers'] or 'anyone'} within {d['approval_timeout']} min" if d["approval"] else ""
@@ -214,6 +264,8 @@ def register(cmds: argparse._SubParsersAction) -> None:
     p.add_argument("--branch", help="branch being built (default: BRANCH_NAME, else git's current branch)")
     p.add_argument("--cause", choices=CAUSES, default="push", help="what started the build (default push)")
     p.add_argument("--change-target", default="", help="target branch of a pull request (Jenkins CHANGE_TARGET)")
+    p.add_argument("--train", action="store_true",
+                   help="a user build asks for the Train stage (mlPipeline(train: true) / MLCI_TRAIN)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (what the Jenkins steps read)")
     p.set_defaults(func=cmd_plan)
 
@@ -222,6 +274,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from ..gitinfo import branch as git_branch
 
     cfg = load_config(args.config)
-    plan = make_plan(cfg.data, args.branch or git_branch(cfg.root) or "", args.cause, args.change_target or "")
+    plan = make_plan(cfg.data, args.branch or git_branch(cfg.root) or "", args.cause, args.change_target or "",
+                     train_requested=args.train)
     print(json.dumps(plan, indent=2, sort_keys=True) if args.json else render_text(plan), end="\n" if args.json else "")
     return 0

@@ -7,7 +7,7 @@ package org.mlci
 class Creds implements Serializable {
     private static final long serialVersionUID = 1L
 
-    /** Bindings for the wanted kinds (artifacts = S3 key pair, registry, report_token) and a kubeconfig file id. */
+    /** Bindings for the wanted kinds (artifacts = S3 key pair, registry, report_token, git) and a kubeconfig file id. */
     static List bindings(def steps, Map plan, List<String> kinds, String kubeconfig = '') {
         Map ids = (plan.credentials ?: [:]) as Map
         List out = []
@@ -21,6 +21,11 @@ class Creds implements Serializable {
         }
         if (kinds.contains('report_token') && ids.report_token) {
             out.add(steps.string(credentialsId: ids.report_token, variable: 'MLCI_REPORT_TOKEN'))
+        }
+        if (kinds.contains('git') && ids.git) {
+            // Git plugin binding: GIT_USERNAME/GIT_PASSWORD and a GIT_ASKPASS script under $WORKSPACE@tmp
+            // (mounted at the same path by the docker runner), so `git push` authenticates without a URL secret.
+            out.add(steps.gitUsernamePassword(credentialsId: ids.git, gitToolName: 'Default'))
         }
         if (kubeconfig) {
             out.add(steps.file(credentialsId: kubeconfig, variable: 'KUBECONFIG'))

@@ -32,6 +32,8 @@ class Mlci implements Serializable {
         'GIT_URL', 'BUILD_NUMBER', 'BUILD_URL', 'BUILD_TAG', 'JOB_NAME', 'JENKINS_URL',
         // The report's baseline lookup through python-jenkins (when there is no report.history store).
         'JENKINS_USER', 'JENKINS_API_TOKEN', 'MLCI_BASELINE_JOB',
+        // `mlci train` pushing the model branch and tag: the Git plugin's gitUsernamePassword binding.
+        'GIT_ASKPASS', 'GIT_USERNAME', 'GIT_PASSWORD', 'GIT_TERMINAL_PROMPT', 'GCM_INTERACTIVE',
     ]
 
     final def steps

@@ -38,6 +38,10 @@ class Plan implements Serializable {
         if (steps.env.CHANGE_TARGET) {
             cmd.addAll(['--change-target', steps.env.CHANGE_TARGET])
         }
+        if (trainRequested(steps, args)) {
+            // Only a request: the plan decides (user builds on train.branches with train.in_pipeline).
+            cmd.add('--train')
+        }
         String json = ''
         // The first mlci call of a build may pull the runtime image: bounded like every stage.
         steps.timeout(time: PLAN_MINUTES, unit: 'MINUTES') {
@@ -49,6 +53,15 @@ class Plan implements Serializable {
                         'use a runtime image that matches the library version')
         }
         return plan
+    }
+
+    /** mlPipeline(train: true) or the MLCI_TRAIN build parameter (a boolean or string parameter). */
+    static boolean trainRequested(def steps, Map args) {
+        if (args.containsKey('train')) {
+            return args.train as boolean
+        }
+        Object p = steps.params?.MLCI_TRAIN
+        return p != null && p.toString().trim().toLowerCase() == 'true'
     }
 
     /** The plan's entry for one stage, or null when the plan skips it. */

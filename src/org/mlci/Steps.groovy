@@ -22,6 +22,7 @@ class Steps implements Serializable {
             triggers     : 'false: never set the job\'s cron trigger (default true: set it on integration branches).',
             jobProperties: 'Job properties (a list) set on every branch next to the cron trigger (properties() replaces all).',
             forceAccuracy: 'true: run the accuracy suites even when a stored PASS on the same model, data and inference code would be reused (`mlci test accuracy --force`).',
+            train        : 'true: ask for the Train stage in a user build (default: the MLCI_TRAIN build parameter); the plan decides (train.in_pipeline, train.branches; never pull requests).',
         ],
         buildImage     : [:],
         unitTests      : [:],
@@ -58,7 +59,7 @@ class Steps implements Serializable {
 
     /** ml-ci.yaml sections documented on each step's help page. */
     static final Map<String, List<String>> CONFIG = [
-        mlPipeline     : ['pipeline'],
+        mlPipeline     : ['pipeline', 'train.in_pipeline', 'train.branches', 'train.schedule'],
         buildImage     : ['image', 'artifacts.credentials'],
         unitTests      : ['tests.unit'],
         acceptanceTests: ['tests.acceptance'],
@@ -85,6 +86,9 @@ Runs `mlci pipeline plan` for this branch and build cause (push, timer, user, pr
 stages in order with a timeout each; cron registered with properties([pipelineTriggers([cron(...)])]) only on
 integration branches (a new schedule takes effect after the branch's first build); a timer build runs the
 scheduled heavy suites and never deploys; deploy behind approval when the environment asks for it.
+With train.in_pipeline: a Train stage after Accuracy (the train step's code, outside the main node on
+train.agent / pipeline.agent, never the controller) on timer builds of train.branches, whose train.schedule
+joins the one cron list, and on user builds that ask for it (train: true or the MLCI_TRAIN parameter).
 Retries only when an agent is lost, never for a failed gate.''',
         buildImage     : '''\
 Call inside node {} after checkout. S3 credentials (artifacts.credentials) and, when image.push is set, the
@@ -114,8 +118,9 @@ pipeline.agent (read from ml-ci.yaml on any agent that is not the controller); w
 but the controller ('!built-in && !master'). On that agent: checkout, `mlci pipeline plan` (runner and
 credential ids), then `mlci train --trigger <timer|user|push|pr or args.trigger> [--force]` inside a timeout of
 train.timeout + 30 minutes, with the S3 key pair (artifacts.credentials), the PR token
-(report.post.token_credentials) and, for runner: kubernetes, the kubeconfig (train.kubeconfig_credentials)
-bound by name. Archives .mlci/train.json, the evaluation records and the Job manifest in a finally.
+(report.post.token_credentials), the git push credentials (train.git_credentials, gitUsernamePassword) and,
+for runner: kubernetes, the kubeconfig (train.kubeconfig_credentials) bound by name. Archives
+.mlci/train.json, the evaluation records and the Job manifest in a finally.
 Result: exit 0 (published, unchanged, not evaluated) leaves the build green; a rejected model (FAIL) or an
 INCONCLUSIVE evaluation marks it UNSTABLE (nothing was published); anything else fails it.
 Scheduled retraining: the job's cron is set from train.schedule with properties() (none when unset, so a

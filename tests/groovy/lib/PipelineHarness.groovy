@@ -565,6 +565,12 @@ class PipelineHarness {
         mocks.usernamePassword = { List a -> [binding: 'usernamePassword'] + named(a) }
         mocks.string = { List a -> [binding: 'string'] + named(a) }
         mocks.file = { List a -> [binding: 'file'] + named(a) }
+        // Git plugin: the symbol and its two parameters; binds like the plugin (GitUsernamePasswordBinding).
+        mocks.gitUsernamePassword = { List a ->
+            Map m = named(a)
+            assert m.keySet() == ['credentialsId', 'gitToolName'] as Set: "gitUsernamePassword(${m.keySet()})"
+            [binding: 'gitUsernamePassword'] + m
+        }
         mocks.withCredentials = { List a ->
             Map<String, String> vars = [:]
             (a[0] as List).each { Map b ->
@@ -583,6 +589,12 @@ class PipelineHarness {
                 } else if (b.binding == 'string') {
                     assert cred.kind == 'string'
                     vars[b.variable as String] = cred.value
+                } else if (b.binding == 'gitUsernamePassword') {
+                    assert cred.kind == 'usernamePassword'
+                    vars.GIT_USERNAME = cred.user
+                    vars.GIT_PASSWORD = cred.password
+                    vars.GIT_ASKPASS = "${env.WORKSPACE}@tmp/secretFiles/0a1b/auth1.sh".toString()
+                    vars.GIT_TERMINAL_PROMPT = 'false'
                 } else if (b.binding == 'file') {
                     assert cred.kind == 'file'
                     vars[b.variable as String] = cred.path

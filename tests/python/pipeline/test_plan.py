@@ -186,7 +186,8 @@ def test_inconclusive_policy_and_runner():
 
 def test_credentials_and_registry():
     plan = make_plan(CFG, "develop")
-    assert plan["credentials"] == {"artifacts": "s3-cred", "registry": "reg-cred", "report_token": "gh-token"}
+    assert plan["credentials"] == {"artifacts": "s3-cred", "registry": "reg-cred", "report_token": "gh-token",
+                                   "git": ""}
     assert plan["image"]["registry"] == "registry.example.com:5000"
     assert registry_host("mlci/digits") == "" and registry_host("localhost/x") == "localhost"
 
@@ -211,6 +212,96 @@ def test_plan_has_no_nulls():
     for branch, cause, target, *_ in MATRIX:
         walk(make_plan(config(pipeline={}, report={}, image={}, artifacts={"data": {"t": {"uri": "s3://b/t.npz"}}}),
                        branch, cause, target))
+
+
+TRAIN = {"command": "python train.py", "outputs": ["model.npz"], "in_pipeline": True, "schedule": "H 3 * * 1",
+         "agent": "gpu-train", "timeout": 90.5, "git_credentials": "git-push"}
+TRAIN_CFG = config(train=TRAIN)
+SUITE_CRONS = {"develop": ["H 2 * * *", "H 4 * * 0"], "release/2.1": ["H 2 * * *"]}
+
+# (branch, cause, change_target, train requested) -> trains?  Train branches default to the integration ones.
+TRAIN_MATRIX = [
+    ("develop", "timer", "", False, True),
+    ("develop", "timer", "", True, True),
+    ("release/2.1", "timer", "", False, True),
+    ("develop", "user", "", True, True),
+    ("develop", "user", "", False, False),
+    ("develop", "push", "", True, False),
+    ("develop", "push", "", False, False),
+    ("PR-7", "pr", "develop", True, False),
+    ("develop", "pr", "develop", True, False),
+    ("develop", "user", "main", True, False),       # a change target makes it a pull request
+    ("feature/x", "timer", "", True, False),
+    ("feature/x", "user", "", True, False),
+    ("main", "timer", "", True, False),
+    ("main", "user", "", True, False),
+]
+
+
+@pytest.mark.parametrize(("branch", "cause", "target", "requested", "trains"), TRAIN_MATRIX)
+def test_train_matrix(branch, cause, target, requested, trains):
+    plan = make_plan(TRAIN_CFG, branch, cause, target, train_requested=requested)
+    t = plan["train"]
+    assert t["enabled"] is trains
+    assert bool(t["reason"]) is not trains
+    is_pr = cause == "pr" or bool(target)
+    on_train_branch = branch in SUITE_CRONS and not is_pr
+    # ONE cron list: the scheduled suites' specs plus train.schedule, registered wherever training applies.
+    want = sorted(SUITE_CRONS.get(branch, []) + ["H 3 * * 1"]) if on_train_branch else []
+    assert plan["triggers"] == {"manage": on_train_branch, "cron": want}
+    if trains:
+        assert t == {"enabled": True, "stage": "Train", "agent": "gpu-train", "timeout": 91 + 30, "trigger": cause,
+                     "schedule": "H 3 * * 1", "reason": ""}
+    if cause == "timer":
+        assert not plan["deploy"]["enabled"] and "deploy" not in names(plan)
+    if is_pr:
+        assert t["reason"] == "pull requests never train"
+
+
+def test_train_off_by_default_and_without_in_pipeline():
+    for cfg in (CFG, config(train={**TRAIN, "in_pipeline": False})):
+        plan = make_plan(cfg, "develop", "timer", train_requested=True)
+        assert plan["train"]["enabled"] is False and plan["train"]["reason"] == "train.in_pipeline is not set"
+        # train.schedule stays the train step's own job cron: mlPipeline does not register it.
+        assert plan["triggers"]["cron"] == ["H 2 * * *", "H 4 * * 0"]
+
+
+def test_train_branches_agent_fallback_and_git_credentials():
+    cfg = config(train={**{k: v for k, v in TRAIN.items() if k != "agent"}, "branches": ["main"]})
+    plan = make_plan(cfg, "main", "timer")
+    assert plan["train"]["enabled"] and plan["train"]["agent"] == "docker"  # pipeline.agent
+    # main is not an integration branch: the cron is managed for training alone.
+    assert plan["triggers"] == {"manage": True, "cron": ["H 3 * * 1"]}
+    assert not make_plan(cfg, "develop", "timer")["train"]["enabled"]
+    assert make_plan(cfg, "develop", "timer")["triggers"]["cron"] == ["H 2 * * *", "H 4 * * 0"]
+    assert plan["credentials"]["git"] == "git-push"
+    no_schedule = config(train={k: v for k, v in TRAIN.items() if k != "schedule"})
+    timer = make_plan(no_schedule, "develop", "timer")["train"]
+    assert not timer["enabled"] and timer["reason"] == "train.schedule is not set"
+    assert make_plan(no_schedule, "develop", "user", train_requested=True)["train"]["enabled"]
+    bare = config(train=TRAIN, pipeline={})
+    assert make_plan(bare, "develop", "user", train_requested=True)["train"]["agent"] == "gpu-train"
+
+
+def test_train_plan_has_no_nulls_and_the_cli_flag():
+    for branch, cause, target, requested, _ in TRAIN_MATRIX:
+        text = json.dumps(make_plan(config(train={"command": "x", "outputs": ["m"], "in_pipeline": True}),
+                                    branch, cause, target, train_requested=requested))
+        assert "null" not in text
+
+
+def test_cli_train_flag(tmp_path):
+    cfg = tmp_path / "ml-ci.yaml"
+    cfg.write_text(textwrap.dedent("""\
+        service: s
+        train: {command: "python train.py", outputs: [m.npz], in_pipeline: true, agent: gpu}
+        """))
+    base = ["pipeline", "plan", "-c", str(cfg), "--branch", "develop", "--cause", "user", "--json"]
+    asked = json.loads(run_mlci(*base, "--train").stdout)["train"]
+    assert asked["enabled"] and asked["trigger"] == "user" and asked["agent"] == "gpu"
+    assert not json.loads(run_mlci(*base).stdout)["train"]["enabled"]
+    text = run_mlci(*base[:-1], "--train").stdout
+    assert "train user build on 'gpu'" in text
 
 
 def test_ambiguous_and_bad_input():
