@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from mlci.config import Config, load_config
 
 from ..conftest import run_mlci
+from ..s3server import free_port, start_moto
 
 
 def write_repo(root: Path, bucket: str, cache: Path, extra: str = "", lock: str = "models.lock") -> Path:
@@ -47,27 +47,6 @@ def pull_json(repo: Path, *args: str, env: dict[str, str] | None = None) -> dict
     proc = mlci(repo, "models", "pull", "--json", *args, env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_moto(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A private S3 server process (the shared one must never be killed)."""
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("private moto server did not start")
 
 
 @pytest.fixture()
