@@ -35,8 +35,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "tests" / "python"))
 
 import boto3  # noqa: E402
+from s3server import remove_bucket  # noqa: E402
 
 from mlci.build.image import build, cached_steps  # noqa: E402
 from mlci.build.wheelhouse import mlci_wheelhouses  # noqa: E402
@@ -177,10 +179,7 @@ def main() -> None:
         print(f"  {'whole stage minus the acceptance command':52s} {overhead:6.2f}s  "
               f"(network, service + test containers, health wait, cleanup; command {min(tests_time):.2f}s)")
     finally:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for obj in page.get("Contents", []):
-                s3.delete_object(Bucket=bucket, Key=obj["Key"])
-        s3.delete_bucket(Bucket=bucket)
+        remove_bucket(s3, bucket)
         tags = subprocess.run([DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}", f"mlci-bench5-{tag}/*"],
                               capture_output=True, text=True).stdout.split()
         if tags:

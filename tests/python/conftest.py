@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from .s3server import remove_bucket
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "digits"
 DOCKER = os.environ.get("MLCI_DOCKER", "/usr/bin/docker")
@@ -46,11 +48,7 @@ def s3_bucket(s3_endpoint: str):
     name = f"t-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     yield name
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=name):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=name, Key=obj["Key"])
-    s3.delete_bucket(Bucket=name)
+    remove_bucket(s3, name)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""A private moto S3 server process, for tests and benchmarks that must stop or restart their S3 server (the
-shared one from tests/infra/up must never be killed). Plain module: the benchmarks import it by path too."""
+"""S3 helpers for tests and benchmarks: a private moto server process (for tests that must stop or restart their
+S3 server; the shared one from tests/infra/up must never be killed) and bucket removal. Plain module: the
+benchmarks import it by path too."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 
 def free_port() -> int:
@@ -29,3 +31,11 @@ def start_moto(port: int, env: dict[str, str] | None = None, timeout: float = 30
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"private moto S3 server did not start on port {port}")
+
+
+def remove_bucket(s3: Any, bucket: str) -> None:
+    """Delete every object of a test bucket, then the bucket."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    s3.delete_bucket(Bucket=bucket)

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import DOCKER, EXAMPLE, run_mlci
+from ..s3server import remove_bucket
 
 GROUP = pytest.mark.xdist_group("mlci-image")
 RUN_LABEL = "org.mlci.run"
@@ -101,10 +102,7 @@ def prepared_service() -> Service:
     s3.create_bucket(Bucket=bucket)
 
     def cleanup() -> None:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for obj in page.get("Contents", []):
-                s3.delete_object(Bucket=bucket, Key=obj["Key"])
-        s3.delete_bucket(Bucket=bucket)
+        remove_bucket(s3, bucket)
         out = subprocess.run([DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}", f"mlci-t5-{tag}/*"],
                              capture_output=True, text=True).stdout.split()
         if out:
