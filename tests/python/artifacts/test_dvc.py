@@ -96,7 +96,8 @@ def test_dvc_errors(tmp_path: Path, s3_bucket: str):
     repo, files = dvc_repo(tmp_path, s3_bucket, "models/model.bin.dvc")
     cfg = load_config(repo / "ml-ci.yaml")
     model = files["model.bin"]
-    put(s3_bucket, f"dvcstore/files/md5/{md5(model)[:2]}/{md5(model)[2:]}", b"X" + model[1:])  # corrupted
+    corrupted = bytes([model[0] ^ 0xFF]) + model[1:]  # always differs (a fixed first byte would not, 1 in 256)
+    put(s3_bucket, f"dvcstore/files/md5/{md5(model)[:2]}/{md5(model)[2:]}", corrupted)
     with pytest.raises(UserError, match=f"md5 mismatch .*expected {md5(model)}"):
         api.pull_models(cfg)
     assert not (repo / "models" / "model.bin").exists()
