@@ -20,6 +20,7 @@ COMMANDS = {
     "config": "mlci.config.cli",
     "models": "mlci.artifacts.cli",
     "data": "mlci.artifacts.cli",
+    "cache": "mlci.artifacts.cli",
     "accuracy": "mlci.accuracy.cli",
     "build": "mlci.build.cli",
     "test": "mlci.stages.cli",

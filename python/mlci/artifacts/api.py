@@ -33,7 +33,7 @@ from . import dvc, lockfile
 from .cache import Cache, dest_stamp_ok, place, plain
 from .entries import Entry, check_unique
 from .hashing import hash_file, is_hex, stamp_of
-from .transfer import Downloader
+from .transfer import Downloader, Fetched
 
 _GLOB_CHARS = set("*?[")
 
@@ -99,6 +99,20 @@ def lock_digest(cfg: Config, lock: str | None = None) -> str:
 
 def _cache(cfg: Config) -> Cache:
     return Cache(paths.cache_dir(cfg["artifacts"]["cache"]))
+
+
+def _place_fetched(dl: Downloader, e: Entry, target: Path) -> Fetched:
+    """Fetch into the cache and place at `target`; once more if `mlci cache gc` evicted the object between
+    the two (the only window in which a pull can lose it)."""
+    fetched = dl.ensure(e.algo, e.digest, e.uri, e.size, e.where)
+    try:
+        place(fetched.path, target)
+    except FileNotFoundError:
+        if fetched.path.exists():
+            raise
+        fetched = dl.ensure(e.algo, e.digest, e.uri, e.size, e.where)
+        place(fetched.path, target)
+    return fetched
 
 
 def _dest(cfg: Config, dest: str | os.PathLike[str] | None) -> Path:
@@ -207,11 +221,12 @@ def pull_models(cfg: Config, *, lock: str | None = None, dest: str | None = None
             st = stamp_of(target)
             if dest_stamp_ok(stamps.get(e.path), e.key, st):
                 out = _Outcome(e, "unchanged", st[0] if st else 0)
+                cache.touch(e.algo, e.digest)  # still in use: `mlci cache gc` keeps it
             elif st is not None and target.is_file() and hash_file(target, e.algo) == plain(e.digest):
                 out = _Outcome(e, "verified", st[0])
+                cache.touch(e.algo, e.digest)
             else:
-                fetched = dl.ensure(e.algo, e.digest, e.uri, e.size, e.where)
-                place(fetched.path, target)
+                fetched = _place_fetched(dl, e, target)
                 state = "cache hit" if fetched.hit else ("resumed" if fetched.resumed else "downloaded")
                 out = _Outcome(e, state, fetched.path.stat().st_size, fetched.downloaded, fetched.resumed)
             st = stamp_of(target)

@@ -4,7 +4,8 @@ Layout under the cache root ($MLCI_CACHE, else artifacts.cache, else ~/.cache/ml
 as a BuildKit cache mount and builds share it too)::
 
     objects/<algo>/<2 hex>/<rest>       verified objects, read-only (sha256 from mlci, md5 from DVC)
-    objects/<algo>/<2 hex>/<rest>.ok    stamp (size mtime_ns inode device) taken right after verification
+    objects/<algo>/<2 hex>/<rest>.ok    stamp (size mtime_ns inode device) taken right after verification;
+                                        its own mtime is the object's last use (`mlci cache gc` evicts by it)
     locks/<algo>-<digest>.lock          flock: one download per object even when several pulls race
     partial/<algo>-<digest>.part(.json) interrupted downloads, resumed by the next pull
     quarantine/                         objects that failed verification, with a .json saying why
@@ -45,9 +46,11 @@ class Cache:
         return self.root / "partial" / f"{algo}-{digest}.part"
 
     @contextlib.contextmanager
-    def lock(self, algo: str, digest: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    def lock(self, algo: str, digest: str, on_wait: Callable[[], None] | None = None, *,
+             wait: bool = True) -> Iterator[bool]:
         """Exclusive flock per object: works across processes and containers sharing the cache directory.
-        `on_wait` is called when another holder makes us wait (so a log says why a pull is idle)."""
+        `on_wait` is called when another holder makes us wait (so a log says why a pull is idle); with
+        `wait=False` the context yields False instead of waiting (gc skips objects a pull is working on)."""
         path = self.root / "locks" / f"{algo}-{digest}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -55,19 +58,28 @@ class Cache:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                if not wait:
+                    yield False
+                    return
                 if on_wait:
                     on_wait()
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            yield True
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+    def touch(self, algo: str, digest: str) -> None:
+        """Record a use (the stamp file's mtime is the last-use time `mlci cache gc` evicts by). Best effort:
+        a read-only cache mount or an evicted object simply has no use recorded."""
+        with contextlib.suppress(OSError):
+            os.utime(stamp_file(self.object_path(algo, digest)))
 
     def trusted(self, algo: str, digest: str) -> bool:
         """The object exists and its stamp matches (verified earlier, not rewritten since)."""
         obj = self.object_path(algo, digest)
         try:
-            recorded = tuple(int(x) for x in (obj.parent / (obj.name + ".ok")).read_text().split())
+            recorded = tuple(int(x) for x in stamp_file(obj).read_text().split())
         except (FileNotFoundError, ValueError):
             return False
         return same_stamp(recorded, stamp_of(obj))
@@ -112,7 +124,7 @@ class Cache:
     def _write_stamp(self, obj: Path) -> None:
         st = stamp_of(obj)
         assert st is not None
-        write_hint(obj.parent / (obj.name + ".ok"), " ".join(map(str, st)) + "\n")
+        write_hint(stamp_file(obj), " ".join(map(str, st)) + "\n")
 
     def quarantine(self, path: Path, algo: str, expected: str, actual: str, uri: str, reason: str) -> Path:
         """Move a bad file aside (never delete evidence) and record why."""
@@ -121,7 +133,7 @@ class Cache:
         target = qdir / f"{algo}-{_plain(expected)[:16]}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         os.replace(path, target)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(path.parent / (path.name + ".ok"))
+            os.unlink(stamp_file(path))
         write_json_atomic(target.with_name(target.name + ".json"), {
             "reason": reason, "uri": uri, "algo": algo, "expected": expected, "actual": actual,
             "size": target.stat().st_size, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -156,6 +168,11 @@ class Cache:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def stamp_file(obj: Path) -> Path:
+    """The `.ok` stamp next to an object: its content is the verified stat stamp, its mtime the last use."""
+    return obj.parent / (obj.name + ".ok")
 
 
 def write_hint(path: Path, text: str) -> None:

@@ -1,4 +1,4 @@
-"""`mlci models add|pull|verify|status` and `mlci data pull [NAME...]`."""
+"""`mlci models add|pull|verify|status`, `mlci data pull [NAME...]` and `mlci cache gc`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from ..config import load_config
 from ..errors import EXIT_FAIL, EXIT_OK
+from ..paths import cache_dir
+from ..progress import human_bytes
+from ..units import parse_duration, parse_size
 from . import api
 
 
@@ -51,6 +55,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     dpull.add_argument("--json", action="store_true")
     dpull.add_argument("-c", "--config", help="path to ml-ci.yaml (default ./ml-ci.yaml or $MLCI_CONFIG)")
     dpull.set_defaults(func=cmd_data_pull)
+
+
+    cache = sub.add_parser("cache", help="the local artifact cache shared by the builds on an agent")
+    ccmds = cache.add_subparsers(dest="cache_cmd", required=True)
+    gc = ccmds.add_parser("gc", help="evict least recently used objects (never ones used within --keep-recent), "
+                          "drop abandoned partial downloads and old quarantine entries")
+    gc.add_argument("--max-size", help="evict least recently used objects until the cache fits, e.g. 50G")
+    gc.add_argument("--older-than", help="evict objects not used for this long, e.g. 30d")
+    gc.add_argument("--keep-recent", default="1d",
+                    help="never evict objects used this recently: a build may still read them (default 1d)")
+    gc.add_argument("--stale", default="7d",
+                    help="remove partial downloads and quarantine entries older than this (default 7d)")
+    gc.add_argument("--cache", help="cache directory (default $MLCI_CACHE, else artifacts.cache of -c, "
+                    "else ~/.cache/mlci)")
+    gc.add_argument("-c", "--config", help="take the cache directory from this ml-ci.yaml")
+    gc.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    gc.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    gc.set_defaults(func=cmd_cache_gc)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -102,4 +124,40 @@ def cmd_data_pull(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             print(f"{r['name']}\t{r['path']}")
+    return EXIT_OK
+
+
+def cmd_cache_gc(args: argparse.Namespace) -> int:
+    from . import gc
+    from .cache import Cache
+
+    max_bytes = parse_size(args.max_size, "--max-size") if args.max_size else None
+    older = parse_duration(args.older_than, "--older-than").total_seconds() if args.older_than else None
+    keep = parse_duration(args.keep_recent, "--keep-recent").total_seconds()
+    stale = parse_duration(args.stale, "--stale").total_seconds()
+    if args.cache:
+        root = _abs(args.cache)
+    elif args.config:
+        root = str(cache_dir(load_config(args.config)["artifacts"]["cache"]))
+    else:
+        root = str(cache_dir())
+    summary = gc.collect(Cache(Path(root)), max_bytes=max_bytes, older_than=older, keep_recent=keep,
+                         stale_after=stale, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+        return EXIT_OK
+    verb = "would evict" if args.dry_run else "evicted"
+    for key in summary["evicted_objects"]:
+        print(f"[cache] {verb} {key}", file=sys.stderr)
+    notes = []
+    if summary["busy"]:
+        notes.append(f"{summary['busy']} in use by a pull, skipped")
+    if summary["recent_over_limit"]:
+        notes.append(f"{summary['recent_over_limit']} used within {args.keep_recent} kept although over --max-size")
+    removed, forgot = ("would remove", "would forget") if args.dry_run else ("removed", "forgot")
+    print(f"[cache] {root}: {verb} {summary['evicted']} objects ({human_bytes(summary['evicted_bytes'])}), "
+          f"kept {summary['kept']} ({human_bytes(summary['kept_bytes'])}); {removed} {summary['stale_partial']} "
+          f"stale partial and {summary['stale_quarantine']} quarantine files, {forgot} "
+          f"{summary['forgotten_dests']} missing DEST directories" + (f"; {'; '.join(notes)}" if notes else ""),
+          file=sys.stderr)
     return EXIT_OK

@@ -127,9 +127,11 @@ class Downloader:
         wait, then find the object committed."""
         cache = self.cache
         if cache.trusted(algo, digest):
+            cache.touch(algo, digest)
             return Fetched(cache.object_path(algo, digest), hit=True)
         with cache.lock(algo, digest, on_wait=lambda: self.log(f"waiting: another pull is fetching {uri}")):
             if cache.check(algo, digest, uri):
+                cache.touch(algo, digest)
                 return Fetched(cache.object_path(algo, digest), hit=True)
             downloaded, resumed = self._download(algo, digest, uri, size, where)
             return Fetched(cache.object_path(algo, digest), hit=False, downloaded=downloaded, resumed=resumed)
@@ -182,6 +184,7 @@ class Downloader:
             if known.get("etag") == etag and known.get("size") == size and known.get("sha256"):
                 sha = str(known["sha256"])
                 if self.cache.check("sha256", sha, uri):
+                    self.cache.touch("sha256", sha)
                     return sha, Fetched(self.cache.object_path("sha256", sha), hit=True)
             part = self.cache.root / "partial" / f"uri-{ukey}.part"
             sha, resumed = self.transfer(bucket, key, size, etag, part, "sha256", uri, where)

@@ -27,10 +27,10 @@ import numpy as np
 from .. import s3
 from ..errors import UserError
 from ..progress import Progress, human_bytes
+from ..units import parse_duration
 from .table import Columns, flatten, parse_csv, rows_to_columns
 
 PARTITION = re.compile(r"(?:^|/)(?:dt|date)=(\d{4}-\d{2}-\d{2})(?:/|$)")
-WINDOW = re.compile(r"([1-9][0-9]*)([hd])")
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 MAX_BAD_SHARE = 0.01
 
@@ -51,11 +51,7 @@ class LogSample:
 
 
 def parse_window(text: str) -> dt.timedelta:
-    m = WINDOW.fullmatch(text.strip())
-    if not m:
-        raise UserError(f"window '{text}' is not valid", hint="write a number and h or d, e.g. 7d or 36h")
-    n = int(m.group(1))
-    return dt.timedelta(days=n) if m.group(2) == "d" else dt.timedelta(hours=n)
+    return parse_duration(text, "window")
 
 
 def window_days(window: dt.timedelta, until: dt.datetime) -> tuple[dt.date, dt.date]:
