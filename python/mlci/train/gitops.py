@@ -25,13 +25,17 @@ class Published:
     pushed: bool
 
 
-def _git(repo: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+def _git_proc(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     full_env.setdefault("GIT_AUTHOR_NAME", "mlci")
     full_env.setdefault("GIT_AUTHOR_EMAIL", "mlci@localhost")
     full_env.setdefault("GIT_COMMITTER_NAME", full_env["GIT_AUTHOR_NAME"])
     full_env.setdefault("GIT_COMMITTER_EMAIL", full_env["GIT_AUTHOR_EMAIL"])
-    proc = subprocess.run(["git", *args], cwd=repo, env=full_env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(["git", *args], cwd=repo, env=full_env, capture_output=True, text=True, timeout=120)
+
+
+def _git(repo: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+    proc = _git_proc(repo, *args, env=env)
     if check and proc.returncode != 0:
         raise StageFailed(f"git {' '.join(args[:2])} failed: {proc.stderr.strip()[-400:]}")
     return proc.stdout.strip()
@@ -68,14 +72,16 @@ def existing_tags(repo: Path, remote: str | None) -> list[str]:
     return tags
 
 
+PUSH_ATTEMPTS = 5
+
+
 def publish(repo: Path, files: list[Path], *, service: str, tag_pattern: str, branch_prefix: str, message: str,
             remote: str | None, push: bool) -> Published:
     """Commit `files` (as they are in the working tree) on top of HEAD on a new branch, tag it, push.
-    `{tag}` in `message` becomes the tag's name."""
-    n = next_number(existing_tags(repo, remote), tag_pattern, service)
-    tag = tag_pattern.replace("{service}", service).replace("{n}", str(n))
-    branch = f"{branch_prefix}{tag}"
-    message = message.replace("{tag}", tag)
+    `{tag}` in `message` becomes the tag's name.
+
+    Two trainings of one service may finish together and both pick number n: the push is atomic (branch and
+    tag land together or not at all), and the one that loses takes the next free number and pushes again."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(repo, "read-tree", "HEAD", env=env)
@@ -83,11 +89,22 @@ def publish(repo: Path, files: list[Path], *, service: str, tag_pattern: str, br
         _git(repo, "add", "-f", "--", *rel, env=env)
         tree = _git(repo, "write-tree", env=env)
     head = _git(repo, "rev-parse", "HEAD")
-    commit = _git(repo, "commit-tree", tree, "-p", head, "-m", message)
-    _git(repo, "branch", branch, commit)
-    _git(repo, "tag", "-a", tag, commit, "-m", message)
-    pushed = False
-    if push and remote and _has_remote(repo, remote):
-        _git(repo, "push", remote, f"refs/heads/{branch}", f"refs/tags/{tag}")
-        pushed = True
-    return Published(branch, tag, commit, pushed)
+    pushing = bool(push and remote and _has_remote(repo, remote))
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        n = next_number(existing_tags(repo, remote), tag_pattern, service)
+        tag = tag_pattern.replace("{service}", service).replace("{n}", str(n))
+        branch = f"{branch_prefix}{tag}"
+        text = message.replace("{tag}", tag)
+        commit = _git(repo, "commit-tree", tree, "-p", head, "-m", text)
+        _git(repo, "branch", branch, commit)
+        _git(repo, "tag", "-a", tag, commit, "-m", text)
+        if not pushing:
+            return Published(branch, tag, commit, False)
+        proc = _git_proc(repo, "push", "--atomic", str(remote), f"refs/heads/{branch}", f"refs/tags/{tag}")
+        if proc.returncode == 0:
+            return Published(branch, tag, commit, True)
+        _git(repo, "tag", "-d", tag)
+        _git(repo, "branch", "-D", branch)
+        if "[rejected]" not in proc.stderr or attempt == PUSH_ATTEMPTS:
+            raise StageFailed(f"git push of {tag} to {remote} failed: {proc.stderr.strip()[-400:]}")
+    raise AssertionError("unreachable")
