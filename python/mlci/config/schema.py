@@ -97,6 +97,29 @@ resources = Obj(
     doc="Kubernetes resources.",
 )
 
+LABEL_KEY = (r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+             r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+LABEL_KEY_DOC = "a Kubernetes label key, e.g. nvidia.com/gpu.product or pool"
+LABEL_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"
+LABEL_VALUE_DOC = "a label value (quoted in YAML): at most 63 letters, digits, '-', '_', '.'"
+
+# Where pods may run (GPU pools, tainted nodes): the same keys for the deployed service and the training Job.
+node_selector = MapOf(value=Str(pattern=LABEL_VALUE, pattern_doc=LABEL_VALUE_DOC), key_pattern=LABEL_KEY,
+                      key_doc=LABEL_KEY_DOC, doc="Pod nodeSelector: node labels the pod must run on.")
+tolerations = ListOf(
+    doc="Pod tolerations, e.g. for a tainted GPU node pool.",
+    item=Obj(
+        doc="One toleration.",
+        fields={
+            "key": Str(pattern=LABEL_KEY, pattern_doc=LABEL_KEY_DOC, doc="Taint key; omit with Exists for all."),
+            "operator": Str(default="Equal", choices=("Equal", "Exists")),
+            "value": Str(pattern=LABEL_VALUE, pattern_doc=LABEL_VALUE_DOC, doc="Taint value (operator Equal)."),
+            "effect": Str(choices=("NoSchedule", "PreferNoSchedule", "NoExecute"), doc="Taint effect; omit for all."),
+            "seconds": Num(integer=True, min=0, doc="tolerationSeconds (effect NoExecute only)."),
+        },
+    ),
+)
+
 environment = Obj(
     doc="A deploy target.",
     fields={
@@ -109,6 +132,8 @@ environment = Obj(
         "kubeconfig_credentials": Str(doc="Jenkins file-credentials id holding the kubeconfig."),
         "replicas": Num(integer=True, default=1, min=0, max=1000, doc="Deployment replicas."),
         "resources": resources,
+        "node_selector": node_selector,
+        "tolerations": tolerations,
         "env": MapOf(value=Str(), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*", key_doc="an environment variable name",
                      doc="Environment variables for the service container."),
         "hpa": Obj(
@@ -158,6 +183,8 @@ train_section = Obj(
                           doc="Model files the command writes under $MLCI_TRAIN_OUT; published as "
                           "`artifacts.models.dest/<file>`."),
         "resources": resources,
+        "node_selector": node_selector,
+        "tolerations": tolerations,
         "timeout": Num(default=60, min=0, exclusive=True,
                        doc="Minutes before the training run is stopped (exit 1); fractions allowed."),
         "runner": Str(default="local", choices=("local", "kubernetes"),

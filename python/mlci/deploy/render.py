@@ -162,6 +162,34 @@ def resources_for(configured: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def pod_scheduling(node_selector: dict[str, str] | None, tolerations: list[dict[str, Any]] | None,
+                   where: str) -> dict[str, Any]:
+    """`nodeSelector` and `tolerations` for a pod spec (GPU pools, tainted nodes), shared by the deployed
+    service and the training Job. Checks the cross-field rules the API server enforces but the offline
+    schemas do not, so a mistake fails here, before anything reaches a cluster."""
+    out: dict[str, Any] = {}
+    if node_selector:
+        out["nodeSelector"] = {str(k): str(v) for k, v in node_selector.items()}
+    rendered = []
+    for i, t in enumerate(tolerations or []):
+        at = f"{where}.tolerations[{i}]"
+        operator = t.get("operator") or "Equal"
+        if operator == "Exists" and t.get("value"):
+            raise UserError("operator Exists takes no value", where=at, hint="drop value, or use operator Equal")
+        if operator == "Equal" and not t.get("key"):
+            raise UserError("operator Equal needs a key", where=at,
+                            hint="name the taint key, or use operator: Exists to tolerate every taint")
+        if t.get("seconds") is not None and t.get("effect") != "NoExecute":
+            raise UserError("seconds (tolerationSeconds) applies only to effect NoExecute", where=at,
+                            hint="set effect: NoExecute or drop seconds")
+        tol = {"key": t.get("key"), "operator": operator, "value": t.get("value"), "effect": t.get("effect"),
+               "tolerationSeconds": t.get("seconds")}
+        rendered.append({k: v for k, v in tol.items() if v is not None and v != ""})
+    if rendered:
+        out["tolerations"] = rendered
+    return out
+
+
 def template_context(cfg: Config, env_name: str, image: ImageRef, prov: Provenance) -> dict[str, Any]:
     """Everything a template may use. Pure: config and facts in, a dict out."""
     env = cfg["deploy"]["environments"][env_name]
@@ -186,6 +214,8 @@ def template_context(cfg: Config, env_name: str, image: ImageRef, prov: Provenan
         annotations["mlci.dev/models"] = json.dumps(prov.models, sort_keys=True)
         annotations["mlci.dev/models-digest"] = prov.models_digest or ""
     command = shlex.split(serve["command"]) if serve["command"] else None
+    scheduling = pod_scheduling(env.get("node_selector"), env.get("tolerations"),
+                                f"{cfg.path}: deploy.environments.{env_name}")
     return {
         "service": service,
         "name": service,
@@ -201,6 +231,8 @@ def template_context(cfg: Config, env_name: str, image: ImageRef, prov: Provenan
         "resources": resources_for(env.get("resources")),
         "env": dict(env.get("env") or {}),
         "env_list": [{"name": k, "value": str(v)} for k, v in (env.get("env") or {}).items()],
+        "node_selector": scheduling.get("nodeSelector"),
+        "tolerations": scheduling.get("tolerations"),
         "hpa": env.get("hpa"),
         "pdb": env.get("pdb"),
         "port": serve["port"],

@@ -79,6 +79,7 @@ def render(s: TrainSettings, *, name: str, image: str, runtime_image: str, outpu
               "command": ["mlci", "train-io", "put", "--src", OUT_MOUNT, "--to", outputs_uri, *s.outputs],
               "env": pass_env, "volumeMounts": [{"name": "out", "mountPath": OUT_MOUNT, "readOnly": True}]}
     pod: dict[str, Any] = {"restartPolicy": "Never", "initContainers": init, "containers": [upload], "volumes": volumes}
+    pod.update(s.scheduling)
     if s.service_account:
         pod["serviceAccountName"] = s.service_account
     if s.image_pull_secret:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.loader import Config
+from ..deploy.render import pod_scheduling
 from ..errors import UserError
 
 
@@ -37,6 +38,7 @@ class TrainSettings:
     params: Path | None
     outputs: tuple[str, ...]
     resources: dict[str, Any]
+    scheduling: dict[str, Any]  # nodeSelector/tolerations of the Job's pod (runner: kubernetes)
     timeout_s: float
     runner: str
     namespace: str
@@ -102,6 +104,7 @@ def resolve(cfg: Config) -> TrainSettings:
         params=cfg.resolve(t["params"]) if t["params"] else None,
         outputs=tuple(t["outputs"]),
         resources=t["resources"],
+        scheduling=pod_scheduling(t["node_selector"], t["tolerations"], f"{cfg.path}: train"),
         timeout_s=float(t["timeout"]) * 60.0,
         runner=t["runner"],
         namespace=t["namespace"],

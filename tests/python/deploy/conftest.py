@@ -40,6 +40,8 @@ deploy:
       resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: "1", memory: 256Mi}}
       hpa: {min: 3, max: 10, cpu: 75}
       pdb: {min_available: 2}
+      node_selector: {pool: inference, "nvidia.com/gpu.present": "true"}
+      tolerations: [{key: dedicated, value: ml, effect: NoSchedule}, {operator: Exists, effect: NoExecute, seconds: 60}]
     broken: {branch: main, namespace: ml-broken, context: no-such-ctx}
 """
 

@@ -53,6 +53,37 @@ def test_builtin_manifests_pass_the_real_schemas_offline(repo, env, monkeypatch)
     expected = ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"] if env == "production" \
         else ["Deployment", "Service"]
     assert kinds == expected
+    pod = by_kind(reparse(manifests))["Deployment"]["spec"]["template"]["spec"]
+    if env == "production":  # scheduling onto a tainted GPU pool, as kubectl receives it
+        assert pod["nodeSelector"] == {"pool": "inference", "nvidia.com/gpu.present": "true"}
+        assert pod["tolerations"] == [
+            {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
+            {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}]
+    else:
+        assert "nodeSelector" not in pod and "tolerations" not in pod
+
+
+@pytest.mark.parametrize("toleration, message", [
+    ("{key: k, operator: Exists, value: v}", "operator Exists takes no value"),
+    ("{value: v}", "operator Equal needs a key"),
+    ("{key: k, value: v, seconds: 30}", "applies only to effect NoExecute"),
+])
+def test_toleration_rules_the_schemas_do_not_encode(repo, toleration, message):
+    text = repo.config.read_text().replace("env: {LOG_LEVEL: info}}", f"env: {{LOG_LEVEL: info}}, tolerations: [{toleration}]}}")
+    repo.config.write_text(text)
+    with pytest.raises(UserError, match=message) as info:
+        rendered(repo, "staging")
+    assert "deploy.environments.staging.tolerations[0]" in str(info.value)
+
+
+def test_node_selector_values_must_be_label_values(repo):
+    from mlci.config.loader import ConfigError
+
+    text = repo.config.read_text().replace("env: {LOG_LEVEL: info}}", "node_selector: {gpu: true}}")
+    repo.config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(repo.config)
+    assert "deploy.environments.staging.node_selector.gpu" in str(info.value) and "quoted in YAML" in str(info.value)
 
 
 def test_deployment_content(repo):

@@ -46,7 +46,9 @@ def kube_repo(tmp_path: Path, s3_bucket: str, base_image: str) -> Path:
         "deploy": {"kubernetes_version": "1.30"},
         "train": {"command": COMMAND, "inputs": ["raw"], "params": "params.yaml", "outputs": ["model.bin"],
                   "runner": "kubernetes", "namespace": "ml-train", "image_pull_policy": "Never", "timeout": 2,
-                  "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"nvidia.com/gpu": 1}}},
+                  "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"nvidia.com/gpu": 1}},
+                  "node_selector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"},
+                  "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
     }
     (repo / "ml-ci.yaml").write_text(yaml.safe_dump(cfg))
     return repo
@@ -86,6 +88,8 @@ def test_job_renders_and_validates_offline(kube_repo: Path) -> None:
     fetch, train = pod["initContainers"]
     assert fetch["command"][-1].endswith(f"@{s.inputs[0].sha256}")  # inputs pinned by digest
     assert train["resources"] == {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"nvidia.com/gpu": "1"}}
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}  # onto the GPU pool
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert pod["containers"][0]["command"][-1] == "model.bin"
     env_names = {e["name"] for c in pod["initContainers"] + pod["containers"] for e in c.get("env", [])}
     assert "AWS_ENDPOINT_URL" in env_names and "AWS_SECRET_ACCESS_KEY" not in env_names  # no secrets in the Job
