@@ -132,6 +132,8 @@ class Cache:
         qdir.mkdir(parents=True, exist_ok=True)
         target = qdir / f"{algo}-{_plain(expected)[:16]}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         os.replace(path, target)
+        with contextlib.suppress(OSError):  # `mlci cache gc --stale` counts from now, not from the download
+            os.utime(target)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(stamp_file(path))
         write_json_atomic(target.with_name(target.name + ".json"), {

@@ -56,7 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     dpull.add_argument("-c", "--config", help="path to ml-ci.yaml (default ./ml-ci.yaml or $MLCI_CONFIG)")
     dpull.set_defaults(func=cmd_data_pull)
 
-
     cache = sub.add_parser("cache", help="the local artifact cache shared by the builds on an agent")
     ccmds = cache.add_subparsers(dest="cache_cmd", required=True)
     gc = ccmds.add_parser("gc", help="evict least recently used objects (never ones used within --keep-recent), "
