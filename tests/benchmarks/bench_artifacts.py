@@ -33,11 +33,7 @@ sys.path.insert(0, str(ROOT / "tests" / "python"))
 
 from s3server import free_port, start_moto  # noqa: E402
 
-
-def parse_size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    text = text.strip().upper().rstrip("B")
-    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+from mlci.units import parse_size  # noqa: E402
 
 
 def file_sizes(total: int, count: int) -> list[int]:
@@ -103,7 +99,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    total = parse_size(args.size)
+    total = parse_size(args.size, "--size")
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
