@@ -46,12 +46,14 @@ def main() -> None:
     if args.export:
         Path(args.export).parent.mkdir(parents=True, exist_ok=True)
         images, labels = train.load_digits()
-        train.save_npz_deterministic(args.export, images=images, target=labels)
+        # the serving schema: `x` (64 pixel values per request, as the service receives and logs them) and `y`,
+        # like the test set, so a drift reference computed from this data matches production logs column by column
+        train.save_npz_deterministic(args.export, x=images.reshape(len(images), 64), y=labels)
         return
     if not args.data or not args.out:
         ap.error("--data and --out (or $MLCI_DATA_DIGITS_TRAIN and $MLCI_TRAIN_OUT) are required")
     with np.load(args.data) as z:
-        images, labels = z["images"].astype(np.float64), z["target"].astype(np.int64)
+        images, labels = z["x"].astype(np.float64).reshape(-1, 8, 8), z["y"].astype(np.int64)
     train.load_digits = lambda: (images, labels)  # the pinned bytes instead of scikit-learn's copy
     sys.argv = [sys.argv[0], "--out", args.out, "--steps", str(read_steps(args.params))]
     if args.degraded:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,3 +57,14 @@ def csv_bytes(records: list[dict[str, Any]]) -> bytes:
     for r in records:
         writer.writerow({k: "" if v is None else v for k, v in r.items()})
     return buf.getvalue().encode()
+
+
+def digits_requests(x: np.ndarray, model: Path, n: int, seed: int, ink: float = 1.0) -> list[dict[str, Any]]:
+    """Requests as the digits example service logs them: the 64 inputs (`ink` < 1: a scanner writing fainter)
+    and the model's predicted class."""
+    weights = np.load(model)
+    idx = np.random.default_rng(seed).choice(len(x), n, replace=False)
+    xs = np.round(x[idx].astype(np.float64) * ink)
+    pred = np.argmax(xs / 16.0 @ weights["weights"] + weights["bias"], axis=1)
+    return [{"request_id": f"r{i}", "x": row.tolist(), "prediction": int(p)}
+            for i, (row, p) in enumerate(zip(xs, pred, strict=True))]

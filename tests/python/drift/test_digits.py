@@ -14,7 +14,7 @@ import pytest
 
 from tests.python.conftest import EXAMPLE
 
-from .synth import jsonl
+from .synth import digits_requests, jsonl
 
 DAY = "2026-11-22"
 
@@ -28,13 +28,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def production(digits: Path, n: int, seed: int, ink: float = 1.0) -> list[dict]:
-    """Requests as the service would log them: the 64 inputs and the model's predicted class."""
-    test = np.load(digits / "digits-test.npz")
-    model = np.load(digits / "digits.npz")
-    idx = np.random.default_rng(seed).choice(len(test["y"]), n, replace=False)
-    x = np.round(test["x"][idx].astype(np.float64) * ink)
-    pred = np.argmax(x / 16.0 @ model["weights"] + model["bias"], axis=1)
-    return [{"request_id": f"r{i}", "x": row.tolist(), "prediction": int(p)} for i, (row, p) in enumerate(zip(x, pred, strict=True))]
+    return digits_requests(np.load(digits / "digits-test.npz")["x"], digits / "digits.npz", n, seed, ink)
 
 
 def test_digits_reference_and_checks(digits: Path, s3_bucket: str, tmp_path: Path, mlci) -> None:

@@ -15,15 +15,18 @@ import threading
 from pathlib import Path
 
 import boto3
+import numpy as np
 import pytest
 import yaml
 
 from mlci.drift.reference import parse_reference
 from tests.python.conftest import run_mlci
+from tests.python.drift.synth import digits_requests, jsonl
 
 pytestmark = pytest.mark.xdist_group("train")
 
 TEST_SHA = "01907c9061c2d171415c124369d2abe9a5bb6160e897296a8036b8e0fa58521f"
+DAY = "2026-11-22"
 DEGRADED = ("python3 training/train_pinned.py --degraded --out /tmp/o "
             "&& cp /tmp/o/digits-degraded.npz \"$MLCI_TRAIN_OUT/digits.npz\"")
 
@@ -61,21 +64,18 @@ def service(example_copy: Path, s3_bucket: str, base_image: str, tmp_path: Path,
     for name in ("digits-train.npz", "digits-test.npz"):
         s3.upload_file(str(data / name), s3_bucket, f"digits/data/{name}")
     cfg = yaml.safe_load((repo / "ml-ci.yaml").read_text())
+    # the example's own train: section, change suite and datasets; only the bucket and the time limit differ
     cfg["artifacts"]["remote"] = f"s3://{s3_bucket}/digits"
-    cfg["artifacts"]["data"]["digits-test"]["uri"] = f"s3://{s3_bucket}/digits/data/digits-test.npz"
-    cfg["artifacts"]["data"]["digits-train"] = {"uri": f"s3://{s3_bucket}/digits/data/digits-train.npz",
-                                                "sha256": _sha(data / "digits-train.npz"), "label": "target"}
+    for name in ("digits-test", "digits-train"):
+        dataset = cfg["artifacts"]["data"][name]
+        dataset["uri"] = f"s3://{s3_bucket}/digits/data/{name}.npz"
+        assert dataset["sha256"] == _sha(data / f"{name}.npz")  # the example pins the bytes the demo uploads
     cfg["report"] = {"history": f"s3://{s3_bucket}/history"}
     cfg["accuracy"]["workers"] = 2
-    cfg["accuracy"]["suites"]["change"] = {
-        "dataset": "digits-test", "max_samples": 3000,
-        "gates": [{"metric": "accuracy", "kind": "change", "margin": 0.02, "alpha": 0.05, "beta": 0.1}]}
-    cfg["train"] = {"dockerfile": "training/Dockerfile", "context": "training",
-                    "requirements": "training/requirements.txt", "command": "python3 training/train_pinned.py",
-                    "inputs": ["digits-train"], "params": "train-params.json", "outputs": ["digits.npz"],
-                    "timeout": 5, "evaluate": "change"}
+    assert cfg["train"]["evaluate"] == "change" and cfg["train"]["inputs"] == ["digits-train"]
+    cfg["train"]["timeout"] = 5
     (repo / "ml-ci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    (repo / "train-params.json").write_text('{"steps": 400}\n')
+    assert json.loads((repo / "train-params.json").read_text()) == {"steps": 400}
     (repo / "models").mkdir()
     (repo / "models" / "digits.npz").write_bytes((data / "digits.npz").read_bytes())
     run_mlci("models", "add", "models/digits.npz", cwd=repo, check=True)
@@ -86,7 +86,8 @@ def service(example_copy: Path, s3_bucket: str, base_image: str, tmp_path: Path,
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "service")
     _git(repo, "remote", "add", "origin", str(origin))
     _git(repo, "push", "-q", "origin", "main")
-    return {"repo": repo, "origin": origin, "bucket": s3_bucket, "current": _sha(repo / "models" / "digits.npz")}
+    return {"repo": repo, "origin": origin, "bucket": s3_bucket, "current": _sha(repo / "models" / "digits.npz"),
+            "data": data}
 
 
 def _train(repo: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
@@ -160,8 +161,24 @@ def test_pass_publishes_then_the_run_cache_skips_the_repeat(service: dict, tmp_p
     reference = parse_reference(body.decode(), ref_entry["uri"])
     assert reference["source"]["dataset"] == "digits-train" and reference["source"]["rows"] == ref_entry["rows"]
     assert reference["source"]["sha256"] == rec["data"]["digits-train"]["sha256"].removeprefix("sha256:")
-    assert len(reference["features"]) == ref_entry["features"] == 64 and "images.63" in reference["features"]
-    assert reference["prediction"]["source"] == "target" and reference["prediction"]["kind"] == "categorical"
+    assert len(reference["features"]) == ref_entry["features"] == 64 and "x.63" in reference["features"]
+    assert reference["prediction"]["source"] == "y" and reference["prediction"]["kind"] == "categorical"
+
+    # the example's drift: section checks production logs (the serving schema: x, prediction) against that
+    # reference, found through the training record: requests like the training data pass, fainter ink drifts
+    train_x = np.load(service["data"] / "digits-train.npz")["x"]
+    model = repo / "models" / "digits.npz"
+    for name, ink, code in (("same", 1.0, 0), ("faint", 0.6, 1)):
+        boto3.client("s3").put_object(Bucket=bucket, Key=f"logs/{name}/dt={DAY}/a.jsonl",
+                                      Body=jsonl(digits_requests(train_x, model, 1000, seed=3, ink=ink)))
+        cfg["drift"]["logs"] = f"s3://{bucket}/logs/{name}"
+        (repo / "drift.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        check = run_mlci("drift", "check", "-c", str(repo / "drift.yaml"), "--until", DAY,
+                         "--out", str(tmp_path / f"drift-{name}"), cwd=repo)
+        assert check.returncode == code, check.stdout + check.stderr
+        drift = json.loads((tmp_path / f"drift-{name}" / "drift" / "drift.json").read_text())
+        assert len(drift["features"]) == 65 and drift["not_checked"] == ["request_id"]
+        assert drift["reference"]["uri"] == ref_entry["uri"]
 
     # git: a branch + tag pushed to origin, seen from a fresh clone; the workspace branch untouched
     clone = tmp_path / "clone"
