@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from ..config import load_config
@@ -140,8 +141,14 @@ def cmd_cache_gc(args: argparse.Namespace) -> int:
         root = str(cache_dir(load_config(args.config)["artifacts"]["cache"]))
     else:
         root = str(cache_dir())
+    now = time.time()
     summary = gc.collect(Cache(Path(root)), max_bytes=max_bytes, older_than=older, keep_recent=keep,
-                         stale_after=stale, dry_run=args.dry_run)
+                         stale_after=stale, dry_run=args.dry_run, now=now)
+    if older is not None:  # wheelhouses have no size budget: they go by age alone
+        from ..build.wheelhouse import prune
+
+        summary["wheelhouse"] = prune(Path(root) / "wheelhouse", older_than=older, keep_recent=keep, now=now,
+                                      dry_run=args.dry_run)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
         return EXIT_OK
@@ -154,6 +161,10 @@ def cmd_cache_gc(args: argparse.Namespace) -> int:
     if summary["recent_over_limit"]:
         notes.append(f"{summary['recent_over_limit']} used within {args.keep_recent} kept although over --max-size")
     removed, forgot = ("would remove", "would forget") if args.dry_run else ("removed", "forgot")
+    wh = summary.get("wheelhouse")
+    if wh:
+        images = f"{wh['images_removed']} images" if wh["docker"] else "no images (no docker CLI here)"
+        notes.append(f"{removed} {len(wh['wheelhouses'])} wheelhouses unused for {args.older_than} ({images})")
     print(f"[cache] {root}: {verb} {summary['evicted']} objects ({human_bytes(summary['evicted_bytes'])}), "
           f"kept {summary['kept']} ({human_bytes(summary['kept_bytes'])}); {removed} {summary['stale_partial']} "
           f"stale partial and {summary['stale_quarantine']} quarantine files, {forgot} "

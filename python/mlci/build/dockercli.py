@@ -75,6 +75,13 @@ def image_exists(ref: str) -> bool:
     return out.returncode == 0
 
 
+def remove_image(ref: str) -> bool:
+    """`docker image rm REF` (the tag; layers shared with other images stay). False when it failed, e.g. the
+    image is gone already or a container still uses it."""
+    out = subprocess.run([docker_bin(), "image", "rm", ref], capture_output=True, text=True, check=False)
+    return out.returncode == 0
+
+
 def push(ref: str) -> None:
     out = subprocess.run([docker_bin(), "push", ref], capture_output=True, text=True, check=False)
     if out.returncode != 0:

@@ -10,6 +10,7 @@ layer, and everything after it such as the model layer, stays cached.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -18,12 +19,13 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..errors import UserError
 from ..paths import cache_dir
 from ..progress import Progress
-from .dockercli import image_exists, last_error_lines, run_build
+from .dockercli import image_exists, last_error_lines, remove_image, run_build
 
 WHEELHOUSE_REPO = "mlci-wheelhouse"
 WHEELHOUSE_DOCKERFILE = "FROM scratch\nCOPY . /wheels/\n"
@@ -190,8 +192,45 @@ def requirements_wheelhouse(requirements: Path | None, progress: Progress) -> Wh
     return _fill("req", key, ["--requirement", str(requirements)], "requirements", progress)
 
 
+def _mark_used(wh: Wheelhouse) -> None:
+    """A wheelhouse's last use: the mtime of `wheelhouse/.used/<kind>-<key>` (`mlci cache gc --older-than`
+    prunes the directories and images nobody used for that long). Best effort, like the cache's stamps."""
+    marker = _cache_root() / ".used" / wh.image.split(":", 1)[1]
+    with contextlib.suppress(OSError):
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+
+def prune(root: Path, *, older_than: float, keep_recent: float, now: float, dry_run: bool = False) -> dict[str, Any]:
+    """Remove the wheelhouses (directory + `mlci-wheelhouse:` image) under `root` last used more than
+    `older_than` seconds ago, never one used within `keep_recent`. Only wheelhouses this cache knows of (a
+    directory or a use marker under `root`) are considered: other caches' images on the engine are theirs."""
+    names = {p.name for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")}
+    names |= {p.name for p in (root / ".used").glob("*")}
+    removed, images, engine = [], 0, True
+    for name in sorted(names):
+        stamps = [root / ".used" / name, root / name / ".complete"]
+        used = max((p.stat().st_mtime for p in stamps if p.exists()), default=0.0)
+        age = now - used
+        if age <= older_than or age <= keep_recent:
+            continue
+        removed.append(name)
+        ref = f"{WHEELHOUSE_REPO}:{name}"
+        if engine:
+            try:
+                images += image_exists(ref) and (dry_run or remove_image(ref))
+            except UserError:  # no docker CLI on this machine: directories only
+                engine = False
+        if not dry_run:
+            shutil.rmtree(root / name, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                (root / ".used" / name).unlink()
+    return {"wheelhouses": removed, "images_removed": images, "docker": engine}
+
+
 def ensure_image(wh: Wheelhouse, progress: Progress) -> str:
     """Wrap the wheelhouse in its `FROM scratch` image once; later builds reuse it (same id, same cache key)."""
+    _mark_used(wh)
     if image_exists(wh.image):
         return wh.image
     progress.log(f"creating wheelhouse image {wh.image}")

@@ -48,3 +48,45 @@ def test_prebuilt_wheelhouse_without_mlci_is_a_user_error(tmp_path: Path, monkey
     monkeypatch.setenv("MLCI_WHEELHOUSE", str(tmp_path))
     with pytest.raises(UserError, match="holds no mlci wheel"):
         wheelhouse.mlci_wheelhouses(Progress(0, "t"))
+
+
+def test_cache_gc_prunes_wheelhouses_and_their_images_unused_for_long(tmp_path: Path, monkeypatch) -> None:
+    """Real images on the engine: every build marks the wheelhouses it uses; `mlci cache gc --older-than`
+    removes the directory and the `mlci-wheelhouse:` image of those nobody used for that long."""
+    import hashlib
+    import os
+    import time
+    import uuid
+
+    from ..conftest import run_mlci
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MLCI_CACHE", str(cache))
+    whs = {}
+    for label in ("old", "new"):
+        key = hashlib.sha256(f"{label}-{uuid.uuid4()}".encode()).hexdigest()
+        wh = wheelhouse._fill("req", key, [], "requirements", Progress(0, "t"), need_files=True)
+        assert wheelhouse.ensure_image(wh, Progress(0, "t")) == wh.image
+        whs[label] = wh
+    try:
+        old, new = whs["old"], whs["new"]
+        marker = cache / "wheelhouse" / ".used" / old.image.split(":", 1)[1]
+        assert marker.exists()  # ensure_image recorded the use
+        long_ago = time.time() - 40 * 86400
+        for f in (marker, old.directory / ".complete"):
+            os.utime(f, (long_ago, long_ago))
+
+        dry = run_mlci("cache", "gc", "--older-than", "30d", "--cache", str(cache), "--dry-run")
+        assert dry.returncode == 0 and "would remove 1 wheelhouses unused for 30d (1 images)" in dry.stderr
+        assert wheelhouse.image_exists(old.image) and old.directory.exists()
+
+        proc = run_mlci("cache", "gc", "--older-than", "30d", "--cache", str(cache))
+        assert proc.returncode == 0 and "removed 1 wheelhouses unused for 30d (1 images)" in proc.stderr
+        assert not wheelhouse.image_exists(old.image) and not old.directory.exists() and not marker.exists()
+        assert wheelhouse.image_exists(new.image) and new.directory.exists()  # used just now: kept
+
+        wheelhouse.ensure_image(new, Progress(0, "t"))  # no gc without --older-than: wheelhouses have no budget
+        assert "wheelhouses" not in run_mlci("cache", "gc", "--max-size", "0", "--cache", str(cache)).stderr
+    finally:
+        for wh in whs.values():
+            wheelhouse.remove_image(wh.image)
