@@ -10,8 +10,8 @@ import pytest
 from mlci.errors import UserError
 from mlci.pipeline.run import StageOutcome, parse_stages, summary_table
 
-from ..build.service import GROUP, copy_service, names_with_prefix, service  # noqa: F401
 from ..conftest import run_mlci
+from ..image.service import GROUP, copy_service, names_with_prefix, service  # noqa: F401
 
 
 def test_stage_selection_keeps_pipeline_order() -> None:
@@ -78,7 +78,7 @@ def test_pipeline_stops_at_the_first_failing_stage(service, tmp_path: Path) -> N
 @GROUP
 def test_recorded_pass_is_reused_and_is_the_change_gates_baseline(service, tmp_path: Path) -> None:  # noqa: F811
     """Result cache and change-gate baseline, both from the history store on the real S3 server."""
-    from ..build.service import git
+    from ..image.service import git
 
     root = copy_service(service.root, tmp_path / "digits")
     cfg = root / "ml-ci.yaml"

@@ -20,8 +20,8 @@ from mlci.errors import UserError
 from mlci.stages.image import check_version
 from mlci.stages.run import synth_junit
 
-from ..build.service import GROUP, copy_service, docker_leftovers, names_with_prefix, service  # noqa: F401
 from ..conftest import DOCKER, run_mlci
+from ..image.service import GROUP, copy_service, docker_leftovers, names_with_prefix, service  # noqa: F401
 
 
 def junit_counts(path: Path) -> tuple[int, int]:
