@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 
 import boto3  # noqa: E402
+from dockerimages import remove_images  # noqa: E402
 from s3server import remove_bucket  # noqa: E402
 
 from mlci.build.image import build, cached_steps  # noqa: E402
@@ -180,10 +181,7 @@ def main() -> None:
               f"(network, service + test containers, health wait, cleanup; command {min(tests_time):.2f}s)")
     finally:
         remove_bucket(s3, bucket)
-        tags = subprocess.run([DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}", f"mlci-bench5-{tag}/*"],
-                              capture_output=True, text=True).stdout.split()
-        if tags:
-            subprocess.run([DOCKER, "rmi", "-f", *tags], capture_output=True)
+        remove_images(DOCKER, f"mlci-bench5-{tag}/*")
         shutil.rmtree(base, ignore_errors=True)
 
 

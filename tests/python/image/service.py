@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import DOCKER, EXAMPLE, run_mlci
+from ..dockerimages import remove_images
 from ..s3server import remove_bucket
 
 GROUP = pytest.mark.xdist_group("mlci-image")
@@ -103,10 +104,7 @@ def prepared_service() -> Service:
 
     def cleanup() -> None:
         remove_bucket(s3, bucket)
-        out = subprocess.run([DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}", f"mlci-t5-{tag}/*"],
-                             capture_output=True, text=True).stdout.split()
-        if out:
-            subprocess.run([DOCKER, "rmi", "-f", *out], capture_output=True)
+        remove_images(DOCKER, f"mlci-t5-{tag}/*")
         shutil.rmtree(base, ignore_errors=True)
 
     atexit.register(cleanup)
