@@ -21,7 +21,6 @@ import docker
 
 from ..config.loader import Config
 from ..errors import StageFailed, UserError
-from ..paths import junit_path
 from ..progress import Progress
 from .containers import (
     RUN_LABEL,
@@ -34,7 +33,7 @@ from .containers import (
     tail_logs,
 )
 from .image import resolve
-from .run import collect_junit, git_env, junit_env, remove_staging, run_command
+from .run import collect_junit, git_env, junit_env, run_command
 
 PROBE = ("import sys, urllib.request\n"
          "try:\n"
@@ -123,10 +122,7 @@ def run_acceptance(cfg: Config, out: Path, *, image: str | None = None) -> Accep
                              env={**git_env(cfg.root), **junit_env(), "MLCI_SERVICE_URL": url})
         if result.exit_code != 0:
             svc_logs = tail_logs(svc, 30).rstrip()
-    try:
-        report = collect_junit(result, junit_path(out, "acceptance"), "acceptance", acc["command"], timeout_s)
-    finally:
-        remove_staging(result)
+    report = collect_junit(result, out, "acceptance", acc["command"], timeout_s)
     if result.exit_code is None:
         raise StageFailed(f"acceptance tests timed out after {acc['timeout']} min (tests.acceptance.timeout); "
                           f"JUnit: {report}")

@@ -21,6 +21,7 @@ import docker
 
 from .. import gitinfo
 from ..fsutil import write_text_atomic
+from ..paths import junit_path
 from .containers import RUN_LABEL, STAGE_LABEL, Cleanup, host_user, stream_logs, tail_logs, wait
 
 OUT_IN_CONTAINER = "/mlci-out"
@@ -82,15 +83,20 @@ def junit_env(name: str = "junit.xml") -> dict[str, str]:
     return {"MLCI_JUNIT": path, "PYTEST_ADDOPTS": f"--junitxml={path} -p no:cacheprovider"}
 
 
-def collect_junit(result: CommandResult, target: Path, stage: str, command: str, timeout_s: float) -> Path:
-    """Move the command's JUnit file to `target`, or write a one-case report that says what happened."""
-    produced = result.staging / "junit.xml"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if produced.is_file() and produced.stat().st_size > 0 and result.exit_code is not None:
-        os.replace(produced, target)
-    else:
-        write_text_atomic(target, synth_junit(stage, command, result.exit_code, result.logs, result.duration_s,
-                                              timeout_s))
+def collect_junit(result: CommandResult, out: Path, stage: str, command: str, timeout_s: float) -> Path:
+    """Move the command's JUnit file to the stage's place under `out`, or write a one-case report that says
+    what happened; the staging directory is removed either way."""
+    target = junit_path(out, stage)
+    try:
+        produced = result.staging / "junit.xml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if produced.is_file() and produced.stat().st_size > 0 and result.exit_code is not None:
+            os.replace(produced, target)
+        else:
+            write_text_atomic(target, synth_junit(stage, command, result.exit_code, result.logs, result.duration_s,
+                                                  timeout_s))
+    finally:
+        remove_staging(result)
     return target
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from ..config.loader import Config
 from ..errors import StageFailed, UserError
-from ..paths import junit_path
 from ..progress import Progress
 from .containers import cleanup_always, client, new_run_id
 from .image import resolve
-from .run import collect_junit, git_env, junit_env, remove_staging, run_command
+from .run import collect_junit, git_env, junit_env, run_command
 
 
 def run_unit(cfg: Config, out: Path, *, image: str | None = None) -> Path:
@@ -32,10 +31,7 @@ def run_unit(cfg: Config, out: Path, *, image: str | None = None) -> Path:
         result = run_command(dc, tracker, image=img.ref, command=unit["command"], stage="unit", run_id=run_id,
                              out=out, env={**git_env(cfg.root), **junit_env()}, timeout_s=timeout_s,
                              name=f"mlci-{cfg['service']}-unit-{run_id}", network_mode="none")
-    try:
-        report = collect_junit(result, junit_path(out, "unit"), "unit", unit["command"], timeout_s)
-    finally:
-        remove_staging(result)
+    report = collect_junit(result, out, "unit", unit["command"], timeout_s)
     if result.exit_code is None:
         raise StageFailed(f"unit tests timed out after {unit['timeout']} min (tests.unit.timeout) and were "
                           f"killed; JUnit: {report}")
