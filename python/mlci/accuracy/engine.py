@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .. import gitinfo
 from ..artifacts.hashing import hash_file
 from ..errors import StageFailed, UserError
 from ..progress import Progress
 from . import data, sampling
 from .gates import Evaluator, plan_gates, task_for
 from .plugin import SPEC_ENV, Controller, InProcessLoop, write_batch_module
+
+PLAN_SCHEMA = "mlci.accuracy-plan/1"
 
 
 @dataclass
@@ -90,19 +91,19 @@ def model_files(cfg: Any, models_dir: str | None = None) -> dict[str, str]:
     return hash_tree(files)
 
 
-def code_digest(cfg: Any) -> str | None:
-    """Digest of the predict function's top-level package source (a changed predict means a new result)."""
-    ref = cfg["accuracy"]["predict"]
-    if not ref:
-        return None
-    top = ref.split(":")[0].split(".")[0]
-    pkg, mod = cfg.root / top, cfg.root / f"{top}.py"
-    files = sorted(pkg.rglob("*.py")) if pkg.is_dir() else ([mod] if mod.is_file() else [])
-    if not files:
-        return None
+def code_digest(cfg: Any) -> str:
+    """Digest of the service's files as the image holds them (path + content of every file in the repository
+    the build context would take: .dockerignore, VCS metadata, caches, the models directory and local datasets
+    left out -- models and data have digests of their own). It keys the sample seed and the baseline-prediction
+    cache: any change to the code, its requirements or its config is a new "what is judged"."""
+    from ..train.digests import code_files
+
+    dest = cfg["artifacts"]["models"]["dest"].strip("/")
+    exclude = [cfg.root / dest] if dest else []  # may be a link to a baseline's files (accuracy/baseline.py)
+    exclude += [cfg.root / e["uri"] for e in cfg["artifacts"]["data"].values() if not e["uri"].startswith("s3://")]
     h = hashlib.sha256()
-    for f in files:
-        h.update(f.relative_to(cfg.root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    for rel in code_files(cfg.root, exclude):
+        h.update(f"{rel.as_posix()}\0{hash_file(cfg.root / rel)}\n".encode())
     return "sha256:" + h.hexdigest()
 
 
@@ -169,6 +170,8 @@ class Prepared:
     positions: np.ndarray  # positions in `order` this run covers
     batch_size: int
     label_set: set[str] = field(default_factory=set)
+    models: dict[str, str] = field(default_factory=dict)  # model file -> digest, as hashed for the seed
+    code: str = ""  # code_digest(cfg), as hashed for the seed
 
     @property
     def indices(self) -> np.ndarray:
@@ -183,6 +186,18 @@ class Prepared:
 
     def sample_digest(self) -> str:
         return hashlib.sha256(json.dumps(self.indices.tolist()).encode()).hexdigest()
+
+    def plan_doc(self, workers: int | str) -> dict[str, Any]:
+        """The sample as data (`mlci accuracy plan`): what a baseline needs to predict exactly these samples, in
+        another process or another image (`mlci accuracy predict`)."""
+        r = self.ref
+        return {"schema": PLAN_SCHEMA, "service": self.cfg["service"], "suite": self.suite_name, "seed": self.seed,
+                "seed_source": self.seed_source,
+                "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+                "data": {"name": r.name, "uri": r.uri, "sha256": r.sha256, "path": str(r.path), "format": r.format,
+                         "inputs": r.inputs, "label": r.label, "id": r.id},
+                "sample_digest": self.sample_digest(), "batches": chunk(self.indices, self.batch_size),
+                "workers": workers}
 
 
 def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, data_override: str | None,
@@ -206,7 +221,9 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
         strata = [data.label_key(v) for v in ds.labels]
     if task == "scores" and set(strata) - {"0", "1"}:
         raise UserError(f"dataset {ref.path}: an auc gate needs binary 0/1 labels, found {sorted(set(strata))[:10]}")
-    chosen, source = sampling.choose_seed(seed, suite["seed"], gitinfo.commit(cfg.root), suite_name, ref.sha256)
+    models, code = model_files(cfg), code_digest(cfg)
+    chosen, source = sampling.choose_seed(seed, suite["seed"], suite=suite_name, dataset_sha=ref.sha256,
+                                          models=models, code=code)
     order = sampling.stratified_order(strata, chosen)
     available = len(ds)
     cap = min(suite["max_samples"] or available, available)
@@ -223,7 +240,7 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     if positions.size == 0:
         raise UserError(f"--shard {shard} gets no samples out of {drawn}", hint="use fewer shards")
     return Prepared(cfg, suite_name, suite, ref, ds, task, chosen, source, plans, drawn, order[:drawn], sh, positions,
-                    suite["batch_size"], set(counts) if task != "regression" else set())
+                    suite["batch_size"], set(counts) if task != "regression" else set(), models, code)
 
 
 @dataclass
@@ -246,9 +263,9 @@ class RunResult:
     workers: int | str
 
 
-def collect_predictions(prep: Prepared, workers: int | str, env: dict[str, str] | None, label: str) -> list[Any]:
-    """Predictions for every sample of this run (no stopping), e.g. for a baseline model."""
-    spec = prep.spec()
+def collect_predictions(spec: dict[str, Any], workers: int | str, env: dict[str, str] | None,
+                        label: str) -> list[Any]:
+    """Predictions for every batch of `spec` (no stopping), e.g. for a baseline model."""
     n = len(spec["batches"])
     out: dict[int, list[Any]] = {}
     progress = Progress(n, label)

@@ -8,6 +8,7 @@ sample (only latencies and durations differ).
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..fsutil import read_json
 from .gates import Evaluator
 from .results import SCHEMA, build_record
 
-SAME = ("service", "suite", "seed", "dataset", "plan")
+SAME = ("service", "suite", "seed", "dataset", "plan", "model", "run", "image", "cache_key")
 
 
 def find_records(paths: list[str]) -> list[Path]:
@@ -49,7 +50,7 @@ def load_shards(paths: list[str]) -> list[dict[str, Any]]:
         for key in SAME:
             if rec.get(key) != first.get(key):
                 raise UserError(f"{rec['_path']} differs from {first['_path']} in '{key}'",
-                                hint="merge shards of one run (same suite, seed, dataset and plan)")
+                                hint="merge shards of one run (same suite, seed, dataset, plan, models and image)")
     shards = [r["sample"]["shard"] for r in recs]
     if None in shards:
         if len(recs) == 1:
@@ -96,8 +97,9 @@ def merge(paths: list[str]) -> dict[str, Any]:
     used = ev.stopped_at or drawn
     take = [rows[p] for p in range(used)]
     checks = [c for r in recs for c in r.get("checks", [])]
-    meta = {k: first[k] for k in ("service", "suite", "seed", "seed_source", "git", "image", "dataset", "model",
-                                  "mlci_version", "plan", "on_error", "baseline")}
+    meta = {k: first.get(k) for k in ("run", "service", "suite", "seed", "seed_source", "git", "image", "dataset",
+                                      "model", "mlci_version", "plan", "on_error", "baseline", "cache_key")}
+    meta["id"] = uuid.uuid4().hex
     meta["started"] = first["started"]
     meta["duration_s"] = round(sum(r["duration_s"] for r in recs), 3)
     meta["merge_duration_s"] = round(time.time() - started, 3)

@@ -2,8 +2,9 @@
 
 The whole sample order is drawn before anything runs: the sequential test looks at prefixes of this order
 (never at completion order), shards take interleaved positions of it, and a retry with the same seed sees
-exactly the same samples. The default seed is derived from the git commit so re-running a bad model until
-it passes cannot redraw a luckier sample.
+exactly the same samples. The default seed is derived from what is judged -- the suite, the dataset, the model
+files and the service's code -- and not from the commit, so neither a retry nor an empty commit redraws the
+sample: re-running a bad model until it passes cannot find a luckier one.
 
 Stratification interleaves the classes systematically: every class gets a random permutation and a
 random phase, and samples are ordered by (rank + phase) / class size, so *every prefix* holds each class
@@ -13,7 +14,8 @@ within two samples of its share in the test set (a simple random draw is off by 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -21,20 +23,20 @@ from ..errors import UserError
 
 
 def derive_seed(*parts: str) -> int:
-    """A 32-bit seed from stable strings (commit, suite name)."""
+    """A 32-bit seed from stable strings (digests, suite name)."""
     return int(hashlib.sha256(":".join(parts).encode()).hexdigest()[:8], 16)
 
 
-def choose_seed(flag: int | None, configured: int | None, commit: str | None, suite: str,
-                dataset_sha: str) -> tuple[int, str]:
-    """(seed, source): --seed wins, then the suite's `seed`, then the git commit (fallback: dataset digest)."""
+def choose_seed(flag: int | None, configured: int | None, *, suite: str, dataset_sha: str,
+                models: Mapping[str, str], code: str) -> tuple[int, str]:
+    """(seed, source): --seed wins, then the suite's `seed`, then the inputs being judged ("inputs": suite,
+    dataset digest, model file digests, code digest)."""
     if flag is not None:
         return int(flag), "flag"
     if configured is not None:
         return int(configured), "config"
-    if commit:
-        return derive_seed(commit, suite), "commit"
-    return derive_seed(dataset_sha, suite), "dataset"
+    model_part = json.dumps(dict(sorted(models.items())), separators=(",", ":"))
+    return derive_seed("inputs/1", suite, dataset_sha, model_part, code), "inputs"
 
 
 def stratified_order(labels: Sequence[str], seed: int) -> np.ndarray:

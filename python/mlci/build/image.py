@@ -86,7 +86,11 @@ def build(cfg: Config, out: Path, *, base: str | None = None, no_cache: bool = F
     name = image_name(cfg)
     tags = record.image_tags(name, commit, branch, dirty)
     labels = record.labels(service=cfg["service"], version=mlci_version(mlci_wh.wheels()), commit=commit,
-                           branch=branch, lock=models.lock, lock_sha256=models.lock_sha256, model_files=models.files)
+                           branch=branch, lock=models.lock, lock_sha256=models.lock_sha256, model_files=models.files,
+                           dirty=dirty)
+    if dirty:
+        progress.log(f"the working tree has uncommitted changes: tagged {tags[0]} only (no branch tag); its "
+                     "records are never recorded to the history store nor used as a baseline")
     build_args = {"BASE_IMAGE": base_image(cfg, base), "MLCI_DEPS_WHEELS": deps_image, "MLCI_WHEELS": wheels_image,
                   "SERVICE_WHEELS": req_image,
                   **(cfg["image"]["build_args"] or {})}
@@ -121,7 +125,7 @@ def build(cfg: Config, out: Path, *, base: str | None = None, no_cache: bool = F
     rec = record.build_record(service=cfg["service"], name=name, tags=tags, image_id=image_id, repo_digest=digest,
                               commit=commit, branch=branch, lock=models.lock, lock_sha256=models.lock_sha256,
                               model_files=models.files, version=labels[record.LABEL_VERSION], started=started,
-                              duration_s=time.monotonic() - t0)
+                              duration_s=time.monotonic() - t0, run_id=record.new_run_id(), dirty=dirty)
     write_json_atomic(out / BUILD_RECORD, rec)
     progress.close(f"built {image_id[:19]} in {rec['duration_s']:.1f}s -> {out / BUILD_RECORD}")
     return rec

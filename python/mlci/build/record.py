@@ -6,7 +6,10 @@ Data in, data out, no Docker: the orchestration in `image.py` does the I/O.
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,6 +19,7 @@ LABEL_VERSION = "org.mlci.version"
 LABEL_SERVICE = "org.mlci.service"
 LABEL_COMMIT = "org.opencontainers.image.revision"
 LABEL_BRANCH = "org.mlci.git.branch"
+LABEL_DIRTY = "org.mlci.git.dirty"
 LABEL_LOCK = "org.mlci.models.lock"
 LABEL_LOCK_SHA = "org.mlci.models.lock_sha256"
 LABEL_MODELS = "org.mlci.models.files"
@@ -30,11 +34,14 @@ def sanitize_tag(value: str) -> str:
 
 
 def image_tags(name: str, commit: str | None, branch: str | None, dirty: bool) -> list[str]:
-    """name:<short commit>[-dirty] and name:<branch>; name:latest when git says nothing."""
+    """name:<short commit> and name:<branch>; name:latest when git says nothing.
+
+    An uncommitted tree gives only name:<short commit>-dirty: the branch tag names what the branch holds, and
+    a dirty image is not that."""
     tags = []
     if commit:
         tags.append(f"{name}:{commit[:12]}{'-dirty' if dirty else ''}")
-    if branch:
+    if branch and not dirty:
         tags.append(f"{name}:{sanitize_tag(branch)}")
     if not tags:
         tags.append(f"{name}:latest")
@@ -42,9 +49,11 @@ def image_tags(name: str, commit: str | None, branch: str | None, dirty: bool) -
 
 
 def labels(*, service: str, version: str, commit: str | None, branch: str | None, lock: str | None,
-           lock_sha256: str | None, model_files: dict[str, str]) -> dict[str, str]:
-    """Provenance: where the image came from, which models it holds, which mlci built it."""
-    out = {LABEL_SERVICE: service, LABEL_VERSION: version, LABEL_MODELS: json.dumps(model_files, sort_keys=True)}
+           lock_sha256: str | None, model_files: dict[str, str], dirty: bool = False) -> dict[str, str]:
+    """Provenance: where the image came from (commit, branch, whether the tree had uncommitted changes), which
+    models it holds, which mlci built it."""
+    out = {LABEL_SERVICE: service, LABEL_VERSION: version, LABEL_MODELS: json.dumps(model_files, sort_keys=True),
+           LABEL_DIRTY: "true" if dirty else "false"}
     for key, value in ((LABEL_COMMIT, commit), (LABEL_BRANCH, branch), (LABEL_LOCK, lock),
                        (LABEL_LOCK_SHA, lock_sha256)):
         if value:
@@ -61,18 +70,30 @@ def label_args(values: dict[str, str]) -> list[str]:
 
 def build_record(*, service: str, name: str, tags: list[str], image_id: str, repo_digest: str | None,
                  commit: str | None, branch: str | None, lock: str | None, lock_sha256: str | None,
-                 model_files: dict[str, str], version: str, started: datetime, duration_s: float) -> dict[str, Any]:
-    """build.json (schema mlci.build/1, docs/ARCHITECTURE.md)."""
+                 model_files: dict[str, str], version: str, started: datetime, duration_s: float,
+                 run_id: str, dirty: bool = False) -> dict[str, Any]:
+    """build.json (schema mlci.build/1, docs/ARCHITECTURE.md). `run.id` names the run: every record the stages
+    write against this image carries it, and reports, `--record` and the promotion gate take only its records."""
     return {
         "schema": SCHEMA,
         "service": service,
+        "run": {"id": run_id},
         "image": {"name": name, "tags": tags, "id": image_id, "digest": repo_digest or image_id},
-        "git": {"commit": commit, "branch": branch},
+        "git": {"commit": commit, "branch": branch, "dirty": dirty},
         "models": {"lock": lock, "lock_sha256": lock_sha256, "files": model_files},
         "mlci_version": version,
         "created": started.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_s": round(duration_s, 3),
     }
+
+
+def new_run_id(env: Mapping[str, str] | None = None, now: datetime | None = None) -> str:
+    """$MLCI_RUN_ID when the caller names the run, else Jenkins' BUILD_TAG (one per build), else a fresh id."""
+    env = os.environ if env is None else env
+    given = env.get("MLCI_RUN_ID") or env.get("BUILD_TAG")
+    if given:
+        return given
+    return f"{(now or utcnow()).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 
 
 def _major_minor(version: str) -> tuple[int, int] | None:

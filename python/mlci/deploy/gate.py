@@ -2,8 +2,9 @@
 
 Evidence, in order: this build's records (`<out>/accuracy/*/accuracy.json`), then the history store
 (`mlci.report.history.find_pass_for_image`, imported lazily so deploy works before/without the report concern).
-A record counts only when its verdict is PASS, its image digest equals the digest being deployed, and it is
-for this service. A FAIL record for the same digest in this build blocks the deploy even if another suite
+A record counts only when its verdict is PASS, its image digest equals the digest being deployed, it is for
+this service, and -- for this build's records -- it belongs to this build's run (`build.json` `run.id`): a record
+another build left in the output directory is not this build's evidence. A FAIL record for the same digest in this build blocks the deploy even if another suite
 passed: the image did not clear every gate it was tested against. `--force --reason` overrides, and the
 override (with the verdict it overrode) is recorded.
 """
@@ -47,9 +48,11 @@ def _summary(record: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def local_records(out: Path, digest: str, service: str) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
-    """This build's accuracy records for `digest` and `service`; unreadable files become notes, not crashes."""
+    """This build's accuracy records for `digest` and `service`; unreadable files and records of other runs
+    become notes, not crashes."""
     found: list[tuple[Path, dict[str, Any]]] = []
     notes: list[str] = []
+    run = _build_run(out)
     for path in sorted(out.glob(ACCURACY_GLOB)):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -63,8 +66,21 @@ def local_records(out: Path, digest: str, service: str) -> tuple[list[tuple[Path
             continue
         if (record.get("image") or {}).get("digest") != digest:
             continue
+        if run is not None and (record.get("run") or {}).get("id") != run:
+            notes.append(f"ignored {path}: a record of run {(record.get('run') or {}).get('id') or 'unknown'}, "
+                         f"not of this build's run {run}")
+            continue
         found.append((path, record))
     return found, notes
+
+
+def _build_run(out: Path) -> str | None:
+    """The run of the build record in `out`, or None (no build record: records are not filtered by run)."""
+    try:
+        build = json.loads((out / "build.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (build.get("run") or {}).get("id") if isinstance(build, dict) else None
 
 
 HistoryLookup = Callable[[Config, str], "dict[str, Any] | None"]

@@ -112,6 +112,9 @@ def build_inputs(res: Results, cfg: Config | None, *, baseline_path: str | None,
                  report_url: str | None) -> view.Inputs:
     """Gather baselines and trends for every suite in the results (the only lookups the report makes)."""
     inputs = view.Inputs(records=res.records, build=res.build, junit=res.junit, report_url=report_url)
+    if res.stale:
+        inputs.notes.append(f"{len(res.stale)} record(s) of other runs in {res.directory} were left out: this report "
+                            "shows only this run's records.")
     for record in res.records:
         if record.get("provisional"):
             inputs.notes.append(f"Suite {record['suite']}: this is one shard's provisional record; the verdict "
@@ -226,16 +229,24 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def record_results(cfg: Config, results: Path) -> list[str]:
-    """Append every final (non-shard) accuracy record under `results` to the history store; the lines to print."""
+    """Append this run's final (non-shard, committed-tree) accuracy records under `results` to the history store;
+    the lines to print. Records of a tree with uncommitted changes are left out, loudly: they are not the commit
+    they name, and must never become a baseline or a reusable result."""
     res = load_results(results)
     lines = []
+    provisional = 0
     for path, record in zip(res.record_paths, res.records, strict=True):
         if record.get("provisional"):
             warn(f"{path} is a shard's provisional record: not recorded (record the merged one)")
+            provisional += 1
+            continue
+        if history.is_dirty(record):
+            lines.append(f"not recorded: {record['suite']} {record['verdict']} ({path}) was made from a working tree "
+                         "with uncommitted changes; commit, rebuild and run again to record it")
             continue
         rid = history.append_record(cfg, record)
         lines.append(f"recorded {record['suite']} {record['verdict']} ({path}) as {rid}")
-    if not lines:
+    if provisional == len(res.records):
         raise UserError(f"nothing to record under {res.directory}: only provisional shard records",
                         hint="run `mlci accuracy merge` and record its output")
     return lines

@@ -8,12 +8,15 @@ Layout (all under `<prefix>/<service>/`; `q()` = percent-encoding, so `release/1
     records/<q(branch)>/<commit>/<record_id>.json          the complete accuracy.json + a `history` block
     index/branch/<q(branch)>/<q(suite)>/<entry>.json       pointer per record, newest first
     index/image/<q(image digest)>/<entry>.json             pointer per record that ran on an image
-    index/inputs/<q(suite)>/<inputs digest>/<entry>.json   pointer per record, keyed by model+data+code digests
+    index/inputs/<q(suite)>/<result key>/<entry>.json      pointer per record, keyed by its result-cache key
+    index/ids/<q(record id)>.json                          pointer per record, by the id the engine gave it
 
     <entry> = <reverse timestamp>-<VERDICT>-<record_id>
 
 S3 lists keys in ascending order, so a reverse timestamp makes the first key the newest, and the verdict in the
-key lets lookups skip non-PASS records without reading them: a baseline lookup is one LIST + one GET.
+key lets lookups skip non-PASS records without reading them: a baseline lookup is one LIST + one GET. Appending a
+record whose id is already stored is a no-op (recording the same accuracy.json twice adds no second point), and
+a record of a working tree with uncommitted changes (`git.dirty`) is refused: it is not the commit it names.
 Every object is written with one PUT of the complete body (atomic in S3: readers see the whole object or
 nothing); the record is written before its pointers, so a pointer never names a record that was not written.
 A missing, unreachable or corrupt store never crashes a reader: it warns and answers "nothing found".
@@ -22,7 +25,6 @@ A missing, unreachable or corrupt store never crashes a reader: it warns and ans
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import sys
 import uuid
@@ -61,16 +63,6 @@ def warn(message: str) -> None:
 def q(segment: str) -> str:
     """One S3 key segment: branch names contain '/', suite names may contain anything."""
     return quote(segment, safe="")
-
-
-def inputs_digest(model_files: Mapping[str, str], dataset_sha256: str, code_digest: str) -> str:
-    """Digest of everything that determines an accuracy result: the result-cache key."""
-    canonical = json.dumps(
-        {"model_files": dict(sorted(model_files.items())), "dataset_sha256": dataset_sha256, "code_digest": code_digest},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def new_record_id(now: _dt.datetime, commit: str) -> str:
@@ -119,9 +111,16 @@ def validate_record(record: Any, *, service: str) -> None:
     if record.get("provisional"):
         raise UserError(f"the {record['suite']} record is a shard's provisional record",
                         hint="record the merged record (`mlci accuracy merge`), which carries the verdict")
+    if is_dirty(record):
+        raise UserError(f"the {record['suite']} record was made from a working tree with uncommitted changes",
+                        hint="commit, rebuild and run again: a record names a commit and must be about it")
     if record["service"] != service:
         raise UserError(f"record is for service '{record['service']}' but ml-ci.yaml says '{service}'",
                         hint="record results with the ml-ci.yaml of the service that produced them")
+
+
+def is_dirty(record: Mapping[str, Any]) -> bool:
+    return bool((record.get("git") or {}).get("dirty"))
 
 
 def pointer_for(record: Mapping[str, Any], *, key: str, record_id: str, recorded: str) -> dict[str, Any]:
@@ -139,6 +138,8 @@ def pointer_for(record: Mapping[str, Any], *, key: str, record_id: str, recorded
         "branch": branch,
         "commit": commit,
         "image_digest": (record.get("image") or {}).get("digest"),
+        "run_id": (record.get("run") or {}).get("id"),
+        "reused": bool(record.get("reused_from")),
         "metrics": {k: metrics.get(k) for k in ("accuracy", "macro_f1", "n", "mae", "rmse", "auc")},
         "gates": [
             {"metric": g.get("metric"), "class": g.get("class"), "kind": g.get("kind"),
@@ -179,6 +180,18 @@ class Store:
     def inputs_prefix(self, suite: str, digest: str) -> str:
         return f"{self.root}/index/inputs/{q(suite)}/{digest}/"
 
+    def id_key(self, engine_id: str) -> str:
+        return f"{self.root}/index/ids/{q(engine_id)}.json"
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+
     # raw I/O
     def put_json(self, key: str, data: Any) -> None:
         body = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
@@ -214,7 +227,18 @@ class Store:
 
     # operations
     def append(self, record: dict[str, Any], now: _dt.datetime | None = None) -> str:
+        """Store a record and its index entries; returns its history id (the existing one when the engine's record
+        id was stored before)."""
         validate_record(record, service=self.service)
+        engine_id = record.get("id")
+        if isinstance(engine_id, str) and engine_id:
+            try:
+                if self.exists(self.id_key(engine_id)):
+                    known = self.get_json(self.id_key(engine_id)) or {}
+                    warn(f"record {engine_id} ({record['suite']}) is already in the history store; not added again")
+                    return str(known.get("record_id") or engine_id)
+            except _S3_ERRORS as exc:
+                raise s3.explain(exc, self.url(self.id_key(engine_id)), "history store") from None
         now = now or _dt.datetime.now(_dt.timezone.utc)
         branch, commit = _git(record)
         record_id = new_record_id(now, commit)
@@ -227,11 +251,11 @@ class Store:
         digest = (record.get("image") or {}).get("digest")
         if digest:
             index_keys.append(self.image_prefix(digest) + entry)
-        model = record.get("model") or {}
-        dataset = record.get("dataset") or {}
-        if model.get("files") and dataset.get("sha256") and model.get("code_digest"):
-            idig = inputs_digest(model["files"], dataset["sha256"], model["code_digest"])
-            index_keys.append(self.inputs_prefix(record["suite"], idig) + entry)
+        cache_key = record.get("cache_key")
+        if isinstance(cache_key, str) and cache_key:
+            index_keys.append(self.inputs_prefix(record["suite"], cache_key) + entry)
+        if isinstance(engine_id, str) and engine_id:
+            index_keys.append(self.id_key(engine_id))  # last: present only once everything else is
         try:
             self.put_json(key, stored)  # the record first: a pointer never names a record that is not there
             for ikey in index_keys:
@@ -335,6 +359,8 @@ def latest_pass(cfg: Any, *, branch: str, suite: str, exclude_commit: str | None
     must not become its own baseline.
     """
     def accept(record: dict[str, Any]) -> bool:
+        if is_dirty(record):  # never a baseline: it is not the commit it names
+            return False
         return not exclude_commit or (record.get("git") or {}).get("commit") != exclude_commit
 
     return _read(cfg, "no baseline", lambda st: st.first_pass(st.branch_prefix(branch, suite), accept))
@@ -363,80 +389,38 @@ def find_pass_for_image(cfg: Any, image_digest: str) -> dict[str, Any] | None:
     return _read(cfg, "no passing record found", lookup)
 
 
-def find_reusable(cfg: Any, *, suite: str, model_files: dict[str, str], dataset_sha256: str,
-                  code_digest: str) -> dict[str, Any] | None:
-    """A PASS record of `suite` whose model, dataset and inference-code digests all match (the result cache).
+def find_reusable(cfg: Any, *, suite: str, key: str) -> dict[str, Any] | None:
+    """The newest PASS record of `suite` with this result-cache key (stages/accuracy_inputs.result_key), or None.
 
-    The digests are re-checked on the loaded record (the index key is only a hash), and a record is reused only
-    when its gates are the suite's current gates: a PASS against a lower threshold says nothing about today's.
-    `report.reuse: false` turns the cache off (None).
+    None as well when any record with the same key says FAIL or INCONCLUSIVE: identical inputs were judged
+    otherwise before (a model whose predictions vary, or a lucky PASS after a FAIL), so the suite runs again.
+    The key is re-checked on the loaded record (the index key is only a pointer). `report.reuse: false` turns the
+    cache off (None).
     """
     try:
         if cfg["report"]["reuse"] is False:
             return None  # report.reuse: false -- always run the suite
     except (KeyError, TypeError):
         pass
-    want = inputs_digest(model_files, dataset_sha256, code_digest)
 
-    def accept(record: dict[str, Any]) -> bool:
-        model, dataset = record.get("model") or {}, record.get("dataset") or {}
-        same_inputs = (
-            record.get("suite") == suite
-            and model.get("files") == dict(model_files)
-            and dataset.get("sha256") == dataset_sha256
-            and model.get("code_digest") == code_digest
-        )
-        return same_inputs and gates_match(record.get("gates") or [], configured_gates(cfg, suite))
+    def lookup(st: Store) -> dict[str, Any] | None:
+        found = None
+        for index_key, verdict, rid in st.entries(st.inputs_prefix(suite, key)):
+            if verdict != "PASS":
+                warn(f"record {rid} of suite {suite} has the same result key and says {verdict}: not reusing a PASS "
+                     "(identical inputs were judged otherwise); running the suite")
+                return None
+            if found is None:
+                record = st.load_via(index_key)
+                if (record is not None and record.get("verdict") == "PASS" and record.get("suite") == suite
+                        and record.get("cache_key") == key and not is_dirty(record)):
+                    found = record
+        return found
 
-    return _read(cfg, "running the suite", lambda st: st.first_pass(st.inputs_prefix(suite, want), accept))
+    return _read(cfg, "running the suite", lookup)
 
 
 def recent(cfg: Any, *, branch: str, suite: str, limit: int = 20) -> list[dict[str, Any]]:
     """Pointer summaries of the newest `limit` records of `suite` on `branch`, oldest first (for the trend)."""
     pointers = _read(cfg, "no trend", lambda st: st.recent(st.branch_prefix(branch, suite), limit), default=[])
     return list(reversed(pointers))
-
-
-# ---------------------------------------------------------------- gate comparison for the result cache
-
-
-def configured_gates(cfg: Any, suite: str) -> list[dict[str, Any]] | None:
-    """The suite's gates from ml-ci.yaml, or None when the config has no such suite (then gates are not compared)."""
-    try:
-        return list(cfg["accuracy"]["suites"][suite]["gates"])
-    except (KeyError, TypeError):
-        return None
-
-
-def _gate_spec_from_config(g: Mapping[str, Any]) -> tuple[Any, ...]:
-    threshold = g.get("min") if g.get("min") is not None else g.get("max")
-    return (g.get("metric"), g.get("kind", "absolute"), _cls(g.get("class")), _num(threshold),
-            _num(g.get("margin")), _num(g.get("alpha")), _num(g.get("beta")))
-
-
-def _gate_spec_from_record(g: Mapping[str, Any]) -> tuple[Any, ...]:
-    # the engine may spend a smaller alpha/beta per gate than configured; `*_configured` is what ml-ci.yaml said
-    alpha = g.get("alpha_configured", g.get("alpha"))
-    beta = g.get("beta_configured", g.get("beta"))
-    return (g.get("metric"), g.get("kind", "absolute"), _cls(g.get("class")), _num(g.get("threshold")),
-            _num(g.get("margin")), _num(alpha), _num(beta))
-
-
-def _num(v: Any) -> float | None:
-    return None if v is None else round(float(v), 12)
-
-
-def _cls(v: Any) -> str | None:
-    return None if v is None else str(v)
-
-
-def gates_match(record_gates: list[Any], config_gates: list[Any] | None) -> bool:
-    if config_gates is None:
-        return True
-    have = sorted((_gate_spec_from_record(g) for g in record_gates if isinstance(g, dict)), key=repr)
-    want = sorted((_gate_spec_from_config(g) for g in config_gates if isinstance(g, dict)), key=repr)
-    # A change gate's threshold is relative to a baseline the record does not pin; compare the rest only.
-    have = [h if h[1] != "change" else (*h[:3], None, *h[4:]) for h in have]
-    want = [w if w[1] != "change" else (*w[:3], None, *w[4:]) for w in want]
-    return have == want
-

@@ -89,7 +89,7 @@ def run_acceptance(cfg: Config, out: Path, *, image: str | None = None) -> Accep
                         hint="add tests.acceptance.command (the service URL is $MLCI_SERVICE_URL) or skip the stage")
     serve = acc["serve"]
     dc = client()
-    img = resolve(out, image, dc)
+    img = resolve(out, image, dc, root=cfg.root)
     progress = Progress(0, "acceptance")
     run_id = new_run_id()
     service = cfg["service"]

@@ -22,7 +22,7 @@ def run_unit(cfg: Config, out: Path, *, image: str | None = None) -> Path:
         raise UserError("no unit tests configured", where=str(cfg.path),
                         hint="add tests.unit.command (e.g. python3 -m pytest tests/unit -q) or skip the stage")
     dc = client()
-    img = resolve(out, image, dc)
+    img = resolve(out, image, dc, root=cfg.root)
     progress = Progress(0, "unit")
     run_id = new_run_id()
     timeout_s = unit["timeout"] * 60

@@ -1,7 +1,9 @@
 """`mlci train`: produce a model, judge it against the current one, publish it only on PASS.
 
 Steps: produce (inputs pulled verified -> run cache or training image run) -> evaluate (the configured accuracy
-suite, its change gates paired on the same samples, new model vs the model the dependency file pins) -> on PASS
+suite inside the service image that will ship -- built from this tree, the new model files mounted over its models
+directory -- its change gates paired on the same samples against the model the image holds, i.e. the one the
+dependency file pins now; mlci's own Python never imports the service's code) -> on PASS
 publish (models add: content-addressed upload + lock update; the training data's drift reference, content-
 addressed next to the models; training record; git branch + tag; PR). On FAIL or
 INCONCLUSIVE nothing is published and <out>/train.json + the log say which gate said no.
@@ -9,7 +11,6 @@ INCONCLUSIVE nothing is published and <out>/train.json + the log say which gate 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -32,36 +33,45 @@ RESULT_FILE = "train.json"
 RESULT_SCHEMA = "mlci.train-result/1"
 
 
-def current_models(cfg: Config, s: TrainSettings, dest: Path) -> dict[str, str]:
-    """Pull the models the dependency file pins now (the baseline) into `dest`; {} when there is no lock yet."""
+def current_models(cfg: Config, s: TrainSettings) -> dict[str, str]:
+    """The model files the dependency file pins now (the baseline, held by the service image); {} without a lock."""
     if not s.lock.exists():
         return {}
-    files = artifacts.lock_files(cfg)
-    if not files:
-        return {}
-    shutil.rmtree(dest, ignore_errors=True)
-    artifacts.pull_models(cfg, dest=str(dest))
-    return files
+    return artifacts.lock_files(cfg) or {}
 
 
-def evaluate(cfg: Config, s: TrainSettings, candidate: Path, baseline: Path | None, out: Path) -> dict[str, Any]:
-    """Run the suite through the accuracy engine's CLI (its own pytest session): the candidate model is
-    $MLCI_MODELS_DIR, the current one --baseline-models. Returns accuracy.json."""
+def evaluate(cfg: Config, s: TrainSettings, candidate: Path, has_current: bool, out: Path) -> dict[str, Any]:
+    """Judge the candidate like every test stage judges: inside the service image. The image is built from this
+    tree (the code and requirements that will ship; its models are the ones the dependency file pins now), the
+    candidate's files are mounted over its models directory, and a change gate's baseline is the same image with
+    its own models, predicted in a container of its own. Returns accuracy.json."""
     assert s.evaluate
+    from ..build.image import build
+    from ..stages.accuracy import run_accuracy
+    from ..stages.accuracy_inputs import BaselineSource
+
     suite_out = out / "eval"
     shutil.rmtree(suite_out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "mlci", "accuracy", "run", "-c", str(cfg.path), "--suite", s.evaluate,
-           "--out", str(suite_out)]
-    if baseline is not None:
-        cmd += ["--baseline-models", str(baseline)]
-    env = {**os.environ, "MLCI_MODELS_DIR": str(candidate)}
-    sys.stderr.flush()
-    proc = subprocess.run(cmd, cwd=cfg.root, env=env, stdout=sys.stderr)  # live in the log; stdout stays ours
-    result_file = accuracy_dir(suite_out, s.evaluate) / "accuracy.json"
-    if not result_file.is_file():
-        raise StageFailed(f"evaluating the new model with suite '{s.evaluate}' produced no result "
-                          f"(mlci accuracy run exited {proc.returncode}; its output is above)")
-    return read_json(result_file)
+    sys.stdout.flush()
+    stdout = sys.stdout
+    sys.stdout = sys.stderr  # the build's and the suite's output go to the log; stdout is the one-line result
+    try:
+        built = build(cfg, suite_out)
+        image = built["image"]
+        baseline = None
+        if has_current:
+            baseline = BaselineSource(label="the current model (the dependency file's, in the image)",
+                                      image=image["id"],
+                                      identity={"image": image["digest"], "model_files": built["models"]["files"]})
+        try:
+            run_accuracy(cfg, suite_out, s.evaluate, force=True, candidate_models=candidate, baseline=baseline)
+        except StageFailed as exc:
+            if not (accuracy_dir(suite_out, s.evaluate) / "accuracy.json").is_file():
+                raise StageFailed(f"evaluating the new model with suite '{s.evaluate}' produced no result: {exc}",
+                                  exit_code=exc.exit_code) from None
+    finally:
+        sys.stdout = stdout
+    return read_json(accuracy_dir(suite_out, s.evaluate) / "accuracy.json")
 
 
 def why(accuracy: dict[str, Any]) -> str:
@@ -184,7 +194,7 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
                                                      "an accuracy suite passed", exit_code=EXIT_OK)
         progress.log(result["reason"])
         return _finish(out, result)
-    current = current_models(cfg, s, work / "current")
+    current = current_models(cfg, s)
     new_paths = {s.model_path(n): f"sha256:{d}" for n, d in produced.files.items()}
     if current and all(current.get(p) == d for p, d in new_paths.items()):
         result.update(status="unchanged", reason="the new model files are identical to the current ones",
@@ -195,7 +205,7 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
     progress.log(f"evaluating with suite '{s.evaluate}' against "
                  + ("the current model" if current else "no current model (first model: absolute gates only)"))
     candidate = _candidate_dir(s, produced, work / "candidate")
-    accuracy = evaluate(cfg, s, candidate, work / "current" if current else None, work)
+    accuracy = evaluate(cfg, s, candidate, bool(current), work)
     verdict = accuracy.get("verdict")
     result["evaluation"] = {"suite": s.evaluate, "verdict": verdict, "gates": accuracy.get("gates", [])}
     if verdict != "PASS":
@@ -233,8 +243,13 @@ def _finish(out: Path, result: dict[str, Any]) -> int:
 
 
 def _check_baseline(cfg: Config, s: TrainSettings) -> None:
-    """Before any training: a change gate needs a current model to compare against."""
-    if not s.evaluate or (s.lock.exists() and artifacts.lock_files(cfg)):
+    """Before any training: the evaluation builds the service image (from the dependency file), and a change
+    gate needs a current model to compare against."""
+    if s.evaluate and not s.lock.exists():
+        raise UserError(f"train.evaluate judges the new model inside the service image, which is built from the "
+                        f"dependency file {s.lock.name}, and there is none", where="train.evaluate",
+                        hint="publish the first model with `mlci models add`, then train")
+    if not s.evaluate or artifacts.lock_files(cfg):
         return
     if any(g["kind"] == "change" for g in cfg["accuracy"]["suites"][s.evaluate]["gates"]):
         raise UserError(f"suite '{s.evaluate}' has a change gate but {s.lock.name} pins no current model to compare "

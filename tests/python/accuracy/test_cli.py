@@ -51,7 +51,7 @@ def test_good_model_passes_smoke_and_degraded_model_fails(service, digits, tmp_p
     assert good.returncode == 0, good.stdout + good.stderr
     rec = record(tmp_path / "g", "smoke")
     assert rec["schema"] == "mlci.accuracy/1" and rec["verdict"] == "PASS" and rec["exit_code"] == 0
-    assert rec["seed_source"] == "commit" and rec["git"]["commit"] == env["GIT_COMMIT"]
+    assert rec["seed_source"] == "inputs" and rec["git"]["commit"] == env["GIT_COMMIT"]
     gate = rec["gates"][0]
     assert gate["verdict"] == "PASS" and gate["metric"] == "accuracy" and gate["threshold"] == 0.9
     assert gate["interval"][0] < gate["estimate"] < gate["interval"][1]
@@ -72,7 +72,12 @@ def test_good_model_passes_smoke_and_degraded_model_fails(service, digits, tmp_p
     assert bad.returncode == 1, bad.stdout + bad.stderr
     rec_bad = record(tmp_path / "b", "smoke")
     assert rec_bad["verdict"] == "FAIL" and rec_bad["exit_code"] == 1 and rec_bad["gates"][0]["verdict"] == "FAIL"
-    assert rec_bad["seed"] == rec["seed"]  # same commit -> same sample: a retry cannot redraw
+    assert rec_bad["seed"] != rec["seed"]  # the seed is derived from what is judged: another model, another sample
+    # a retry of the bad model on another commit (an empty commit) draws the same sample: it cannot find a luckier one
+    retry = run(service, "--suite", "smoke", "--data", str(digits["data"]), "--out", str(tmp_path / "r"), "-n", "2",
+                models=digits["bad"], env={"GIT_COMMIT": "f" * 40})
+    assert retry.returncode == 1 and record(tmp_path / "r", "smoke")["seed"] == rec_bad["seed"]
+    assert record(tmp_path / "r", "smoke")["outcomes"]["ids"] == rec_bad["outcomes"]["ids"]
     assert rec_bad["sample"]["used"] < 1000  # far below the threshold: the SPRT stops early
     junit = ET.parse(tmp_path / "b" / "accuracy" / "smoke" / "junit-accuracy.xml").getroot()
     failure = junit.find("testcase/failure")

@@ -29,14 +29,18 @@ def test_sample_order_is_seeded_and_every_prefix_is_stratified():
             assert abs(np.sum(arr[:m] == c) - s * m) < 2, (m, c)
 
 
-def test_shards_partition_the_draw_and_seeds_come_from_the_commit():
+def test_shards_partition_the_draw_and_seeds_come_from_what_is_judged():
     parts = [sampling.shard_positions(103, (k, 3)) for k in (1, 2, 3)]
     assert sorted(np.concatenate(parts).tolist()) == list(range(103))
-    assert sampling.choose_seed(5, 9, "abc", "s", "d") == (5, "flag")
-    assert sampling.choose_seed(None, 9, "abc", "s", "d") == (9, "config")
-    seed, src = sampling.choose_seed(None, None, "abc", "s", "d")
-    assert src == "commit" and seed == sampling.choose_seed(None, None, "abc", "s", "zzz")[0]
-    assert seed != sampling.choose_seed(None, None, "abd", "s", "d")[0]
+    inputs = {"suite": "s", "dataset_sha": "d", "models": {"models/m.npz": "sha256:aa"}, "code": "sha256:cc"}
+    assert sampling.choose_seed(5, 9, **inputs) == (5, "flag")
+    assert sampling.choose_seed(None, 9, **inputs) == (9, "config")
+    seed, src = sampling.choose_seed(None, None, **inputs)
+    assert src == "inputs" and seed == sampling.choose_seed(None, None, **dict(inputs))[0]
+    # every input judged moves the sample; nothing else can (the commit is not an input)
+    for key, other in (("suite", "t"), ("dataset_sha", "e"), ("models", {"models/m.npz": "sha256:ab"}),
+                       ("code", "sha256:cd")):
+        assert seed != sampling.choose_seed(None, None, **{**inputs, key: other})[0], key
     for bad in ("3/2", "0/2", "x", "1/2/3"):
         with pytest.raises(UserError):
             sampling.parse_shard(bad)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 from mlci.fsutil import write_json_atomic, write_text_atomic
 
 EVIL = "<script>alert(1)</script>"
+RUN = "20261122T180000Z-1a2b3c4d"
 LABELS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", EVIL]
 
 _MATRIX = [
@@ -45,7 +47,8 @@ def _per_class(matrix: list[list[int]]) -> dict[str, dict[str, float]]:
 
 def accuracy_record(verdict: str = "PASS", *, commit: str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
                     branch: str = "feature/faster-model", suite: str = "smoke", service: str = "digits",
-                    accuracy: float = 0.9525, image_digest: str | None = "sha256:" + "ab" * 32) -> dict[str, Any]:
+                    accuracy: float = 0.9525, image_digest: str | None = "sha256:" + "ab" * 32,
+                    run: str = RUN) -> dict[str, Any]:
     """An accuracy.json of the documented shape; verdict PASS, FAIL or INCONCLUSIVE."""
     n = sum(map(sum, _MATRIX))
     matrix = copy.deepcopy(_MATRIX)
@@ -63,10 +66,10 @@ def accuracy_record(verdict: str = "PASS", *, commit: str = "a1b2c3d4e5f60718293
     exit_code = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}[verdict]
     used = {"PASS": 800, "FAIL": 450, "INCONCLUSIVE": 3000}[verdict]
     return {
-        "schema": "mlci.accuracy/1", "service": service, "suite": suite,
+        "schema": "mlci.accuracy/1", "id": uuid.uuid4().hex, "run": {"id": run}, "service": service, "suite": suite,
         "verdict": verdict, "exit_code": exit_code,
-        "seed": 123456, "seed_source": "commit",
-        "git": {"commit": commit, "branch": branch},
+        "seed": 123456, "seed_source": "inputs",
+        "git": {"commit": commit, "branch": branch, "dirty": False},
         "image": None if image_digest is None else {"name": "mlci/digits", "digest": image_digest},
         "dataset": {"name": "digits-test", "uri": "s3://mlci-demo/digits/data/digits-test.npz",
                     "sha256": "01907c9061c2d171415c124369d2abe9a5bb6160e897296a8036b8e0fa58521f", "size": 6471},
@@ -90,14 +93,16 @@ def accuracy_record(verdict: str = "PASS", *, commit: str = "a1b2c3d4e5f60718293
         "errors": [{"id": "17", "error": f"ValueError: bad pixel {EVIL}"}],
         "outcomes": {"ids": ["0", "5"], "labels": ["3", "7"], "predictions": ["3", "1"]},
         "baseline": None,
+        "cache_key": None,
     }
 
 
-def build_record(commit: str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678") -> dict[str, Any]:
-    return {"schema": "mlci.build/1", "service": "digits",
+def build_record(commit: str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678", *, run: str = RUN,
+                 digest: str = "sha256:" + "ab" * 32) -> dict[str, Any]:
+    return {"schema": "mlci.build/1", "service": "digits", "run": {"id": run},
             "image": {"name": "mlci/digits", "tags": ["mlci/digits:a1b2c3d", "mlci/digits:main"],
-                      "id": "sha256:" + "12" * 32, "digest": "sha256:" + "ab" * 32},
-            "git": {"commit": commit, "branch": "feature/faster-model"},
+                      "id": "sha256:" + "12" * 32, "digest": digest},
+            "git": {"commit": commit, "branch": "feature/faster-model", "dirty": False},
             "models": {"lock": "models.lock", "lock_sha256": "34" * 32,
                        "files": {"models/digits.npz": "sha256:" + "cd" * 32}},
             "mlci_version": "0.1.0", "created": "2026-11-22T18:00:00Z", "duration_s": 12.3}
@@ -120,8 +125,9 @@ JUNIT_ACCEPTANCE = """<?xml version="1.0" encoding="utf-8"?>
 def write_results(out: Path, record: dict[str, Any], *, build: bool = True, junit: bool = True) -> Path:
     """Lay out an output directory like a pipeline run: accuracy/<suite>/accuracy.json, build.json, junit/."""
     write_json_atomic(out / "accuracy" / record["suite"] / "accuracy.json", record)
-    if build:
-        write_json_atomic(out / "build.json", build_record(record["git"]["commit"]))
+    if build:  # the build of the record's own run and image
+        write_json_atomic(out / "build.json", build_record(record["git"]["commit"], run=record["run"]["id"],
+                                                           digest=(record["image"] or {}).get("digest") or "sha256:" + "ab" * 32))
     if junit:
         write_text_atomic(out / "junit" / "unit.xml", JUNIT_UNIT)
         write_text_atomic(out / "junit" / "acceptance.xml", JUNIT_ACCEPTANCE)

@@ -52,6 +52,7 @@ report:
   baseline_branch: main
 """
 SUITES = {"PASS": "smoke", "FAIL": "strict", "INCONCLUSIVE": "tight"}
+KEY = "5e" * 32  # the result key a stage would pass in (the same for the three suites: keys are per suite)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     shutil.copy(trained / "digits.npz", root / "models" / "digits.npz")
     (service / "ml-ci.yaml").write_text(CONFIG)
     env = {**os.environ, "MLCI_MODELS_DIR": str(root / "models"), "MLCI_CACHE": str(root / "cache"),
-           "GIT_COMMIT": COMMIT, "BRANCH_NAME": "feature/report"}
+           "GIT_COMMIT": COMMIT, "BRANCH_NAME": "feature/report", "MLCI_RESULT_KEY": KEY}
     procs = {verdict: subprocess.Popen(
         [sys.executable, "-m", "mlci", "accuracy", "run", "--suite", suite, "-n", "0", "--out", str(root / verdict)],
         cwd=service, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -107,7 +108,7 @@ def test_real_record_renders(runs, verdict, capsys):
 
 
 def test_real_records_in_history_reuse_and_trend(runs, s3_bucket, tmp_path, capsys):
-    """Record the real records, then the result cache finds the PASS by its model/data/code digests."""
+    """Record the real records, then the result cache finds the PASS by its result key."""
     cfg_path = runs["service"] / "ml-ci.yaml"
     text = CONFIG.replace("  baseline_branch: main\n", f"  baseline_branch: main\n  history: s3://{s3_bucket}/h\n")
     cfg_file = tmp_path / "ml-ci.yaml"
@@ -117,11 +118,10 @@ def test_real_records_in_history_reuse_and_trend(runs, s3_bucket, tmp_path, caps
     assert capsys.readouterr().out.count("recorded ") == 3
     cfg = load_config(cfg_file)
     rec = json.loads((runs["root"] / "PASS" / "accuracy" / "smoke" / "accuracy.json").read_text())
-    hit = history.find_reusable(cfg, suite="smoke", model_files=rec["model"]["files"],
-                                dataset_sha256=rec["dataset"]["sha256"], code_digest=rec["model"]["code_digest"])
+    assert rec["cache_key"] == KEY and rec["id"]
+    hit = history.find_reusable(cfg, suite="smoke", key=KEY)
     assert hit is not None and hit["git"]["commit"] == COMMIT and hit["verdict"] == "PASS"
-    # the failing suite's record is never reusable, even with identical digests
-    assert history.find_reusable(cfg, suite="strict", model_files=rec["model"]["files"],
-                                 dataset_sha256=rec["dataset"]["sha256"], code_digest=rec["model"]["code_digest"]) is None
+    # the failing suite's record is never reusable
+    assert history.find_reusable(cfg, suite="strict", key=KEY) is None
     assert history.latest_pass(cfg, branch="feature/report", suite="smoke")["history"]["id"] == hit["history"]["id"]
     assert cfg_path.exists()

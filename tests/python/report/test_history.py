@@ -66,33 +66,69 @@ def test_find_pass_for_image_and_trend(tmp_path, s3_bucket):
     assert all(p["suite"] == "smoke" for p in trend)
 
 
-def test_find_reusable_matches_all_digests_and_gates(tmp_path, s3_bucket):
+def test_find_reusable_by_result_key_and_a_non_pass_blocks_it(tmp_path, s3_bucket, capsys):
     cfg = make_cfg(tmp_path, f"s3://{s3_bucket}/h")
-    rec = accuracy_record("PASS", branch="main")
-    rec["gates"][0]["threshold"] = 0.9
-    rid = history.append_record(cfg, rec)
-    args = dict(suite="smoke", model_files=rec["model"]["files"], dataset_sha256=rec["dataset"]["sha256"],
-                code_digest=rec["model"]["code_digest"])
-    hit = history.find_reusable(cfg, **args)
+    key = "ab" * 32
+    old = {**accuracy_record("PASS", branch="main", commit="1" * 40), "cache_key": key}
+    rid = history.append_record(cfg, old)
+    hit = history.find_reusable(cfg, suite="smoke", key=key)
     assert hit and hit["history"]["id"] == rid
-    assert history.find_reusable(cfg, **{**args, "code_digest": "sha256:" + "00" * 32}) is None
-    assert history.find_reusable(cfg, **{**args, "dataset_sha256": "0" * 64}) is None
-    assert history.find_reusable(cfg, **{**args, "model_files": {"models/digits.npz": "sha256:" + "11" * 32}}) is None
-    assert history.find_reusable(cfg, **{**args, "suite": "full"}) is None
+    assert history.find_reusable(cfg, suite="smoke", key="cd" * 32) is None  # another image / suite config
+    assert history.find_reusable(cfg, suite="full", key=key) is None
     cfg.data["report"]["reuse"] = False  # the cache switched off
-    assert history.find_reusable(cfg, **args) is None
+    assert history.find_reusable(cfg, suite="smoke", key=key) is None
     cfg.data["report"]["reuse"] = True
-    # gates changed since the record: a PASS at the old threshold is not reusable
-    cfg.data["accuracy"]["suites"]["smoke"]["gates"][0]["min"] = 0.95
-    assert history.find_reusable(cfg, **args) is None
+    # a record without a key (a run outside a stage) is never indexed for reuse
+    history.append_record(cfg, accuracy_record("PASS", branch="main", commit="2" * 40))
+    assert history.find_reusable(cfg, suite="smoke", key=key)["history"]["id"] == rid
+    # a FAIL for the identical inputs, newer than the PASS: the older PASS is not reused
+    history.append_record(cfg, {**accuracy_record("FAIL", branch="main", commit="3" * 40), "cache_key": key})
+    capsys.readouterr()
+    assert history.find_reusable(cfg, suite="smoke", key=key) is None
+    assert "says FAIL: not reusing a PASS" in capsys.readouterr().err
+    # ... and stays blocking when a lucky PASS comes after it
+    history.append_record(cfg, {**accuracy_record("PASS", branch="main", commit="4" * 40), "cache_key": key})
+    assert history.find_reusable(cfg, suite="smoke", key=key) is None
+    other = "ef" * 32  # INCONCLUSIVE blocks too
+    history.append_record(cfg, {**accuracy_record("INCONCLUSIVE", branch="main"), "cache_key": other})
+    history.append_record(cfg, {**accuracy_record("PASS", branch="main"), "cache_key": other})
+    assert history.find_reusable(cfg, suite="smoke", key=other) is None
 
 
 def test_failing_record_is_never_reused(tmp_path, s3_bucket):
     cfg = make_cfg(tmp_path, f"s3://{s3_bucket}/h")
-    rec = accuracy_record("FAIL", branch="main")
-    history.append_record(cfg, rec)
-    assert history.find_reusable(cfg, suite="smoke", model_files=rec["model"]["files"],
-                                 dataset_sha256=rec["dataset"]["sha256"], code_digest=rec["model"]["code_digest"]) is None
+    history.append_record(cfg, {**accuracy_record("FAIL", branch="main"), "cache_key": "12" * 32})
+    assert history.find_reusable(cfg, suite="smoke", key="12" * 32) is None
+
+
+def test_recording_a_record_twice_adds_it_once(tmp_path, s3_bucket, capsys):
+    cfg = make_cfg(tmp_path, f"s3://{s3_bucket}/h")
+    rec = accuracy_record("PASS", branch="main")
+    first = history.append_record(cfg, rec)
+    assert history.append_record(cfg, rec) == first
+    assert "already in the history store" in capsys.readouterr().err
+    assert len(history.recent(cfg, branch="main", suite="smoke")) == 1
+    history.append_record(cfg, accuracy_record("PASS", branch="main"))  # another record (another id) is added
+    assert len(history.recent(cfg, branch="main", suite="smoke")) == 2
+
+
+def test_dirty_records_are_refused_and_never_a_baseline(tmp_path, s3_bucket):
+    cfg = make_cfg(tmp_path, f"s3://{s3_bucket}/h")
+    dirty = accuracy_record("PASS", branch="main", commit="5" * 40)
+    dirty["git"]["dirty"] = True
+    with pytest.raises(UserError, match="uncommitted changes"):
+        history.append_record(cfg, dirty)
+    # a dirty record that reached the store some other way (an old mlci) is never the baseline
+    store = history.store_for(cfg)
+    clean = accuracy_record("PASS", branch="main", commit="6" * 40)
+    history.append_record(cfg, clean)
+    dirty_id = "dirty-record"
+    key = store.record_key("main", "5" * 40, dirty_id)
+    store.put_json(key, {**dirty, "history": {"id": dirty_id}})
+    newer = history.entry_name(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5), "PASS", dirty_id)
+    store.put_json(store.branch_prefix("main", "smoke") + newer,
+                   history.pointer_for(dirty, key=key, record_id=dirty_id, recorded="now"))
+    assert history.latest_pass(cfg, branch="main", suite="smoke")["git"]["commit"] == "6" * 40
 
 
 def test_corrupt_and_dangling_entries_are_skipped_with_warning(tmp_path, s3_bucket, capsys):
