@@ -98,11 +98,23 @@ int sharded(Mlci mlci, Map plan, Map suite) {
     int n = suite.shards as int
     String name = suite.name as String
     String base = Mlci.OUT + '/shards/' + name
-    // The shards' records name the image this build made (when it made one), like the in-image runs do.
+    // The shards' records name this build's run and the image it made (when it made one), like the in-image runs:
+    // reports, the history store and the promotion gate take only this run's records.
     List imageEnv = []
     if (fileExists(Mlci.OUT + '/build.json')) {
-        Map image = (readJSON(file: Mlci.OUT + '/build.json', returnPojo: true) as Map).image as Map
+        Map build = readJSON(file: Mlci.OUT + '/build.json', returnPojo: true) as Map
+        Map image = build.image as Map
         imageEnv = ['MLCI_IMAGE_NAME=' + image.name, 'MLCI_IMAGE_DIGEST=' + image.digest]
+        Map run = (build.run ?: [:]) as Map
+        if (run.id) {
+            imageEnv.add('MLCI_RUN_ID=' + run.id)
+        }
+        Map git = (build.git ?: [:]) as Map
+        if (git.commit) {
+            imageEnv.add('MLCI_IMAGE_COMMIT=' + git.commit)
+            imageEnv.add('MLCI_IMAGE_BRANCH=' + (git.branch ?: ''))
+            imageEnv.add('MLCI_IMAGE_DIRTY=' + (git.dirty ? 'true' : 'false'))
+        }
     }
     Map branches = [failFast: true]
     for (int k = 1; k <= n; k++) {

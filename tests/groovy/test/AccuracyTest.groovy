@@ -41,11 +41,14 @@ class AccuracyTest {
     @Test
     void shards_name_the_image_this_build_made() {
         PipelineHarness h = timer()
-        h.files['.mlci/build.json'] = '{"image": {"name": "reg/svc", "digest": "sha256:' + 'c' * 64 + '"}}'
+        h.files['.mlci/build.json'] = '{"run": {"id": "jenkins-svc-7"}, "image": {"name": "reg/svc", "digest": "sha256:' +
+            'c' * 64 + '"}, "git": {"commit": "' + 'd' * 40 + '", "branch": "develop", "dirty": false}}'
         h.run('accuracyTests')
         h.calls('sh').findAll { it.extra.argv?.take(2) == ['accuracy', 'run'] }.each {
             assert it.extra.env.MLCI_IMAGE_NAME == 'reg/svc' && it.extra.env.MLCI_IMAGE_DIGEST == 'sha256:' + 'c' * 64
-            assert it.extra.script.contains(' -e MLCI_IMAGE_DIGEST ')
+            assert it.extra.env.MLCI_RUN_ID == 'jenkins-svc-7' && it.extra.env.MLCI_IMAGE_COMMIT == 'd' * 40
+            assert it.extra.env.MLCI_IMAGE_BRANCH == 'develop' && it.extra.env.MLCI_IMAGE_DIRTY == 'false'
+            assert it.extra.script.contains(' -e MLCI_IMAGE_DIGEST ') && it.extra.script.contains(' -e MLCI_RUN_ID ')
         }
     }
 

@@ -107,7 +107,7 @@ def test_recorded_pass_is_reused_and_is_the_change_gates_baseline(service, tmp_p
     assert "[report] recorded smoke PASS" in text and (tmp_path / "o1" / "report" / "report.html").is_file()
 
     code, text = run("test", "accuracy", "--suite", "smoke", out=tmp_path / "o2")
-    assert code == 0 and "unchanged: model, dataset and inference code match record" in text, text[-3000:]
+    assert code == 0 and "unchanged: this image, dataset, suite and baseline match record" in text, text[-3000:]
     reused = json.loads((tmp_path / "o2" / "accuracy" / "smoke" / "accuracy.json").read_text())
     assert reused["verdict"] == "PASS" and reused["reused_from"]["record"]
     assert reused["image"]["digest"] == build_record["image"]["digest"]  # the deploy gate finds it for this image
@@ -121,9 +121,14 @@ def test_recorded_pass_is_reused_and_is_the_change_gates_baseline(service, tmp_p
     (root / "NOTES.md").write_text("a later commit\n")
     git(root, "add", "NOTES.md")
     git(root, "commit", "-qm", "later")
+    # build.json still names the image of the earlier commit: refused, it is not HEAD's
+    code, text = run("test", "accuracy", "--suite", "vs-main", out=tmp_path / "o4")
+    assert code == 2 and "but HEAD is" in text and "Traceback" not in text, text[-2000:]
+    assert run_mlci("build", "--out", str(built), cwd=root, env=service.env, timeout=600).returncode == 0
     code, text = run("test", "accuracy", "--suite", "vs-main", out=tmp_path / "o4")
     assert code == 0, text[-3000:]
-    assert "baseline model: suite smoke's record from history store" in text
+    assert "baseline (suite smoke's record from history store" in text
+    assert "predicting the planned samples in the baseline's own image" in text
     rec = json.loads((tmp_path / "o4" / "accuracy" / "vs-main" / "accuracy.json").read_text())
     assert rec["verdict"] == "PASS" and rec["gates"][0]["kind"] == "change"
-    assert rec["baseline"]["model_files"] == build_record["models"]["files"]
+    assert rec["baseline"]["model_files"] == build_record["models"]["files"] and rec["baseline"]["method"] == "image"
