@@ -245,17 +245,18 @@ def _finish(out: Path, result: dict[str, Any]) -> int:
 def _check_baseline(cfg: Config, s: TrainSettings) -> None:
     """Before any training: the evaluation builds the service image (from the dependency file), and a change
     gate needs a current model to compare against."""
-    if s.evaluate and not s.lock.exists():
-        raise UserError(f"train.evaluate judges the new model inside the service image, which is built from the "
-                        f"dependency file {s.lock.name}, and there is none", where="train.evaluate",
-                        hint="publish the first model with `mlci models add`, then train")
-    if not s.evaluate or artifacts.lock_files(cfg):
+    if not s.evaluate:
         return
-    if any(g["kind"] == "change" for g in cfg["accuracy"]["suites"][s.evaluate]["gates"]):
+    if not (s.lock.exists() and artifacts.lock_files(cfg)) and any(
+            g["kind"] == "change" for g in cfg["accuracy"]["suites"][s.evaluate]["gates"]):
         raise UserError(f"suite '{s.evaluate}' has a change gate but {s.lock.name} pins no current model to compare "
                         "against", where="train.evaluate",
                         hint="publish the first model with `mlci models add`, or evaluate the first one with a suite "
                         "of absolute gates")
+    if not s.lock.exists():
+        raise UserError(f"train.evaluate judges the new model inside the service image, which is built from the "
+                        f"dependency file {s.lock.name}, and there is none", where="train.evaluate",
+                        hint="publish the first model with `mlci models add`, then train")
 
 
 def _settings(cfg: Config) -> TrainSettings:

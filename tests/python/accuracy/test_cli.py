@@ -27,6 +27,7 @@ def write_config(service: Path, suites: dict[str, Any], **accuracy: Any) -> Path
     cfg = json.loads(json.dumps(CONFIG))
     cfg["accuracy"]["suites"] = suites
     cfg["accuracy"].update(accuracy)
+    cfg["accuracy"] = {k: v for k, v in cfg["accuracy"].items() if v is not None}  # None: leave the key out
     path = service / "ml-ci.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -305,3 +306,89 @@ def test_inconclusive_at_the_cap_exits_3(service, digits, tmp_path):
     assert rec["sample"]["used"] == rec["sample"]["drawn"] == 300
     junit = ET.parse(tmp_path / "o" / "accuracy" / "tight" / "junit-accuracy.xml").getroot()
     assert junit.find("testcase/skipped") is not None
+
+
+def _globally_cached_predict(service: Path) -> None:
+    """A predict that loads its model on first use into a module global (no `accuracy.load`)."""
+    (service / "cached.py").write_text(
+        "from digits_service.model import Model, default_model_path\n\n"
+        "_MODEL = None\n\n"
+        "def predict(x):\n"
+        "    global _MODEL\n"
+        "    if _MODEL is None:\n"
+        "        _MODEL = Model.load(default_model_path())\n"
+        "    return _MODEL.predict(x).tolist()\n")
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_run_mode_does_not_change_a_change_gates_verdict(service, digits, tmp_path, workers):
+    """With -n 0 the candidate session runs in this process: the baseline's session must not have run here
+    before it, or a model cached in a module global is the baseline's, compared with itself (0 wins, 0 losses)."""
+    _globally_cached_predict(service)
+    write_config(service, {"cmp": {"dataset": "digits-test", "max_samples": 2000, "gates": [
+        {"metric": "accuracy", "kind": "change", "margin": 0.03}]}}, predict="cached:predict", load=None)
+    worse = run(service, "--suite", "cmp", "--baseline-models", str(digits["good"]), "--out", str(tmp_path / "o"),
+                "-n", workers, models=digits["bad"])
+    assert worse.returncode == 1, worse.stdout + worse.stderr
+    gate = record(tmp_path / "o", "cmp")["gates"][0]
+    assert gate["verdict"] == "FAIL" and gate["candidate_losses"] > gate["candidate_wins"] + 20
+    assert 0.88 < gate["baseline_accuracy"] < 0.97  # the good model really was the baseline
+
+
+def test_a_swap_that_does_not_take_effect_is_an_error_not_a_pass(service, digits, tmp_path):
+    """load() reading a fixed path: the baseline's files are never loaded, both sides predict identically."""
+    (service / "fixed.py").write_text(
+        "import os\nfrom digits_service.model import Model\n\n"
+        "def load():\n"
+        "    return Model.load(os.environ['FIXED_MODEL'])\n\n"
+        "def predict(x, model):\n"
+        "    return model.predict(x).tolist()\n")
+    write_config(service, {"cmp": {"dataset": "digits-test", "max_samples": 2000, "gates": [
+        {"metric": "accuracy", "kind": "change", "margin": 0.03}]}}, predict="fixed:predict", load="fixed:load")
+    fixed = {"FIXED_MODEL": str(digits["bad"] / "digits.npz")}
+    proc = run(service, "--suite", "cmp", "--baseline-models", str(digits["good"]), "--out", str(tmp_path / "o"),
+               "-n", "2", models=digits["bad"], env=fixed)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "predicted identically on all" in proc.stderr and "compare a model with itself" in proc.stderr
+    assert "$MLCI_MODELS_DIR" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o" / "accuracy" / "cmp" / "accuracy.json").exists()
+    # the same model files on both sides: identical predictions are expected, the gate passes
+    same = run(service, "--suite", "cmp", "--baseline-models", str(digits["bad"]), "--out", str(tmp_path / "s"),
+               "-n", "2", models=digits["bad"], env=fixed)
+    assert same.returncode == 0, same.stdout + same.stderr
+
+
+def test_a_swap_reaches_a_load_that_ignores_the_models_dir_variable(service, digits, tmp_path):
+    """load() reading models/ next to its package (ignoring $MLCI_MODELS_DIR) still gets the baseline's files:
+    the baseline runs in a copy of the tree whose models directory is the baseline's."""
+    (service / "relative.py").write_text(
+        "from pathlib import Path\nfrom digits_service.model import Model\n\n"
+        "def load():\n"
+        "    return Model.load(Path(__file__).resolve().parent / 'models' / 'digits.npz')\n\n"
+        "def predict(x, model):\n"
+        "    return model.predict(x).tolist()\n")
+    (service / "models").mkdir()
+    (service / "models" / "digits.npz").write_bytes((digits["bad"] / "digits.npz").read_bytes())
+    write_config(service, {"cmp": {"dataset": "digits-test", "max_samples": 2000, "gates": [
+        {"metric": "accuracy", "kind": "change", "margin": 0.03}]}}, predict="relative:predict", load="relative:load")
+    proc = run(service, "--suite", "cmp", "--baseline-models", str(digits["good"]), "--out", str(tmp_path / "o"),
+               "-n", "0")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rec = record(tmp_path / "o", "cmp")
+    assert rec["gates"][0]["verdict"] == "FAIL" and rec["baseline"]["method"] == "model-swap"
+    assert rec["model"]["files"] != rec["baseline"]["model_files"]
+
+
+def test_records_carry_run_image_and_git_of_the_stage(service, digits, tmp_path):
+    """Inside a stage's container the stage names the run, the image and the image's own commit."""
+    write_config(service, {"s": {"dataset": "digits-test", "max_samples": 600,
+                                 "gates": [{"metric": "accuracy", "min": 0.8, "margin": 0.05}]}})
+    env = {"MLCI_RUN_ID": "run-42", "MLCI_IMAGE_NAME": "reg/digits", "MLCI_IMAGE_DIGEST": "sha256:" + "a" * 64,
+           "MLCI_IMAGE_COMMIT": "c" * 40, "MLCI_IMAGE_BRANCH": "develop", "MLCI_IMAGE_DIRTY": "true",
+           "MLCI_RESULT_KEY": "k" * 64, "GIT_COMMIT": "d" * 40}
+    proc = run(service, "--suite", "s", "--out", str(tmp_path / "o"), "-n", "0", models=digits["good"], env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rec = record(tmp_path / "o", "s")
+    assert rec["run"] == {"id": "run-42"} and rec["cache_key"] == "k" * 64 and len(rec["id"]) == 32
+    assert rec["image"] == {"name": "reg/digits", "digest": "sha256:" + "a" * 64}
+    assert rec["git"] == {"commit": "c" * 40, "branch": "develop", "dirty": True}

@@ -88,11 +88,22 @@ def names_with_prefix(prefix: str) -> list[str]:
 
 
 @functools.cache
-def prepared_service() -> Service:
-    import boto3
-
+def pinned_wheelhouse() -> Path:
+    """mlci and its dependencies as wheels, made once per test process (MLCI_WHEELHOUSE for image builds)."""
     from mlci.build.wheelhouse import mlci_wheelhouses
     from mlci.progress import Progress
+
+    pinned = Path(tempfile.mkdtemp(prefix="mlci-wheels-"))
+    atexit.register(shutil.rmtree, pinned, True)
+    for wh in mlci_wheelhouses(Progress(0, "test"), need_files=True):
+        for wheel in wh.directory.glob("*.whl"):
+            shutil.copy2(wheel, pinned / wheel.name)
+    return pinned
+
+
+@functools.cache
+def prepared_service() -> Service:
+    import boto3
 
     assert os.environ.get("AWS_ENDPOINT_URL"), "run through `make test` (tests/infra/up)"
     base = Path(tempfile.mkdtemp(prefix="mlci-t5-"))
@@ -126,12 +137,7 @@ def prepared_service() -> Service:
     (root / "models").mkdir()
     shutil.copy2(trained / "digits.npz", root / "models" / "digits.npz")
 
-    pinned = base / "wheelhouse"
-    pinned.mkdir()
-    for wh in mlci_wheelhouses(Progress(0, "test"), need_files=True):
-        for wheel in wh.directory.glob("*.whl"):
-            shutil.copy2(wheel, pinned / wheel.name)
-    env = {"MLCI_WHEELHOUSE": str(pinned)}
+    env = {"MLCI_WHEELHOUSE": str(pinned_wheelhouse())}
     for k in ("GIT_COMMIT", "BRANCH_NAME", "GIT_BRANCH", "MLCI_OUT", "MLCI_CONFIG", "MLCI_IMAGE"):
         env[k] = ""  # the service's own git and config, not the environment's
     run_mlci("models", "add", "models/digits.npz", cwd=root, env=env, check=True)

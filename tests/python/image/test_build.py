@@ -32,6 +32,8 @@ def step(steps: dict[str, bool], needle: str) -> bool:
 def test_tags_from_commit_and_branch() -> None:
     assert record.image_tags("r/s", "a" * 40, "feature/X y", False) == ["r/s:aaaaaaaaaaaa", "r/s:feature-X-y"]
     assert record.image_tags("r/s", "b" * 40, None, True) == ["r/s:bbbbbbbbbbbb-dirty"]
+    # an uncommitted tree never takes the branch tag: it is not what the branch holds
+    assert record.image_tags("r/s", "b" * 40, "main", True) == ["r/s:bbbbbbbbbbbb-dirty"]
     assert record.image_tags("r/s", None, None, False) == ["r/s:latest"]
     assert record.sanitize_tag("-.x") == "x"
 
@@ -47,8 +49,10 @@ def test_build_record_schema() -> None:
     rec = record.build_record(service="s", name="r/s", tags=["r/s:x"], image_id="sha256:1", repo_digest=None,
                               commit="c", branch="main", lock="models.lock", lock_sha256="ab",
                               model_files={"models/m": "sha256:cd"}, version="0.1.0",
-                              started=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), duration_s=1.23456)
-    assert rec["schema"] == "mlci.build/1"
+                              started=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), duration_s=1.23456,
+                              run_id="run-1")
+    assert rec["schema"] == "mlci.build/1" and rec["run"] == {"id": "run-1"}
+    assert rec["git"] == {"commit": "c", "branch": "main", "dirty": False}
     assert rec["image"] == {"name": "r/s", "tags": ["r/s:x"], "id": "sha256:1", "digest": "sha256:1"}
     assert rec["created"] == "2026-01-02T03:04:05Z" and rec["duration_s"] == 1.235
 
@@ -73,7 +77,7 @@ def test_build_writes_record_tags_and_provenance_labels(service) -> None:  # noq
     commit = git(service.root, "rev-parse", "HEAD").strip()
     lock = (service.root / "models.lock").read_text()
     assert rec["schema"] == "mlci.build/1" and rec["service"] == service.name
-    assert rec["git"] == {"commit": commit, "branch": "main"}
+    assert rec["git"] == {"commit": commit, "branch": "main", "dirty": False} and rec["run"]["id"]
     assert rec["image"]["tags"] == [f"{service.image_name}:{commit[:12]}", f"{service.image_name}:main"]
     assert rec["image"]["digest"] == rec["image"]["id"]  # not pushed: the image id
     assert list(rec["models"]["files"]) == ["models/digits.npz"]
@@ -81,7 +85,7 @@ def test_build_writes_record_tags_and_provenance_labels(service) -> None:  # noq
     img = inspect(rec["image"]["tags"][0])
     assert img["Id"] == rec["image"]["id"]
     labels = img["Config"]["Labels"]
-    assert labels["org.opencontainers.image.revision"] == commit
+    assert labels["org.opencontainers.image.revision"] == commit and labels["org.mlci.git.dirty"] == "false"
     assert labels["org.mlci.version"] == rec["mlci_version"]
     assert labels["org.mlci.models.lock_sha256"] == rec["models"]["lock_sha256"]
     assert json.loads(labels["org.mlci.models.files"]) == rec["models"]["files"]
@@ -120,7 +124,11 @@ def test_code_only_change_reuses_the_model_layer(service, tmp_path: Path) -> Non
     assert step(steps, "COPY . .") is False, "the code layer must be rebuilt"
     rec = json.loads((out / "build.json").read_text())
     assert rec["image"]["id"] != service.record["image"]["id"]
-    assert rec["image"]["tags"][0].endswith("-dirty")
+    # the uncommitted change: only the -dirty commit tag (the branch tag keeps naming the committed image)
+    assert len(rec["image"]["tags"]) == 1 and rec["image"]["tags"][0].endswith("-dirty") and rec["git"]["dirty"]
+    assert inspect(rec["image"]["id"])["Config"]["Labels"]["org.mlci.git.dirty"] == "true"
+    assert inspect(f"{service.image_name}:main")["Id"] != rec["image"]["id"]
+    assert rec["run"]["id"] != service.record["run"]["id"]
 
 
 @GROUP

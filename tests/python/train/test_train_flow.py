@@ -1,5 +1,6 @@
 """`mlci train` end to end with the example service: a real training run in a container on the Docker engine,
-evaluated by the accuracy engine's change gate against the current model, published only on PASS (lock updated,
+evaluated by the accuracy engine's change gate against the current model inside the service image that will ship
+(built from the repository; the new model mounted over its models directory), published only on PASS (lock updated,
 record written, objects in S3, branch + tag pushed to a temporary origin), the run cache skipping a repeated run,
 and a degraded training configuration that fails the gate and publishes nothing.
 """
@@ -12,6 +13,7 @@ import json
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import boto3
@@ -20,8 +22,10 @@ import pytest
 import yaml
 
 from mlci.drift.reference import parse_reference
-from tests.python.conftest import run_mlci
+from tests.python.conftest import DOCKER, run_mlci
+from tests.python.dockerimages import remove_images
 from tests.python.drift.synth import digits_requests, jsonl
+from tests.python.image.service import pinned_wheelhouse
 
 pytestmark = pytest.mark.xdist_group("train")
 
@@ -53,12 +57,23 @@ def digits_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
+IN_IMAGE_ONLY = (
+    "\n\ndef _only_in_a_container() -> None:\n"
+    "    import os\n"
+    "    if not os.path.exists('/.dockerenv'):\n"
+    "        raise RuntimeError('digits evaluated outside the service image')\n\n\n"
+    "_only_in_a_container()\n")
+
+
 @pytest.fixture()
 def service(example_copy: Path, s3_bucket: str, base_image: str, tmp_path: Path, digits_files: Path,
             monkeypatch: pytest.MonkeyPatch):
-    """The example as its own git repo with an origin, its data in S3 and a current (weaker) model in the lock."""
+    """The example as its own git repo with an origin, its data in S3 and a current (weaker) model in the lock;
+    its inference module refuses to run outside a container (so an evaluation in mlci's own Python fails)."""
     monkeypatch.setenv("MLCI_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MLCI_BASE_IMAGE", base_image)
+    monkeypatch.setenv("MLCI_WHEELHOUSE", str(pinned_wheelhouse()))
+    image_prefix = f"mlci-train-{uuid.uuid4().hex[:8]}"  # the service images the evaluation builds
     repo, data = example_copy, digits_files
     s3 = boto3.client("s3")
     for name in ("digits-train.npz", "digits-test.npz"):
@@ -74,6 +89,9 @@ def service(example_copy: Path, s3_bucket: str, base_image: str, tmp_path: Path,
     cfg["accuracy"]["workers"] = 2
     assert cfg["train"]["evaluate"] == "change" and cfg["train"]["inputs"] == ["digits-train"]
     cfg["train"]["timeout"] = 5
+    cfg["image"]["name"] = f"{image_prefix}/digits"
+    inference = repo / "digits_service" / "inference.py"
+    inference.write_text(inference.read_text() + IN_IMAGE_ONLY)
     (repo / "ml-ci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert json.loads((repo / "train-params.json").read_text()) == {"steps": 400}
     (repo / "models").mkdir()
@@ -86,8 +104,9 @@ def service(example_copy: Path, s3_bucket: str, base_image: str, tmp_path: Path,
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "service")
     _git(repo, "remote", "add", "origin", str(origin))
     _git(repo, "push", "-q", "origin", "main")
-    return {"repo": repo, "origin": origin, "bucket": s3_bucket, "current": _sha(repo / "models" / "digits.npz"),
-            "data": data}
+    yield {"repo": repo, "origin": origin, "bucket": s3_bucket, "current": _sha(repo / "models" / "digits.npz"),
+           "data": data}
+    remove_images(DOCKER, f"{image_prefix}/*")
 
 
 def _train(repo: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
@@ -149,6 +168,13 @@ def test_pass_publishes_then_the_run_cache_skips_the_repeat(service: dict, tmp_p
     assert rec["params"]["values"] == {"steps": 400} and rec["params"]["sha256"].startswith("sha256:")
     assert rec["code"]["commit"] == _git(repo, "rev-parse", "HEAD") and rec["code"]["digest"].startswith("sha256:")
     assert rec["image"]["id"].startswith("sha256:") and rec["evaluation"]["verdict"] == "PASS"
+    # judged inside the service image built from this tree, against the model that image holds
+    evaluation = json.loads((tmp_path / "out1" / "train" / "eval" / "accuracy" / "change" / "accuracy.json").read_text())
+    shipped = json.loads((tmp_path / "out1" / "train" / "eval" / "build.json").read_text())
+    assert evaluation["image"]["digest"] == shipped["image"]["digest"]
+    assert evaluation["model"]["files"] == {"models/digits.npz": f"sha256:{new_sha}"}
+    assert evaluation["baseline"]["method"] == "image"
+    assert evaluation["baseline"]["model_files"] == {"models/digits.npz": f"sha256:{service['current']}"}
     assert rec["metrics"]["accuracy"] > 0.9 and rec["duration_s"]["train"] > 0
 
     # the training data's drift reference: content-addressed next to the model, its digest in the record
