@@ -124,10 +124,13 @@ def predict_plan(cfg: Any, plan_path: Path, workers: int | str | None = None) ->
     samples, in this process. The document records which model files and code produced them."""
     plan, data_path = read_plan(plan_path)
     acc = cfg["accuracy"]
-    if not acc["predict"]:
+    suite = acc["suites"].get(plan["suite"]) or {}  # this service's own predict/load for the suite
+    predict = suite.get("predict") or acc["predict"]
+    if not predict:
         raise UserError("accuracy.predict is not set", hint="set accuracy.predict: module:callable")
     d = plan["data"]
-    spec = {"root": str(cfg.root), "predict": acc["predict"], "load": acc["load"],
+    spec = {"root": str(cfg.root), "predict": predict, "load": suite.get("load") or acc["load"],
+            "output": plan.get("output"), "timing": "batch",  # checked against the candidate's output type
             "data": {"path": str(data_path), "format": d["format"], "inputs": d["inputs"], "label": d["label"],
                      "id": d["id"]},
             "batches": plan["batches"]}
@@ -227,8 +230,9 @@ def baseline_predictions(prep: Prepared, *, record: str | None, models_dir: str 
         root, files = models_from_record(cfg, Path(record))
         source = str(Path(record).resolve())
     key = hashlib.sha256(json.dumps({"models": files, "dataset": prep.ref.sha256, "sample": prep.sample_digest(),
-                                     "predict": cfg["accuracy"]["predict"], "load": cfg["accuracy"]["load"],
-                                     "code": prep.code}, sort_keys=True).encode()).hexdigest()
+                                     "predict": prep.spec()["predict"], "load": prep.spec()["load"],
+                                     "output": prep.output.to_dict(), "code": prep.code},
+                                    sort_keys=True).encode()).hexdigest()
     cache_file = cache_dir(cfg["artifacts"]["cache"]) / "accuracy-baseline" / f"{key}.json"
     cached = cache_file.is_file()
     if cached:

@@ -20,8 +20,8 @@ import pytest
 from ..artifacts.hashing import hash_file
 from ..errors import StageFailed, UserError
 from ..progress import Progress
-from . import data, sampling
-from .gates import Evaluator, plan_gates, task_for
+from . import data, outputs, sampling
+from .gates import LATENCY, Evaluator, plan_gates, task_for
 from .plugin import SPEC_ENV, Controller, InProcessLoop, write_batch_module
 
 PLAN_SCHEMA = "mlci.accuracy-plan/1"
@@ -170,6 +170,7 @@ class Prepared:
     positions: np.ndarray  # positions in `order` this run covers
     batch_size: int
     label_set: set[str] = field(default_factory=set)
+    output: outputs.Output = field(default_factory=lambda: outputs.Output("labels"))
     models: dict[str, str] = field(default_factory=dict)  # model file -> digest, as hashed for the seed
     code: str = ""  # code_digest(cfg), as hashed for the seed
 
@@ -180,7 +181,9 @@ class Prepared:
     def spec(self) -> dict[str, Any]:
         acc = self.cfg["accuracy"]
         r = self.ref
-        return {"root": str(self.cfg.root), "predict": acc["predict"], "load": acc["load"],
+        return {"root": str(self.cfg.root), "predict": self.suite.get("predict") or acc["predict"],
+                "load": self.suite.get("load") or acc["load"], "output": self.output.to_dict(),
+                "timing": "per_sample" if any(p["metric"] in LATENCY for p in self.plans) else "batch",
                 "data": {"path": str(r.path), "format": r.format, "inputs": r.inputs, "label": r.label, "id": r.id},
                 "batches": chunk(self.indices, self.batch_size)}
 
@@ -196,6 +199,7 @@ class Prepared:
                 "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
                 "data": {"name": r.name, "uri": r.uri, "sha256": r.sha256, "path": str(r.path), "format": r.format,
                          "inputs": r.inputs, "label": r.label, "id": r.id},
+                "output": self.output.to_dict(),
                 "sample_digest": self.sample_digest(), "batches": chunk(self.indices, self.batch_size),
                 "workers": workers}
 
@@ -219,8 +223,8 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
         strata = ["all"] * len(ds)
     else:
         strata = [data.label_key(v) for v in ds.labels]
-    if task == "scores" and set(strata) - {"0", "1"}:
-        raise UserError(f"dataset {ref.path}: an auc gate needs binary 0/1 labels, found {sorted(set(strata))[:10]}")
+    output = outputs.resolve(cfg["accuracy"], suite, strata if task != "regression" else [],
+                             regression=task == "regression", where=f"accuracy.suites.{suite_name}")
     models, code = model_files(cfg), code_digest(cfg)
     chosen, source = sampling.choose_seed(seed, suite["seed"], suite=suite_name, dataset_sha=ref.sha256,
                                           models=models, code=code)
@@ -233,14 +237,14 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
         counts[s] = counts.get(s, 0) + 1
     prevalence = {k: v / available for k, v in counts.items()}
     plans = plan_gates(suite["gates"], sequential=seq, available=available, cap=cap, prevalence=prevalence,
-                       where=f"accuracy.suites.{suite_name}")
+                       where=f"accuracy.suites.{suite_name}", output=output, batch_size=suite["batch_size"])
     drawn = cap if seq else min(cap, max(p["needed"] for p in plans))
     sh = sampling.parse_shard(shard)
     positions = sampling.shard_positions(drawn, sh)
     if positions.size == 0:
         raise UserError(f"--shard {shard} gets no samples out of {drawn}", hint="use fewer shards")
     return Prepared(cfg, suite_name, suite, ref, ds, task, chosen, source, plans, drawn, order[:drawn], sh, positions,
-                    suite["batch_size"], set(counts) if task != "regression" else set(), models, code)
+                    suite["batch_size"], set(counts) if task != "regression" else set(), output, models, code)
 
 
 @dataclass
@@ -292,7 +296,9 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
     n_batches = len(spec["batches"])
     workers = choose_workers(workers_flag, prep.cfg["accuracy"]["workers"], n_batches)
     total = len(prep.positions)
-    ev = Evaluator(prep.plans, prep.task, on_error, drawn=total, seed=prep.seed)
+    ev = Evaluator(prep.plans, prep.output, on_error, drawn=total, seed=prep.seed,
+                   max_errors=outputs.error_budget(prep.cfg["accuracy"]["max_error_rate"], total))
+    known = outputs.known_labels(prep.output, prep.label_set)
     indices = prep.indices.tolist()
     labels_all = prep.dataset.labels
     progress = Progress(total, f"accuracy:{prep.suite_name}", unit="samples")
@@ -306,9 +312,9 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
         idx = indices[lo:hi]
         col.preds[lo:hi], col.errors[lo:hi], col.latency[lo:hi] = result["pred"], result["err"], result["lat"]
         col.received = hi
-        if prep.task == "classification":
+        if known is not None:
             for j, (p, e) in enumerate(zip(result["pred"], result["err"], strict=True)):
-                if e is None and data.label_key(p) not in prep.label_set:
+                if e is None and not outputs.bad_number(p) and data.label_key(p) not in known:
                     bad_labels.append(f"sample {prep.dataset.ids[idx[j]]}: {p!r}")
         if bad_labels:
             return True
@@ -333,7 +339,8 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
         raise UserError(f"predict returned labels the dataset never has ({len(bad_labels)} seen), e.g. "
                         + "; ".join(bad_labels[:3]),
                         hint=f"labels in the dataset: {', '.join(sorted(prep.label_set)[:20])}; is predict returning "
-                        "class names instead of indices, or probabilities instead of labels?")
+                        "class names instead of indices? For probabilities or scores set accuracy.output; to allow "
+                        "classes the test set lacks, list them in accuracy.classes")
     if ctl.next_batch < n_batches and not ctl.stopped:
         raise StageFailed(f"the pytest session ended after {ctl.next_batch} of {n_batches} batches (pytest exit {rc})")
     if ev.verdict is None:
