@@ -127,6 +127,19 @@ def pinned_wheelhouse() -> Path:
 
 
 @functools.cache
+def plain_mlci() -> Path:
+    """`pip install mlci` into a fresh virtualenv (offline, from the pinned wheelhouse): mlci and its own
+    dependencies only -- none of a service's (scikit-learn, joblib). Returns its python."""
+    venv = Path(tempfile.mkdtemp(prefix="mlci-plain-"))
+    atexit.register(shutil.rmtree, venv, True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-index", "--find-links",
+                    str(pinned_wheelhouse()), "mlci"], check=True, capture_output=True, timeout=600)
+    return python
+
+
+@functools.cache
 def prepared_example(example: str = "digits") -> Service:
     import boto3
 

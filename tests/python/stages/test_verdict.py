@@ -26,7 +26,7 @@ from mlci.report import history
 from mlci.stages.accuracy_inputs import image_identity, result_key
 
 from ..conftest import DOCKER, run_mlci
-from ..image.service import GROUP, copy_service, git, service  # noqa: F401
+from ..image.service import GROUP, churn, copy_service, git, service  # noqa: F401
 
 EXTRA_SUITE = ("    extra:\n      dataset: digits-test\n      max_samples: 1000\n      gates:\n"
                "        - {metric: accuracy, min: 0.6, margin: 0.1}\n")
@@ -46,12 +46,13 @@ def edit(root: Path, name: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def own_copy(svc, tmp_path: Path, *suites: str) -> Path:
-    """A committed copy of the service with a history store of its own (and extra suites)."""
-    root = copy_service(svc.root, tmp_path / "digits")
+def own_copy(svc, tmp_path: Path, *suites: str, before: str = "    full:\n") -> Path:
+    """A committed copy of the service with a history store of its own (and extra suites, inserted before the
+    suite line `before`)."""
+    root = copy_service(svc.root, tmp_path / "service")
     edit(root, "ml-ci.yaml", f"s3://{svc.bucket}/history", f"s3://{svc.bucket}/history-{uuid.uuid4().hex[:8]}")
     if suites:
-        edit(root, "ml-ci.yaml", "    full:\n", "".join(suites) + "    full:\n")
+        edit(root, "ml-ci.yaml", before, "".join(suites) + before)
     commit(root, "a history store of its own")
     return root
 
@@ -324,5 +325,74 @@ def test_change_gate_judges_the_baseline_image_then_a_swap_a_load_cannot_ignore(
     assert code == 1, text[-3000:]
     assert "its image is not in this Docker engine; swapping its model files into this image" in text
     rec = record(feature, "vs-main")
+    assert rec["baseline"]["method"] == "model-swap" and rec["gates"][0]["verdict"] == "FAIL"
+    assert rec["gates"][0]["candidate_losses"] > rec["gates"][0]["candidate_wins"] + 10
+
+
+# --- the same on the churn example (scikit-learn, probabilities, three gates in one suite) ------------------------
+@GROUP
+def test_churn_a_new_scikit_learn_version_alone_misses_the_cache(churn, tmp_path: Path) -> None:  # noqa: F811
+    root = own_copy(churn, tmp_path)
+    out = tmp_path / "o1"
+    build(churn, root, out)
+    code, text = mlci(churn, root, "pipeline", "run", "--stages", "accuracy", "--record", "--out", str(out))
+    assert code == 0 and "[report] recorded smoke PASS" in text, text[-3000:]
+    first = record(out, "smoke")
+    assert first["plan"]["output"]["kind"] == "probabilities" and len(first["gates"]) == 3
+
+    commit(root, "empty")  # the same image content: reused
+    out2 = tmp_path / "o2"
+    build(churn, root, out2)
+    code, text = mlci(churn, root, "test", "accuracy", "--suite", "smoke", "--out", str(out2))
+    assert code == 0 and "unchanged: this image" in text, text[-3000:]
+
+    # only scikit-learn's version in requirements.txt: another image, the suite runs (whatever it then says)
+    pinned = (root / "requirements.txt").read_text().strip()
+    other = "1.6.1" if pinned != "scikit-learn==1.6.1" else "1.5.2"
+    edit(root, "requirements.txt", pinned, f"scikit-learn=={other}")
+    commit(root, f"scikit-learn {other}")
+    out3 = tmp_path / "o3"
+    rec = build(churn, root, out3)
+    assert key(root, rec["image"]["id"]) != first["cache_key"]
+    code, text = mlci(churn, root, "test", "accuracy", "--suite", "smoke", "--out", str(out3))
+    assert "unchanged" not in text and "running `mlci accuracy run --suite smoke" in text, text[-3000:]
+
+
+@GROUP
+def test_churn_change_gate_with_a_load_that_ignores_the_models_dir(churn, tmp_path: Path) -> None:  # noqa: F811
+    """The issue's reproduction: a worse model, a load() that ignores $MLCI_MODELS_DIR: never a PASS."""
+    import sys
+
+    root = own_copy(churn, tmp_path)
+    out = tmp_path / "main"
+    base = build(churn, root, out)
+    code, text = mlci(churn, root, "pipeline", "run", "--stages", "accuracy", "--record", "--out", str(out))
+    assert code == 0 and "[report] recorded smoke PASS" in text, text[-3000:]
+
+    data = tmp_path / "data"
+    train = root / "training" / "train.py"
+    subprocess.run([sys.executable, str(train), "--export", str(data)], check=True, capture_output=True, timeout=300)
+    (data / "weak.json").write_text('{"max_iter": 2, "max_leaf_nodes": 2}')
+    subprocess.run([sys.executable, str(train), "--data", str(data / "churn-train.npz"), "--out", str(data),
+                    "--params", str(data / "weak.json")], check=True, capture_output=True, timeout=300)
+    (root / "models" / "churn.joblib").write_bytes((data / "churn.joblib").read_bytes())
+    assert run_mlci("models", "add", "models/churn.joblib", cwd=root, env=churn.env).returncode == 0
+    edit(root, "churn_service/model.py", '    models_dir = os.environ.get("MLCI_MODELS_DIR")\n',
+         "    models_dir = None  # this service ignores $MLCI_MODELS_DIR\n")
+    commit(root, "a worse model, and a load() that ignores MLCI_MODELS_DIR")
+    feature = tmp_path / "feature"
+    build(churn, root, feature)
+
+    code, text = mlci(churn, root, "test", "accuracy", "--suite", "change", "--out", str(feature))
+    assert code == 1, text[-3000:]
+    rec = record(feature, "change")
+    gate_rec = rec["gates"][0]
+    assert rec["baseline"]["method"] == "image" and gate_rec["verdict"] == "FAIL"
+    assert gate_rec["candidate_losses"] > gate_rec["candidate_wins"] + 10
+
+    subprocess.run([DOCKER, "rmi", "-f", base["image"]["id"]], capture_output=True, check=True)
+    code, text = mlci(churn, root, "test", "accuracy", "--suite", "change", "--force", "--out", str(feature))
+    assert code == 1, text[-3000:]
+    rec = record(feature, "change")
     assert rec["baseline"]["method"] == "model-swap" and rec["gates"][0]["verdict"] == "FAIL"
     assert rec["gates"][0]["candidate_losses"] > rec["gates"][0]["candidate_wins"] + 10
