@@ -97,7 +97,20 @@ def load(path: Path, fmt: str | None = None, inputs: str = "x", label: str = "y"
         raise UserError(f"dataset {path} is empty", hint="a test set needs labelled samples")
     if len(set(ds.ids)) != len(ds.ids):
         raise UserError(f"dataset {path} has duplicate sample ids", hint="ids must be unique (or drop `id:`)")
+    missing = [ds.ids[i] for i, y in enumerate(ds.labels) if _missing_label(y)]
+    if missing:
+        raise UserError(f"dataset {path}: {len(missing)} sample(s) have no label (NaN), e.g. id "
+                        f"{', '.join(missing[:5])}", hint="fix or drop those rows: a missing label is not a class")
     return ds
+
+
+def _missing_label(y: Any) -> bool:
+    """NaN (float, numpy or the text 'nan') or None: not a class and not a number."""
+    if y is None:
+        return True
+    if isinstance(y, float):
+        return y != y
+    return isinstance(y, str) and y.strip().lower() == "nan"
 
 
 def _load_npz(path: Path, inputs: str, label: str, id_field: str | None) -> Dataset:

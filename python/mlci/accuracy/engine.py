@@ -334,7 +334,8 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
     rc = run_session(spec, ctl, workers, checks)
     progress.close()
     if ctl.fatal:
-        raise UserError(ctl.fatal, hint="fix the predict/load function or the dataset; the engine stopped")
+        raise UserError(ctl.fatal, hint="fix the service's predict/load (a traceback above is from its own code); "
+                        "the engine stopped and recorded no verdict")
     if bad_labels:
         raise UserError(f"predict returned labels the dataset never has ({len(bad_labels)} seen), e.g. "
                         + "; ".join(bad_labels[:3]),

@@ -83,7 +83,8 @@ def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int,
         plan: dict[str, Any] = {
             "metric": metric, "kind": kind, "class": cls, "threshold": threshold,
             "direction": ">=" if higher else "<=", "margin": g["margin"], "alpha": g["alpha"], "beta": beta,
-            "beta_configured": g["beta"], "gates": k, "fixed_n": None, "needed": None,
+            "beta_configured": g["beta"], "class_configured": g.get("class"), "gates": k, "fixed_n": None,
+            "needed": None,
         }
         if kind == "change":
             plan["method"] = "mcnemar-sprt" if sequential else "mcnemar-exact"
@@ -272,6 +273,11 @@ class Evaluator:
         elif self.task == "classification":
             self._bp += [ERR] * len(labels)
         n = len(self.labels)
+        for i in self._counts:
+            for view in ("lo", "hi", "excl"):
+                k, tr = self._count(self.plans[i], start, n, view)
+                self._counts[i][view][0] += k
+                self._counts[i][view][1] += tr
         bad = sum(e is not None for e in self.errors)
         if self.on_error == "fail" and any(e is not None for e in t.errors):
             self._close_undecided(n, "the suite stopped at the first prediction error")
@@ -283,11 +289,6 @@ class Evaluator:
                        f"({self.max_errors} of the {self.drawn} drawn); a verdict would rest on samples the model "
                        "could not predict", n)
             return self.verdict
-        for i in self._counts:
-            for view in ("lo", "hi", "excl"):
-                k, tr = self._count(self.plans[i], start, n, view)
-                self._counts[i][view][0] += k
-                self._counts[i][view][1] += tr
         self._look(start, n)
         decided = [s.verdict for s in self.states]
         if FAIL in decided:
@@ -317,6 +318,7 @@ class Evaluator:
                 s.counts = {v: tuple(c) for v, c in self._counts[i].items()}
             elif method == "bootstrap-bca" and n >= 3:
                 s.extra = self._bootstrap_gate(s.plan, n)
+                s.extra.pop("verdict")
 
     def finish(self) -> str:
         """Close a run whose samples ran out before the cap (shard, or fewer batches than drawn)."""
@@ -485,8 +487,8 @@ class Evaluator:
 
     def _record(self, s: GateState) -> dict[str, Any]:
         p = s.plan
-        rec = {k: p.get(k) for k in ("metric", "kind", "class", "threshold", "direction", "margin", "alpha", "beta",
-                                     "beta_configured", "method", "achievable_beta", "discordance")}
+        rec = {k: p.get(k) for k in ("metric", "kind", "class", "class_configured", "threshold", "direction", "margin",
+                                     "alpha", "beta", "beta_configured", "method", "achievable_beta", "discordance")}
         rec["gates"] = p.get("gates", 1)
         rec["class_name"] = self.out.name(p["class"]) if p.get("class") is not None else None
         rec.update(verdict=s.verdict, samples_used=s.used, fixed_n=p["fixed_n"],
@@ -526,8 +528,8 @@ class Evaluator:
         if p["method"] == "sprt":
             lo, hi = pass_bound(kp, tp, p["margin"], a), fail_bound(kf, tf, p["margin"], b)
             levels = [1 - a, 1 - b]
-            how = (f"anytime-valid bounds of the SPRT itself: lower {1 - a:.0%} (PASS when it clears min), upper "
-                   f"{1 - b:.0%} (FAIL when it is below min + margin)")
+            how = (f"SPRT bounds (anytime-valid; lower {1 - a:.0%}: PASS when it clears min; upper {1 - b:.0%}: "
+                   "FAIL when it is below min + margin)")
             test = Sprt(p["threshold"], p["threshold"] + p["margin"], a, b)
             detail = (f"SPRT log-LR {test.llr(kp, tp):.2f} vs [{test.lower:.2f}, {test.upper:.2f}]" if tp
                       else "no trials")

@@ -46,6 +46,56 @@ def stage(svc, root: Path, out: Path, *args: str, timeout: float = 300) -> subpr
 
 
 # --- pure -----------------------------------------------------------------------------------------------------
+def test_result_key_moves_with_every_setting_that_judges_predictions(tmp_path: Path) -> None:
+    """The image is one part of the result key (tests/python/stages/test_verdict.py builds real images); the
+    settings that turn predictions into a verdict are another: each one moves the key, labels and Cmd do not."""
+    from mlci.config import load_config
+    from mlci.stages.accuracy_inputs import image_identity, result_key
+
+    base = {"service": "s", "artifacts": {"data": {"d": {"uri": "s3://b/d.npz", "sha256": "a" * 64}}},
+            "accuracy": {"predict": "m:predict", "load": "m:load", "suites": {"smoke": {
+                "dataset": "d", "gates": [{"metric": "accuracy", "min": 0.9, "margin": 0.02}]}}}}
+    attrs = {"Os": "linux", "Architecture": "amd64", "RootFS": {"Layers": ["sha256:" + "1" * 64]},
+             "Config": {"Env": ["PATH=/bin"], "WorkingDir": "/app", "Labels": {"org.opencontainers.image.revision": "c1"},
+                        "Cmd": ["serve"]}}
+
+    def key(cfg: dict, image: dict = attrs, **kw: object) -> str | None:
+        (tmp_path / "ml-ci.yaml").write_text(json.dumps(cfg))
+        return result_key(load_config(tmp_path / "ml-ci.yaml"), "smoke", image_identity(image), **kw)
+
+    k0 = key(base)
+    assert k0 and k0 == key(base)
+    relabelled = {**attrs, "Config": {**attrs["Config"], "Labels": {"org.opencontainers.image.revision": "c2"},
+                                      "Cmd": ["other"]}}
+    assert key(base, relabelled) == k0  # labels and the replaced Cmd cannot change a prediction
+    seen = {k0}
+    for what, change in (
+            ("predict", {"predict": "m:other"}), ("load", {"load": "m:other_load"}), ("on_error", {"on_error": "exclude"}),
+            ("batch size", {"batch_size": 7}), ("output", {"output": "scores", "threshold": 0.3}),
+            ("threshold", {"output": "scores", "threshold": 0.4})):
+        cfg = json.loads(json.dumps(base))
+        cfg["accuracy"].update(change)
+        if "output" in change:
+            cfg["accuracy"]["suites"]["smoke"]["gates"] = [{"metric": "auc", "min": 0.9, "margin": 0.02}]
+        k = key(cfg)
+        assert k not in seen, what
+        seen.add(k)
+    for what, image in (("a layer", {**attrs, "RootFS": {"Layers": ["sha256:" + "2" * 64]}}),
+                        ("Env", {**attrs, "Config": {**attrs["Config"], "Env": ["PATH=/bin", "OMP_NUM_THREADS=1"]}}),
+                        ("the platform", {**attrs, "Architecture": "arm64"})):
+        k = key(base, image)
+        assert k not in seen, what
+        seen.add(k)
+    for what, kw in (("--seed", {"seed": 3}), ("the baseline", {"baseline": {"image": "sha256:" + "3" * 64}}),
+                     ("candidate models", {"candidate_models": {"models/m": "sha256:" + "4" * 64}})):
+        k = key(base, **kw)
+        assert k not in seen, what
+        seen.add(k)
+    unpinned = json.loads(json.dumps(base))
+    unpinned["artifacts"]["data"]["d"].pop("sha256")
+    assert key(unpinned) is None  # the dataset's bytes unknown: nothing is reused
+
+
 def test_version_mismatch_names_both_versions() -> None:
     with pytest.raises(UserError) as err:
         check_version("img", "0.9.1", outer="0.1.0")
