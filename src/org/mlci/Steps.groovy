@@ -12,13 +12,14 @@ class Steps implements Serializable {
         config     : 'Path of ml-ci.yaml relative to the workspace (default ml-ci.yaml, or $MLCI_CONFIG).',
         runner     : "How mlci runs: 'docker' (runtime image, Docker socket and workspace mounted) or 'venv' " +
                      '(mlci from $MLCI_VENV/bin or PATH on the agent). Default: pipeline.runner.',
-        runnerImage: 'mlci runtime image for the docker runner. Default: pipeline.runner_image, else mlci:<library version>.',
+        runnerImage: 'mlci runtime image for the docker runner. Default: pipeline.runner_image, else the ' +
+                     'MLCI_RUNNER_IMAGE environment variable (set once by the Jenkins administrator).',
         plan       : 'The plan map from `mlci pipeline plan` (mlPipeline passes it); computed when absent.',
     ]
 
     static final Map<String, Map<String, String>> ARGS = [
         mlPipeline     : [
-            agent        : 'Agent label for the pipeline (default pipeline.agent, else any agent).',
+            agent        : 'Agent label for the pipeline (default pipeline.agent, else any agent but the controller).',
             triggers     : 'false: never set the job\'s cron trigger (default true: set it on integration branches).',
             jobProperties: 'Job properties (a list) set on every branch next to the cron trigger (properties() replaces all).',
             forceAccuracy: 'true: run the accuracy suites even when a stored PASS on the same model, data and inference code would be reused (`mlci test accuracy --force`).',
@@ -34,7 +35,7 @@ class Steps implements Serializable {
         deploy         : [
             image      : 'Required. The image reference with digest to deploy (buildImage returns it as .image).',
             environment: 'Environment under deploy.environments; default the one whose branch is being built.',
-            agent      : 'Agent label for the deploy (default pipeline.agent, else any agent).',
+            agent      : 'Agent label for the deploy (default pipeline.agent, else any agent but the controller).',
             records    : 'Name of a stash with .mlci/build.json and accuracy records for the promotion gate.',
         ],
         train          : [
@@ -141,12 +142,15 @@ Returns [verdict:, summary:, drifted: [names], exitCode:, job: (started job or '
     ]
 
     static List<String> names() {
-        return new ArrayList<String>(ARGS.keySet())
+        List<String> out = []
+        out.addAll(ARGS.keySet())
+        return out
     }
 
     /** All arguments a step takes: its own plus the common ones. */
     static Map<String, String> argsOf(String step) {
-        Map<String, String> out = new LinkedHashMap<String, String>(ARGS[step] as Map)
+        Map<String, String> out = [:]
+        out.putAll(ARGS[step] as Map)
         out.putAll(COMMON)
         return out
     }
@@ -155,7 +159,9 @@ Returns [verdict:, summary:, drifted: [names], exitCode:, job: (started job or '
     static void check(def steps, String step, Map args) {
         Map<String, String> allowed = argsOf(step)
         List<String> unknown = []
-        for (Object key : new ArrayList<Object>(args.keySet())) {
+        List keys = []
+        keys.addAll(args.keySet())
+        for (Object key : keys) {
             if (!allowed.containsKey(key as String)) {
                 unknown.add(key as String)
             }

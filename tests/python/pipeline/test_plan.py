@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from mlci import __version__
 from mlci.config import validate
 from mlci.errors import UserError
 from mlci.pipeline.plan import make_plan, matches, registry_host
@@ -177,7 +176,7 @@ def test_no_suites_skips_accuracy():
 def test_inconclusive_policy_and_runner():
     plan = make_plan(CFG, "feature/x")
     assert plan["accuracy"]["inconclusive"] == "fail"
-    assert plan["runner"] == {"kind": "docker", "image": f"mlci:{__version__}"}
+    assert plan["runner"] == {"kind": "docker", "image": ""}  # Jenkins then uses $MLCI_RUNNER_IMAGE
     venv = make_plan(config(pipeline__runner="venv", pipeline__runner_image="reg/mlci:9"), "feature/x")
     assert venv["runner"] == {"kind": "venv", "image": "reg/mlci:9"}
     default = make_plan(config(accuracy__inconclusive="unstable"), "x")
