@@ -82,11 +82,12 @@ def build(cfg: Config, out: Path, *, base: str | None = None, no_cache: bool = F
     req_image = ensure_image(req_wh, progress)
 
     commit, branch = gitinfo.commit(cfg.root), gitinfo.branch(cfg.root)
-    dirty = bool(commit) and not os.environ.get("GIT_COMMIT") and gitinfo.is_dirty(cfg.root)
+    dirty = bool(commit) and not gitinfo.commit_from_environment() and gitinfo.is_dirty(cfg.root)
     name = image_name(cfg)
     tags = record.image_tags(name, commit, branch, dirty)
     labels = record.labels(service=cfg["service"], version=mlci_version(mlci_wh.wheels()), commit=commit,
-                           branch=branch, lock=models.lock, lock_sha256=models.lock_sha256, model_files=models.files)
+                           branch=branch, lock=models.lock, lock_sha256=models.lock_sha256, model_files=models.files,
+                           source=gitinfo.url(cfg.root))
     build_args = {"BASE_IMAGE": base_image(cfg, base), "MLCI_DEPS_WHEELS": deps_image, "MLCI_WHEELS": wheels_image,
                   "SERVICE_WHEELS": req_image,
                   **(cfg["image"]["build_args"] or {})}

@@ -16,6 +16,7 @@ LABEL_VERSION = "org.mlci.version"
 LABEL_SERVICE = "org.mlci.service"
 LABEL_COMMIT = "org.opencontainers.image.revision"
 LABEL_BRANCH = "org.mlci.git.branch"
+LABEL_SOURCE = "org.opencontainers.image.source"
 LABEL_LOCK = "org.mlci.models.lock"
 LABEL_LOCK_SHA = "org.mlci.models.lock_sha256"
 LABEL_MODELS = "org.mlci.models.files"
@@ -42,10 +43,11 @@ def image_tags(name: str, commit: str | None, branch: str | None, dirty: bool) -
 
 
 def labels(*, service: str, version: str, commit: str | None, branch: str | None, lock: str | None,
-           lock_sha256: str | None, model_files: dict[str, str]) -> dict[str, str]:
-    """Provenance: where the image came from, which models it holds, which mlci built it."""
+           lock_sha256: str | None, model_files: dict[str, str], source: str | None = None) -> dict[str, str]:
+    """Provenance: where the image came from (commit, branch, repository URL), which models it holds, which
+    mlci built it."""
     out = {LABEL_SERVICE: service, LABEL_VERSION: version, LABEL_MODELS: json.dumps(model_files, sort_keys=True)}
-    for key, value in ((LABEL_COMMIT, commit), (LABEL_BRANCH, branch), (LABEL_LOCK, lock),
+    for key, value in ((LABEL_COMMIT, commit), (LABEL_BRANCH, branch), (LABEL_SOURCE, source), (LABEL_LOCK, lock),
                        (LABEL_LOCK_SHA, lock_sha256)):
         if value:
             out[key] = value

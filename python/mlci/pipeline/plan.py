@@ -55,6 +55,9 @@ def _environment(cfg: dict[str, Any], name: str, env: dict[str, Any]) -> dict[st
         "lock": f"mlci-{cfg['service']}-{name}",
         "timeout": cfg["pipeline"]["stage_timeout"],
         "kubeconfig_credentials": env["kubeconfig_credentials"] or "",
+        # 1-based position in deploy.environments: Jenkins' milestone ordinals and input ids per environment
+        # (the JSON's keys are sorted, so the order travels as data).
+        "order": list(cfg["deploy"]["environments"]).index(name) + 1,
     }
 
 

@@ -34,13 +34,17 @@ class Mlci implements Serializable {
     static final List<String> JENKINS_GIT_ENV = ['GIT_COMMIT', 'GIT_BRANCH', 'GIT_URL', 'GIT_LOCAL_BRANCH',
                                                  'GIT_PREVIOUS_COMMIT', 'GIT_PREVIOUS_SUCCESSFUL_COMMIT']
 
-    /** Variables handed to the container by name (only those set on the agent are passed). */
+    /**
+     * Variables handed to the container by name (only those set on the agent are passed). Paths among them are
+     * mounted at the same path (workspace, WORKSPACE@tmp, MLCI_CACHE); agent-local tool paths (MLCI_DOCKER,
+     * a CA bundle) are not passed: the image has its own.
+     */
     static final List<String> PASS_ENV = [
-        'MLCI_CONFIG', 'MLCI_OUT', 'MLCI_CACHE', 'MLCI_DOCKER', 'MLCI_BASE_IMAGE', 'MLCI_REPORT_TOKEN',
-        'MLCI_IMAGE_NAME', 'MLCI_IMAGE_DIGEST', 'MLCI_REPORT_URL', 'MLCI_RUNNER_IMAGE', 'MLCI_SECRETS_DIR',
+        'MLCI_CONFIG', 'MLCI_OUT', 'MLCI_CACHE', 'MLCI_BASE_IMAGE', 'MLCI_REPORT_TOKEN',
+        'MLCI_IMAGE', 'MLCI_IMAGE_NAME', 'MLCI_IMAGE_DIGEST', 'MLCI_REPORT_URL', 'MLCI_RUNNER_IMAGE', 'MLCI_SECRETS_DIR',
         'MLCI_GIT_COMMIT', 'MLCI_GIT_BRANCH', 'MLCI_GIT_URL',
         'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_DEFAULT_REGION',
-        'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_CA_BUNDLE', 'DOCKER_CONFIG', 'DOCKER_BUILDKIT', 'KUBECONFIG',
+        'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'DOCKER_CONFIG', 'DOCKER_BUILDKIT', 'KUBECONFIG',
         'PIP_INDEX_URL', 'PIP_EXTRA_INDEX_URL',
         'BRANCH_NAME', 'CHANGE_ID', 'CHANGE_TARGET', 'CHANGE_BRANCH', 'CHANGE_URL',
         'BUILD_NUMBER', 'BUILD_URL', 'BUILD_TAG', 'JOB_NAME', 'JENKINS_URL',

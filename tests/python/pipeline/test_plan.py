@@ -126,9 +126,9 @@ def test_production_deploy_carries_approval_lock_and_timeouts():
     d = make_plan(CFG, "main", "push")["deploy"]
     assert d == {"enabled": True, "environment": "production", "namespace": "ml-prod", "branch": "main",
                  "approval": True, "approvers": "leads", "approval_timeout": 30, "lock": "mlci-digits-production",
-                 "timeout": 20, "kubeconfig_credentials": "kube-prod"}
+                 "timeout": 20, "kubeconfig_credentials": "kube-prod", "order": 2}
     staging = make_plan(CFG, "develop", "push")["deploy"]
-    assert staging["approval"] is False and staging["lock"] == "mlci-digits-staging"
+    assert staging["approval"] is False and staging["lock"] == "mlci-digits-staging" and staging["order"] == 1
 
 
 def test_timer_build_never_deploys_and_says_why():
