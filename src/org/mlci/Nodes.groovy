@@ -29,8 +29,8 @@ class Nodes implements Serializable {
      */
     static void checkedOut(def steps, String label, Closure body) {
         on(steps, label) {
-            Map scm = checkout(steps)
-            steps.withEnv(gitEnv(scm, steps.env.BRANCH_NAME as String)) {
+            Map scm = Nodes.checkout(steps)
+            steps.withEnv(Nodes.gitEnv(scm, steps.env.BRANCH_NAME as String)) {
                 body()
             }
         }

@@ -211,4 +211,18 @@ class AccuracyTest {
         assert t.message.startsWith("accuracyTests: unknown suite 'nope'; configured: ${HEAVY}, smoke, weekly-extra".toString())
         assert !bad.mlci().any { 'accuracy' in it.take(2) }
     }
+
+    @Test
+    void a_hostile_verdict_in_a_record_is_escaped_in_the_description_and_the_description_stays_bounded() {
+        PipelineHarness h = push()
+        h.on(['test', 'accuracy']) { c ->
+            h.files['.mlci/accuracy/smoke/accuracy.json'] = groovy.json.JsonOutput.toJson([verdict: '<b onmouseover=x>PASS</b>'])
+            0
+        }
+        h.run('accuracyTests')
+        assert h.currentBuild.description == 'accuracy: smoke &lt;b onmouseover=x&gt;PASS&lt;/b&gt;'
+        h.currentBuild.description = 'x' * 990
+        org.mlci.Publish.describe([currentBuild: h.currentBuild], 'y' * 50)
+        assert h.currentBuild.description.length() == org.mlci.Publish.DESCRIPTION_MAX + 3
+    }
 }
