@@ -99,10 +99,10 @@ class Mlci implements Serializable {
     String runtimeImage() {
         String chosen = (image ?: steps.env.MLCI_RUNNER_IMAGE ?: '') as String
         if (!chosen) {
-            steps.error('mlci: no runtime image: set MLCI_RUNNER_IMAGE as a global or folder environment variable ' +
-                        '(Manage Jenkins > System > Global properties), or pipeline.runner_image in ml-ci.yaml, or ' +
-                        "the runnerImage step argument; build and push it with `mlci build --runtime --tag " +
-                        "REGISTRY/mlci:${VERSION}` (docs/jenkins.md)")
+            steps.error('mlci: no runtime image: set MLCI_RUNNER_IMAGE as a global environment variable ' +
+                        '(Manage Jenkins > System > Global properties) or an agent\'s, or pipeline.runner_image ' +
+                        'in ml-ci.yaml, or the runnerImage step argument; build and push it with ' +
+                        "`mlci build --runtime --tag REGISTRY/mlci:${VERSION}` (docs/jenkins.md)")
         }
         return chosen
     }

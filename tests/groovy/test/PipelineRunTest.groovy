@@ -165,7 +165,12 @@ ENV FAKE_KUBECTL_DIR=${kubectlState.path}
         List<String> archived = AntGlob.files(h.exec.archive())
         assert '.mlci/build.json' in archived
         assert !archived.any { AntGlob.matches(it, org.mlci.Publish.SECRETS) }
-        archived.each { assert !new File(h.exec.archive(), it).getText('ISO-8859-1').contains(SECRET_KEY): it }
+        archived.each {
+            String text = new File(h.exec.archive(), it).getText('ISO-8859-1')
+            assert !text.contains(SECRET_KEY): it
+            // Records, seeds and the report never cite the library's commit that GIT_COMMIT held.
+            assert !text.contains(LIBRARY_COMMIT): it
+        }
         assert !h.exec.log.toString().contains(SECRET_KEY) && !h.exec.log.toString().contains(KUBE_TOKEN)
         assert image.contains('@sha256:')
     }

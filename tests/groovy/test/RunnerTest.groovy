@@ -118,6 +118,22 @@ class RunnerTest {
         assert execute('venv', HOSTILE) == HOSTILE
     }
 
+    /** The venv runner runs on the agent itself: Jenkins' GIT_* (maybe the library's checkout) are unset. */
+    @Test
+    void venv_runner_hides_jenkins_git_variables_from_mlci() {
+        File tmp = File.createTempDir()
+        File bin = new File(tmp, 'venv/bin')
+        bin.mkdirs()
+        File fake = new File(bin, 'mlci')
+        fake.text = '#!/bin/sh\nprintf "%s|%s|%s" "${GIT_COMMIT-unset}" "${GIT_BRANCH-unset}" "$MLCI_GIT_COMMIT"\n'
+        fake.setExecutable(true)
+        Mlci m = runner('venv')
+        Map<String, String> env = [PATH: System.getenv('PATH'), MLCI_VENV: new File(tmp, 'venv').path, HOME: tmp.path,
+                                   GIT_COMMIT: 'feedface' * 5, GIT_BRANCH: 'master', MLCI_GIT_COMMIT: 'c' * 40]
+        Map r = realShell(m, ['config', 'check'], env, tmp)
+        assert r.status == 0 && r.stdout == "unset|unset|${'c' * 40}".toString()
+    }
+
     @Test
     void scripts_are_constant_templates() {
         Mlci m = runner('docker')

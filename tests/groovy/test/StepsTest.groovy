@@ -160,4 +160,38 @@ class StepsTest {
         Throwable t = h.runFailing('unitTests')
         assert t.message.contains("answered schema 'mlci.plan/2'")
     }
+
+    /** Provenance: every mlci call carries the service's commit, branch and URL from the checkout map. */
+    @Test
+    void mlci_calls_carry_the_checkout_map_and_never_jenkins_git_variables() {
+        PipelineHarness h = h('develop')
+        // What a shared library's checkout can leave in the build's environment (workflow-job-plugin#788).
+        h.env.base.putAll([GIT_COMMIT: 'feedface' * 5, GIT_BRANCH: 'master', GIT_URL: 'https://git.example.com/lib.git'])
+        h.run('mlPipeline')
+        List calls = h.calls('sh').findAll { it.extra.argv }
+        assert calls.size() > 5
+        calls.each {
+            assert it.extra.env.MLCI_GIT_COMMIT == PipelineHarness.FIXTURE_COMMIT
+            assert it.extra.env.MLCI_GIT_BRANCH == 'develop'
+            assert it.extra.env.MLCI_GIT_URL == 'https://git.example.com/ml/svc.git'
+            assert it.extra.script.contains(' -e MLCI_GIT_COMMIT ')
+            org.mlci.Mlci.JENKINS_GIT_ENV.each { v -> assert !it.extra.script.contains(" -e ${v} ".toString()) }
+        }
+        // The deploy node checks out again (its own map, the same commit).
+        assert h.mlciCall(['deploy']).extra.env.MLCI_GIT_COMMIT == PipelineHarness.FIXTURE_COMMIT
+    }
+
+    @Test
+    void without_a_runtime_image_the_docker_runner_says_how_to_set_one() {
+        PipelineHarness none = h()
+        none.env.base.remove('MLCI_RUNNER_IMAGE')
+        Throwable t = none.runFailing('buildImage')
+        assert t.message.startsWith('mlci: no runtime image: set MLCI_RUNNER_IMAGE as a global environment variable')
+        assert t.message.contains('docs/jenkins.md') && !none.calls('sh')
+        // pipeline.runner_image in ml-ci.yaml, or the step argument, is enough.
+        PipelineHarness arg = h()
+        arg.env.base.remove('MLCI_RUNNER_IMAGE')
+        arg.run('buildImage', [runnerImage: 'reg.example/mlci:7'])
+        assert arg.mlciCall(['build']).extra.env.MLCI_RUNNER_IMAGE == 'reg.example/mlci:7'
+    }
 }
