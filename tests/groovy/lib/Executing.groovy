@@ -1,8 +1,6 @@
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
 
-import java.util.concurrent.TimeUnit
-
 /**
  * The executing mode of PipelineHarness: the steps do what Jenkins' do, for real, on this machine.
  *
@@ -215,18 +213,9 @@ class Executing {
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(ws)
         pb.environment().clear()
         pb.environment().putAll(envNow.findAll { k, v -> v != null })
-        Process p = pb.start()
-        p.outputStream.close()
-        StringBuffer err = new StringBuffer()
-        Thread t = Thread.start { p.errorStream.eachLine('UTF-8') { err << it << '\n' } }
-        String out = p.inputStream.getText('UTF-8')
-        boolean done = p.waitFor(minutes(), TimeUnit.MINUTES)
-        if (!done) {
-            p.destroyForcibly()
-        }
-        t.join()
+        Map r = Proc.run(pb, minutes())
         tmp.deleteDir()
-        return [status: done ? p.exitValue() : 143, stdout: out, stderr: err.toString()]
+        return r
     }
 
     // ---------------------------------------------------------------- checkout

@@ -19,10 +19,9 @@ class RuntimeImage {
         return built
     }
 
+    /** A command's status and its merged output. */
     static Map run(List<String> cmd, File cwd = null) {
-        Process p = new ProcessBuilder(cmd).directory(cwd).redirectErrorStream(true).start()
-        p.outputStream.close()
-        String out = p.inputStream.getText('UTF-8')
-        return [status: p.waitFor(), output: out]
+        Map r = Proc.run(new ProcessBuilder(cmd).directory(cwd).redirectErrorStream(true))
+        return [status: r.status, output: r.stdout]
     }
 }

@@ -71,14 +71,9 @@ ENV FAKE_KUBECTL_DIR=${kubectlState.path}
         ProcessBuilder pb = new ProcessBuilder([venv.exists() ? venv.path : 'python3',
                                                 new File(PipelineHarness.ROOT, 'tests/groovy/lib/digits_service.py').path] + args)
         pb.environment().PYTHONPATH = new File(PipelineHarness.ROOT, 'python').path
-        Process p = pb.start()
-        StringBuffer err = new StringBuffer()
-        Thread t = Thread.start { err << p.errorStream.getText('UTF-8') }
-        String out = p.inputStream.getText('UTF-8')
-        int rc = p.waitFor()
-        t.join()
-        assert rc == 0: "digits_service.py ${args[0]} failed:\n${out}\n${err}"
-        return [stdout: out]
+        Map r = Proc.run(pb)
+        assert r.status == 0: "digits_service.py ${args[0]} failed:\n${r.stdout}\n${r.stderr}"
+        return r
     }
 
     /** One build of the multibranch job for `branch`, started by `cause`, on a Jenkins with two agents. */

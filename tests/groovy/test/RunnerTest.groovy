@@ -103,14 +103,9 @@ class RunnerTest {
         pb.environment().clear()
         pb.environment().putAll(env)
         pb.environment().PWD = cwd.path
-        Process p = pb.start()
-        StringBuffer err = new StringBuffer()
-        Thread t = Thread.start { err << p.errorStream.getText('UTF-8') }
-        String out = p.inputStream.getText('UTF-8')
-        int rc = p.waitFor()
-        t.join()
+        Map r = Proc.run(pb)
         script.delete()
-        return [status: rc, stdout: out, output: out + err]
+        return r + [output: r.stdout + r.stderr]
     }
 
     @Test
