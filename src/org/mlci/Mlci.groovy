@@ -8,7 +8,7 @@ package org.mlci
  *   with the Docker socket and the workspace mounted at the same path (so paths in records mean the same
  *   inside and outside), environment passed by NAME only (`-e NAME`: values never appear in argv or in the
  *   script). The image: the runnerImage step argument, else pipeline.runner_image, else the MLCI_RUNNER_IMAGE
- *   environment variable an administrator sets once (global or folder property); there is no built-in default,
+ *   environment variable an administrator sets once (a global or agent property); there is no built-in default,
  *   because no registry holds an mlci image every agent could pull (docs/jenkins.md says how to build and push
  *   one).
  * - venv: `mlci` from $MLCI_VENV/bin (or PATH) on the agent.
