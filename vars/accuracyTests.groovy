@@ -93,56 +93,51 @@ int sumTimeouts(List suites) {
     return total
 }
 
-/** N shard branches on the suite's agent label, each stashing its results; then unstash all and merge. */
+/**
+ * N shard branches on the suite's agent label, each in its own workspace: `mlci test accuracy --shard k/N` runs
+ * its part of the sample inside this build's image (its record goes along in a stash), and stashes the shard's
+ * records; then every shard is unstashed under .mlci/shards/<suite>/<k>/ and merged into one verdict.
+ */
 int sharded(Mlci mlci, Map plan, Map suite) {
     int n = suite.shards as int
     String name = suite.name as String
     String base = Mlci.OUT + '/shards/' + name
-    // The shards' records name this build's run and the image it made (when it made one), like the in-image runs:
-    // reports, the history store and the promotion gate take only this run's records.
-    List imageEnv = []
-    if (fileExists(Mlci.OUT + '/build.json')) {
-        Map build = readJSON(file: Mlci.OUT + '/build.json', returnPojo: true) as Map
-        Map image = build.image as Map
-        imageEnv = ['MLCI_IMAGE_NAME=' + image.name, 'MLCI_IMAGE_DIGEST=' + image.digest]
-        Map run = (build.run ?: [:]) as Map
-        if (run.id) {
-            imageEnv.add('MLCI_RUN_ID=' + run.id)
-        }
-        Map git = (build.git ?: [:]) as Map
-        if (git.commit) {
-            imageEnv.add('MLCI_IMAGE_COMMIT=' + git.commit)
-            imageEnv.add('MLCI_IMAGE_BRANCH=' + (git.branch ?: ''))
-            imageEnv.add('MLCI_IMAGE_DIRTY=' + (git.dirty ? 'true' : 'false'))
-        }
+    boolean built = fileExists(Mlci.OUT + '/build.json')
+    if (built) {
+        Publish.stash(this, "mlci-build-${name}".toString(), Mlci.OUT + '/build.json', false)
     }
     Map branches = [failFast: true]
     for (int k = 1; k <= n; k++) {
         int shard = k
         branches["${name} ${shard}/${n}".toString()] = {
-            Nodes.on(this, suite.agent as String) {
-                Nodes.checkout(this)
-                String dir = base + '/' + shard
+            Nodes.checkedOut(this, suite.agent as String) {
+                // Records an earlier build left in this workspace must not be stashed as this shard's.
+                Publish.clean(this, Mlci.OUT)
+                if (built) {
+                    unstash("mlci-build-${name}".toString())
+                }
                 int rc = -1
-                withEnv(imageEnv) {
-                    Creds.with(this, plan, ['artifacts']) {
-                        rc = mlci.status(['accuracy', 'run', '--suite', name, '--shard', "${shard}/${n}".toString(),
-                                          '--out', dir])
-                    }
+                Creds.with(this, plan, ['artifacts']) {
+                    rc = mlci.status(['test', 'accuracy', '--suite', name, '--shard', "${shard}/${n}".toString()])
                 }
                 // A shard's own verdict is partial: only the merge decides. Any other exit is an error.
                 if (rc != 0 && rc != 1 && rc != 3) {
                     error("accuracy suite ${name} shard ${shard}/${n}: mlci exited ${rc}")
                 }
-                stash(name: "mlci-shard-${name}-${shard}".toString(), includes: dir + '/**')
+                Publish.stash(this, "mlci-shard-${name}-${shard}".toString(), Mlci.OUT + '/accuracy/' + name + '/**',
+                              false)
             }
         }
     }
     parallel(branches)
+    Publish.clean(this, base)
     List cmd = ['accuracy', 'merge', '--out', Mlci.OUT]
     for (int k = 1; k <= n; k++) {
-        unstash("mlci-shard-${name}-${k}".toString())
-        cmd.add(base + '/' + k)
+        String where = base + '/' + k
+        dir(where) {
+            unstash("mlci-shard-${name}-${k}".toString())
+        }
+        cmd.add(where + '/' + Mlci.OUT)
     }
     int merged = -1
     Creds.with(this, plan, ['artifacts']) {

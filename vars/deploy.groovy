@@ -17,8 +17,7 @@ Map call(Map args = [:]) {
     Mlci mlci = Mlci.fromArgs(this, args)
     Map state = [plan: args.plan]
     if (!state.plan) {
-        Nodes.on(this, (args.agent ?: '') as String) {
-            Nodes.checkout(this)
+        Nodes.checkedOut(this, (args.agent ?: '') as String) {
             state.plan = Plan.load(this, args, mlci)
         }
     }
@@ -30,25 +29,33 @@ Map call(Map args = [:]) {
         return [:]
     }
     String where = target.environment as String
+    int position = (target.order ?: 1) as int
+    // Explicit ordinals per environment: the same milestone means the same thing in every build, whatever
+    // path a build took to get there (deploy to environments in their deploy.environments order).
+    int ordinal = 10 * position
     if (target.approval) {
         if (env.NODE_NAME) {
             error("deploy: ${where} needs approval: call deploy outside node { } so the wait holds no executor")
         }
-        milestone(label: "approve ${where}".toString())
+        milestone(ordinal: ordinal + 1, label: "approve ${where}".toString())
         timeout(time: target.approval_timeout as int, unit: 'MINUTES') {
-            Map question = [message: "Deploy ${plan.service} to ${where}?".toString(), ok: 'Deploy', id: 'MlciDeploy']
+            Map question = [message: "Deploy ${plan.service} to ${where}?".toString(), ok: 'Deploy',
+                            id: inputId(position, where)]
             if (target.approvers) {
                 question.submitter = target.approvers
             }
             input(question)
         }
     }
-    lock(resource: target.lock as String) {
+    // inversePrecedence: the newest waiting build gets the environment next; the milestone then aborts the
+    // older ones still waiting, so a stale image never rolls out after a newer one.
+    lock(resource: target.lock as String, inversePrecedence: true) {
         // Inside the lock: a newer build that got here first makes this older one abort instead of rolling back.
-        milestone(label: "deploy ${where}".toString())
-        Nodes.on(this, (args.agent ?: plan.agent ?: '') as String) {
-            Nodes.checkout(this)
+        milestone(ordinal: ordinal + 2, label: "deploy ${where}".toString())
+        Nodes.checkedOut(this, (args.agent ?: plan.agent ?: '') as String) {
             if (args.records) {
+                // The promotion gate reads this build's records only, never an earlier build's left here.
+                Publish.clean(this, Mlci.OUT)
                 unstash(args.records as String)
             }
             timeout(time: target.timeout as int, unit: 'MINUTES') {
@@ -76,4 +83,9 @@ Map target(Map plan, Map args) {
         return all[args.environment as String] as Map
     }
     return plan.deploy.enabled ? plan.deploy as Map : null
+}
+
+/** A unique input id per environment (letters and digits: it becomes part of the input's URL). */
+String inputId(int position, String where) {
+    return 'MlciDeploy' + position + where.replaceAll('[^A-Za-z0-9]', '')
 }

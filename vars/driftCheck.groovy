@@ -15,15 +15,13 @@ import org.mlci.Steps
  * drift.branches, default main) and the job come from `mlci drift plan` (Python, unit-tested); this step only
  * wires Jenkins to it. Values reach sh only as MLCI_ARG_n environment variables (org.mlci.Mlci).
  */
-@Field static final String NOT_CONTROLLER = '!built-in && !master'
 @Field static final String RECORD = Mlci.OUT + '/drift/drift.json'
 
 Map call(Map args = [:]) {
     Steps.check(this, 'driftCheck', args)
     Mlci mlci = Mlci.fromArgs(this, args)
     Map out = [:]
-    Nodes.on(this, (args.agent ?: NOT_CONTROLLER) as String) {
-        Nodes.checkout(this)
+    Nodes.checkedOut(this, (args.agent ?: '') as String) {
         out = checkHere(mlci, args)
     }
     return conclude(out, args)
@@ -38,7 +36,8 @@ Map checkHere(Mlci mlci, Map args) {
     Map dp = readJSON(text: mlci.output(planCmd), returnPojo: true) as Map
     if (args.triggers != false && dp.cron) {
         // properties() replaces every job property: keep the caller's alongside the trigger.
-        List props = new ArrayList((args.jobProperties ?: []) as List)
+        List props = []
+        props.addAll((args.jobProperties ?: []) as List)
         props.add(pipelineTriggers([cron(dp.cron as String)]))
         properties(props)
     }
@@ -51,6 +50,8 @@ Map checkHere(Mlci mlci, Map args) {
         }
     }
     int rc = 2
+    // drift.json of an earlier check in this workspace must not pass for this one's.
+    Publish.clean(this, Mlci.OUT + '/drift')
     try {
         Creds.with(this, plan, ['artifacts']) {
             rc = mlci.status(cmd)
@@ -74,7 +75,7 @@ Map conclude(Map out, Map args) {
     if (rc == 0) {
         Publish.describe(this, 'drift: none')
     } else if (rc == 1 && job) {
-        Map<String, String> values = new LinkedHashMap<String, String>()
+        Map<String, String> values = [:]
         Map configured = ((out.retrain as Map).parameters ?: [:]) as Map
         for (Object k : configured.keySet()) {
             values[k as String] = configured[k] as String
@@ -107,8 +108,7 @@ Map conclude(Map out, Map args) {
     return result
 }
 
-/** Feature names come from production traffic: no markup in the description (HTML formatters vary). */
+/** Feature names come from production traffic: a bounded summary (Publish.describe escapes it). */
 String plain(String text) {
-    String s = text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
-    return s.length() > 500 ? s.substring(0, 500) + '...' : s
+    return text.length() > 500 ? text.substring(0, 500) + '...' : text
 }

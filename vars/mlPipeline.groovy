@@ -1,6 +1,7 @@
 import org.mlci.Mlci
 import org.mlci.Nodes
 import org.mlci.Plan
+import org.mlci.Publish
 import org.mlci.Steps
 import org.mlci.Train
 
@@ -14,8 +15,7 @@ def call(Map args = [:]) {
     Mlci mlci = Mlci.fromArgs(this, args)
     String label = (args.agent ?: '') as String
     Map state = [plan: null, built: [:], done: false]
-    Nodes.on(this, label) {
-        Nodes.checkout(this)
+    Nodes.checkedOut(this, label) {
         state.plan = Plan.load(this, args, mlci)
         triggers(state.plan as Map, args)
         if ((args.agent ?: state.plan.agent ?: '') == label) {
@@ -26,8 +26,7 @@ def call(Map args = [:]) {
     Map plan = state.plan as Map
     if (!state.done) {
         // pipeline.agent names another label than the one the plan was read on.
-        Nodes.on(this, plan.agent as String) {
-            Nodes.checkout(this)
+        Nodes.checkedOut(this, plan.agent as String) {
             state.built = stages(plan, args)
         }
     }
@@ -54,7 +53,7 @@ Map train(Map plan, Map args) {
         return [:]
     }
     Map targs = pass(args, plan)
-    targs.agent = (t.agent ?: Train.NOT_CONTROLLER) as String
+    targs.agent = (t.agent ?: Nodes.NOT_CONTROLLER) as String
     targs.trigger = t.trigger
     targs.triggers = false
     Map out = [:]
@@ -80,6 +79,8 @@ Map pass(Map args, Map plan) {
 
 /** Every stage but deploy, in the plan's order, on this node; the records are stashed for the deploy node. */
 Map stages(Map plan, Map args) {
+    // This build's records only: the workspace may hold an earlier build's .mlci/.
+    Publish.clean(this, Mlci.OUT)
     Map base = pass(args, plan)
     base.remove('agent')
     Map built = [:]
@@ -97,15 +98,15 @@ Map stages(Map plan, Map args) {
         }
     }
     if (Plan.stage(plan, 'deploy')) {
-        stash(name: 'mlci-records', includes: Mlci.OUT + '/build.json,' + Mlci.OUT + '/accuracy/*/accuracy.json',
-              allowEmpty: true)
+        Publish.stash(this, 'mlci-records', Mlci.OUT + '/build.json,' + Mlci.OUT + '/accuracy/*/accuracy.json', true)
     }
     return built
 }
 
 /** accuracyTests' arguments: the common ones plus forceAccuracy (only that step takes it). */
 Map accuracyArgs(Map base, Map args) {
-    Map out = new LinkedHashMap(base)
+    Map out = [:]
+    out.putAll(base)
     if (args.containsKey('forceAccuracy')) {
         out.forceAccuracy = args.forceAccuracy
     }

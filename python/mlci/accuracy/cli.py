@@ -154,7 +154,7 @@ def provenance(cfg: Any, env: Mapping[str, str] | None = None) -> dict[str, Any]
                "dirty": env.get("MLCI_IMAGE_DIRTY") == "true"}
     else:
         git = {"commit": gitinfo.commit(cfg.root), "branch": gitinfo.branch(cfg.root),
-               "dirty": gitinfo.is_dirty(cfg.root)}
+               "dirty": gitinfo.tree_dirty(cfg.root)}
     return {"run": {"id": env.get("MLCI_RUN_ID") or None},
             "git": git,
             "image": ({"name": env.get("MLCI_IMAGE_NAME") or cfg["image"]["name"], "digest": digest}

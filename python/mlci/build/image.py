@@ -82,12 +82,12 @@ def build(cfg: Config, out: Path, *, base: str | None = None, no_cache: bool = F
     req_image = ensure_image(req_wh, progress)
 
     commit, branch = gitinfo.commit(cfg.root), gitinfo.branch(cfg.root)
-    dirty = bool(commit) and not os.environ.get("GIT_COMMIT") and gitinfo.is_dirty(cfg.root)
+    dirty = gitinfo.tree_dirty(cfg.root)
     name = image_name(cfg)
     tags = record.image_tags(name, commit, branch, dirty)
     labels = record.labels(service=cfg["service"], version=mlci_version(mlci_wh.wheels()), commit=commit,
                            branch=branch, lock=models.lock, lock_sha256=models.lock_sha256, model_files=models.files,
-                           dirty=dirty)
+                           source=gitinfo.url(cfg.root), dirty=dirty)
     if dirty:
         progress.log(f"the working tree has uncommitted changes: tagged {tags[0]} only (no branch tag); its "
                      "records are never recorded to the history store nor used as a baseline")

@@ -20,6 +20,7 @@ LABEL_SERVICE = "org.mlci.service"
 LABEL_COMMIT = "org.opencontainers.image.revision"
 LABEL_BRANCH = "org.mlci.git.branch"
 LABEL_DIRTY = "org.mlci.git.dirty"
+LABEL_SOURCE = "org.opencontainers.image.source"
 LABEL_LOCK = "org.mlci.models.lock"
 LABEL_LOCK_SHA = "org.mlci.models.lock_sha256"
 LABEL_MODELS = "org.mlci.models.files"
@@ -49,12 +50,13 @@ def image_tags(name: str, commit: str | None, branch: str | None, dirty: bool) -
 
 
 def labels(*, service: str, version: str, commit: str | None, branch: str | None, lock: str | None,
-           lock_sha256: str | None, model_files: dict[str, str], dirty: bool = False) -> dict[str, str]:
-    """Provenance: where the image came from (commit, branch, whether the tree had uncommitted changes), which
-    models it holds, which mlci built it."""
+           lock_sha256: str | None, model_files: dict[str, str], source: str | None = None,
+           dirty: bool = False) -> dict[str, str]:
+    """Provenance: where the image came from (commit, branch, repository URL, whether the tree had uncommitted
+    changes), which models it holds, which mlci built it."""
     out = {LABEL_SERVICE: service, LABEL_VERSION: version, LABEL_MODELS: json.dumps(model_files, sort_keys=True),
            LABEL_DIRTY: "true" if dirty else "false"}
-    for key, value in ((LABEL_COMMIT, commit), (LABEL_BRANCH, branch), (LABEL_LOCK, lock),
+    for key, value in ((LABEL_COMMIT, commit), (LABEL_BRANCH, branch), (LABEL_SOURCE, source), (LABEL_LOCK, lock),
                        (LABEL_LOCK_SHA, lock_sha256)):
         if value:
             out[key] = value

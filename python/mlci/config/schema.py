@@ -442,13 +442,14 @@ SCHEMA = Obj(
             doc="Branch policy and how Jenkins runs the stages.",
             fields={
                 "stages": ListOf(item=Str(choices=STAGES), default=list(STAGES), doc="Stages run, in this order."),
-                "agent": Str(doc="Jenkins agent label for the pipeline; default any agent."),
+                "agent": Str(doc="Jenkins agent label for the pipeline; default any agent but the controller."),
                 "integration_branches": ListOf(item=Str(), default=["develop", "release/*"],
                                                doc="Branches where scheduled heavy suites run."),
                 "stage_timeout": Num(integer=True, default=60, min=1, doc="Minutes per stage."),
                 "runner": Str(default="docker", choices=("docker", "venv"),
                               doc="How Jenkins runs mlci: from the runtime image, or from a venv on the agent."),
-                "runner_image": Str(doc="mlci runtime image; default mlci:<version of the library>."),
+                "runner_image": Str(doc="mlci runtime image for this service (registry/mlci:<version>); default the "
+                                                 "MLCI_RUNNER_IMAGE environment variable set by the Jenkins administrator."),
             },
         ),
     },

@@ -19,7 +19,6 @@ import json
 import math
 from typing import Any
 
-from .. import __version__
 from ..config import load_config
 from ..errors import UserError
 
@@ -56,6 +55,9 @@ def _environment(cfg: dict[str, Any], name: str, env: dict[str, Any]) -> dict[st
         "lock": f"mlci-{cfg['service']}-{name}",
         "timeout": cfg["pipeline"]["stage_timeout"],
         "kubeconfig_credentials": env["kubeconfig_credentials"] or "",
+        # 1-based position in deploy.environments: Jenkins' milestone ordinals and input ids per environment
+        # (the JSON's keys are sorted, so the order travels as data).
+        "order": list(cfg["deploy"]["environments"]).index(name) + 1,
     }
 
 
@@ -222,7 +224,8 @@ def make_plan(cfg: dict[str, Any], branch: str, cause: str = "push", change_targ
         "train": train,
         "deploy": deploy,
         "environments": {name: _environment(cfg, name, env) for name, env in cfg["deploy"]["environments"].items()},
-        "runner": {"kind": pipe["runner"], "image": pipe["runner_image"] or f"mlci:{__version__}"},
+        # No runner_image: "" and Jenkins uses the MLCI_RUNNER_IMAGE its administrator set (docs/jenkins.md).
+        "runner": {"kind": pipe["runner"], "image": pipe["runner_image"] or ""},
         "agent": pipe["agent"] or "",
         "credentials": {
             "artifacts": cfg["artifacts"]["credentials"] or "",
@@ -254,7 +257,8 @@ def render_text(plan: dict[str, Any]) -> str:
     if d["enabled"]:
         gate = f", approval by {d['approvers'] or 'anyone'} within {d['approval_timeout']} min" if d["approval"] else ""
         lines.append(f"  deploy {d['environment']} (namespace {d['namespace']}{gate}, lock {d['lock']})")
-    lines.append(f"  runner {plan['runner']['kind']} {plan['runner']['image'] if plan['runner']['kind'] == 'docker' else ''}".rstrip())
+    image = plan["runner"]["image"] or "$MLCI_RUNNER_IMAGE"
+    lines.append(f"  runner {plan['runner']['kind']} {image if plan['runner']['kind'] == 'docker' else ''}".rstrip())
     return "\n".join(lines) + "\n"
 
 

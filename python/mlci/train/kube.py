@@ -99,7 +99,8 @@ def to_yaml(manifests: list[dict[str, Any]]) -> str:
 
 
 def default_runtime_image(configured: str | None) -> str:
-    return configured or f"mlci:{__version__}"
+    """pipeline.runner_image, else the image Jenkins runs mlci in ($MLCI_RUNNER_IMAGE, passed by the runner)."""
+    return configured or os.environ.get("MLCI_RUNNER_IMAGE") or f"mlci:{__version__}"
 
 
 def kubectl_for(namespace: str, context: str | None, stream: TextIO | None = None) -> tuple[Kubectl, list[str]]:

@@ -215,7 +215,7 @@ def train(cfg: Config, *, out: Path, force: bool, trigger_name: str | None, prog
                       report=str(report_md) if report_md else None)
         progress.log(f"{verdict}: nothing published: {result['reason']}")
         return _finish(out, result)
-    git = {"commit": gitinfo.commit(s.root), "branch": gitinfo.branch(s.root), "dirty": gitinfo.is_dirty(s.root)}
+    git = {"commit": gitinfo.commit(s.root), "branch": gitinfo.branch(s.root), "dirty": gitinfo.tree_dirty(s.root)}
     rec = record.build(
         service=s.service, model_files=new_paths, git=git, code_digest=produced.code_digest, data=produced.data,
         params_file=str(s.params.relative_to(s.root)) if s.params else None, params_digest=produced.params_digest,

@@ -12,13 +12,14 @@ class Steps implements Serializable {
         config     : 'Path of ml-ci.yaml relative to the workspace (default ml-ci.yaml, or $MLCI_CONFIG).',
         runner     : "How mlci runs: 'docker' (runtime image, Docker socket and workspace mounted) or 'venv' " +
                      '(mlci from $MLCI_VENV/bin or PATH on the agent). Default: pipeline.runner.',
-        runnerImage: 'mlci runtime image for the docker runner. Default: pipeline.runner_image, else mlci:<library version>.',
+        runnerImage: 'mlci runtime image for the docker runner. Default: pipeline.runner_image, else the ' +
+                     'MLCI_RUNNER_IMAGE environment variable (set once by the Jenkins administrator).',
         plan       : 'The plan map from `mlci pipeline plan` (mlPipeline passes it); computed when absent.',
     ]
 
     static final Map<String, Map<String, String>> ARGS = [
         mlPipeline     : [
-            agent        : 'Agent label for the pipeline (default pipeline.agent, else any agent).',
+            agent        : 'Agent label for the pipeline (default pipeline.agent, else any agent but the controller).',
             triggers     : 'false: never set the job\'s cron trigger (default true: set it on integration branches).',
             jobProperties: 'Job properties (a list) set on every branch next to the cron trigger (properties() replaces all).',
             forceAccuracy: 'true: run the accuracy suites even when a stored PASS on the same model, data and inference code would be reused (`mlci test accuracy --force`).',
@@ -34,7 +35,7 @@ class Steps implements Serializable {
         deploy         : [
             image      : 'Required. The image reference with digest to deploy (buildImage returns it as .image).',
             environment: 'Environment under deploy.environments; default the one whose branch is being built.',
-            agent      : 'Agent label for the deploy (default pipeline.agent, else any agent).',
+            agent      : 'Agent label for the deploy (default pipeline.agent, else any agent but the controller).',
             records    : 'Name of a stash with .mlci/build.json and accuracy records for the promotion gate.',
         ],
         train          : [
@@ -74,7 +75,7 @@ class Steps implements Serializable {
         buildImage     : 'Build (and push) the service image with `mlci build`; returns [image: name@digest, record: build.json].',
         unitTests      : 'Unit tests inside the built image (`mlci test unit`); JUnit published also when they fail.',
         acceptanceTests: 'Acceptance tests against the running image (`mlci test acceptance`); JUnit always published.',
-        accuracyTests  : 'Accuracy suites (`mlci test accuracy` in the image, or sharded `accuracy run --shard` + `accuracy merge`).',
+        accuracyTests  : 'Accuracy suites (`mlci test accuracy` in the image, or sharded `test accuracy --shard` + `accuracy merge`).',
         deploy         : 'Deploy an image by digest (`mlci deploy`): milestone, approval input, lock, milestone. Call outside node.',
         train          : 'Retrain with `mlci train` on the training agent label; publish the model only when its accuracy suite passes.',
         driftCheck     : 'Scheduled production drift check (`mlci drift check`); on drift starts the retraining job with `build job:`.',
@@ -100,7 +101,8 @@ Call inside node {} after buildImage. Exit 1 fails the build; .mlci/junit/unit.x
 Call inside node {} after buildImage. Exit 1 fails the build; .mlci/junit/acceptance.xml is published in a finally.''',
         accuracyTests  : '''\
 Call inside node {} after buildImage. Suites with shards > 1 run as a parallel of N branches on the suite's agent
-label, each `mlci accuracy run --suite S --shard k/N`, stashed, unstashed and merged into one verdict.
+label, each in its own workspace running `mlci test accuracy --suite S --shard k/N` inside this build's image
+(build.json goes along in a stash), stashed, unstashed under .mlci/shards/S/k/ and merged into one verdict.
 Verdicts: FAIL fails the build; INCONCLUSIVE marks it UNSTABLE or fails it (accuracy.inconclusive).
 Publishes JUnit (always), the HTML report (when HTML Publisher is installed), archives .mlci/, and puts the
 verdicts in the build description. Branch builds append the records to report.history (`mlci report record`);
@@ -110,8 +112,11 @@ same model, dataset and inference code (and the same gates) instead of running i
 turns the cache off); forceAccuracy: true passes --force to run it anyway.''',
         deploy         : '''\
 Call OUTSIDE node {}: the approval input must not hold an executor. With approval: milestone, then input (with
-approval_timeout, submitter = approvers), then lock(<service>-<environment>) and a second milestone, then a node
-runs `mlci deploy --env NAME --image REF@DIGEST` with the kubeconfig credentials.''',
+approval_timeout, submitter = approvers, id MlciDeploy<position><environment>), then
+lock(mlci-<service>-<environment>, inversePrecedence: true) and a second milestone, then a node runs
+`mlci deploy --env NAME --image REF@DIGEST` with the kubeconfig credentials (records: the stash is unstashed into
+an emptied .mlci/). Milestone ordinals are explicit: 10 x the environment's position in deploy.environments, + 1
+before the approval, + 2 inside the lock; deploy to several environments in one build in that order.''',
         train          : '''\
 Call OUTSIDE node {}: the step takes its own executor. The label is args.agent, else train.agent, else
 pipeline.agent (read from ml-ci.yaml on any agent that is not the controller); with none of them, any agent
@@ -141,12 +146,15 @@ Returns [verdict:, summary:, drifted: [names], exitCode:, job: (started job or '
     ]
 
     static List<String> names() {
-        return new ArrayList<String>(ARGS.keySet())
+        List<String> out = []
+        out.addAll(ARGS.keySet())
+        return out
     }
 
     /** All arguments a step takes: its own plus the common ones. */
     static Map<String, String> argsOf(String step) {
-        Map<String, String> out = new LinkedHashMap<String, String>(ARGS[step] as Map)
+        Map<String, String> out = [:]
+        out.putAll(ARGS[step] as Map)
         out.putAll(COMMON)
         return out
     }
@@ -155,7 +163,9 @@ Returns [verdict:, summary:, drifted: [names], exitCode:, job: (started job or '
     static void check(def steps, String step, Map args) {
         Map<String, String> allowed = argsOf(step)
         List<String> unknown = []
-        for (Object key : new ArrayList<Object>(args.keySet())) {
+        List keys = []
+        keys.addAll(args.keySet())
+        for (Object key : keys) {
             if (!allowed.containsKey(key as String)) {
                 unknown.add(key as String)
             }

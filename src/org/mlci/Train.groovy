@@ -7,8 +7,6 @@ package org.mlci
 class Train implements Serializable {
     private static final long serialVersionUID = 1L
 
-    /** Any agent but the controller: its self-label is built-in (Jenkins >= 2.307) or master (older). */
-    static final String NOT_CONTROLLER = '!built-in && !master'
     /** Minutes on top of train.timeout for the image build, data pull, evaluation and publishing. */
     static final int OVERHEAD_MINUTES = 30
 
@@ -20,16 +18,14 @@ class Train implements Serializable {
     static Map run(def steps, Mlci mlci, Map args, Map opts = [:]) {
         String label = (args.agent ?: '') as String
         if (!label) {
-            Nodes.on(steps, NOT_CONTROLLER) {
-                Nodes.checkout(steps)
-                Map cfg = config(steps, mlci)
+            Nodes.checkedOut(steps, '') {
+                Map cfg = Train.config(steps, mlci)
                 label = ((cfg.train as Map)?.agent ?: (cfg.pipeline as Map)?.agent ?: '') as String
             }
         }
         Map out = [:]
-        Nodes.on(steps, label ?: NOT_CONTROLLER) {
-            Nodes.checkout(steps)
-            out = here(steps, mlci, args, opts)
+        Nodes.checkedOut(steps, label) {
+            out = Train.here(steps, mlci, args, opts)
         }
         return out
     }
@@ -45,6 +41,8 @@ class Train implements Serializable {
             steps.error('train: ml-ci.yaml has no train: section (see train.txt)')
         }
         schedule(steps, t, args)
+        // train.json and the evaluation records of an earlier run in this workspace must not pass for this one's.
+        Publish.clean(steps, Mlci.OUT)
         Map plan = Plan.load(steps, args, mlci)
         mlci = mlci.forPlan(plan)
         // Started by driftCheck (its build parameters carry DRIFT_REASON): the trigger is drift.

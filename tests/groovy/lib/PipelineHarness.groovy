@@ -6,15 +6,19 @@ import org.codehaus.groovy.runtime.InvokerHelper
 import java.util.regex.Pattern
 
 /**
- * Runs vars/*.groovy steps outside Jenkins with recorded mock steps.
+ * Runs vars/*.groovy steps outside Jenkins, in one of two modes.
  *
+ * Recording (the default, fast): mock steps.
  * - Every step call is recorded as a Call (step name, arguments, the enclosing blocks: node, stage, lock, ...).
  * - Any step without a mock fails the test (catch-all), also when the code under test swallows the error.
  * - `sh` is answered by handlers; by default a fake mlci writes the records the real one would, and
  *   `mlci pipeline plan` runs the REAL Python CLI on the fixture ml-ci.yaml with the argv the Groovy passed.
- * - After each run, every recorded sh script is scanned for secrets and config values (`scanShell`).
  *
- * See tests/groovy/README.md for adding a step test.
+ * Executing (`PipelineHarness.executing(dir)`, see Executing): the steps act for real (sh runs the generated
+ * script, checkout clones, stash/archive/junit/publishHTML work on real files in per-agent workspaces).
+ *
+ * In both modes the calls are recorded and, after each run, every sh script is scanned for secrets and config
+ * values (`scanShell`). See tests/groovy/README.md for adding a step test.
  */
 class PipelineHarness {
     static final File ROOT = new File(System.getProperty('mlci.root', '.')).canonicalFile
@@ -41,15 +45,38 @@ class PipelineHarness {
         String toString() { "${seq}:${step}${named ?: args.findAll { !(it instanceof Closure) }} in ${ctx}" }
     }
 
-    /** The `env` global: withEnv/withCredentials/node push overlays. */
+    /**
+     * What a "CPS thread" sees: its enclosing blocks, environment overlays, workspaces and dir() blocks.
+     * Parallel branches of the executing mode run in threads that start from a copy of their parent's frame.
+     */
+    static class Frame {
+        final List<String> ctx = []
+        final List<Map<String, String>> overlays = []
+        final List<File> workspaces = []
+        final List<String> dirs = []
+
+        Frame copy() {
+            Frame f = new Frame()
+            f.ctx.addAll(ctx)
+            f.overlays.addAll(overlays)
+            f.workspaces.addAll(workspaces)
+            f.dirs.addAll(dirs)
+            return f
+        }
+    }
+
+    /** The `env` global: withEnv/withCredentials/node push overlays (per thread). */
     static class MockEnv extends GroovyObjectSupport {
-        Map<String, String> base = [:]
-        List<Map<String, String>> overlays = []
+        Map<String, String> base = Collections.synchronizedMap(new LinkedHashMap<String, String>())
+        final PipelineHarness harness
+
+        MockEnv(PipelineHarness harness) { this.@harness = harness }
 
         Object getProperty(String name) {
             if (name == 'base') {
                 return base
             }
+            List<Map<String, String>> overlays = harness.frame().overlays
             if (name == 'overlays') {
                 return overlays
             }
@@ -65,7 +92,7 @@ class PipelineHarness {
 
         Map<String, String> snapshot() {
             Map<String, String> out = new LinkedHashMap(base)
-            overlays.each { out.putAll(it) }
+            harness.frame().overlays.each { out.putAll(it) }
             return out
         }
     }
@@ -82,14 +109,17 @@ class PipelineHarness {
     }
 
     final Binding binding = new Binding()
-    final MockEnv env = new MockEnv()
+    final MockEnv env = new MockEnv(this)
     final MockBuild currentBuild = new MockBuild()
-    final List<Call> calls = []
+    final List<Call> calls = Collections.synchronizedList([])
     final List<String> unexpected = []
-    final List<String> ctx = []
+    private final ThreadLocal<Frame> frames = new ThreadLocal<Frame>()
     /** The fake workspace: path relative to the workspace -> content. */
     final Map<String, String> files = [:]
     final Map<String, Map<String, String>> stashes = [:]
+    /** The commit the recording mode's checkout returns (the Git plugin's GIT_COMMIT). */
+    static final String FIXTURE_COMMIT = 'c0ffee' * 6 + 'c0ff'
+
     /** Jenkins credentials: id -> [kind: 'aws'|'usernamePassword'|'string'|'file', values...]. */
     final Map<String, Map> credentials = [:]
     final List<List> handlers = []
@@ -101,6 +131,10 @@ class PipelineHarness {
     Closure inputAction = { Map q -> null }
     /** Config file values the scan must never find in a sh script (filled from `mlci config show`). */
     final Set<String> scanValues = [] as Set
+    /** The executing mode (null: recording). */
+    Executing exec
+    /** The ordinal of the last milestone passed in this build (milestones must increase). */
+    int lastMilestone = 0
 
     PipelineHarness() {
         binding.setVariable('__harness', this)
@@ -108,9 +142,24 @@ class PipelineHarness {
         binding.setVariable('currentBuild', currentBuild)
         binding.setVariable('scm', [type: 'GitSCM', marker: 'scm'])
         binding.setVariable('params', [:])
-        env.base.putAll([WORKSPACE: workspace.path, HOME: '/home/jenkins', BUILD_NUMBER: '7', JOB_NAME: 'svc/develop'])
+        // MLCI_RUNNER_IMAGE: the global environment variable an administrator sets once (docs/jenkins.md).
+        env.base.putAll([WORKSPACE: workspace.path, HOME: '/home/jenkins', BUILD_NUMBER: '7', JOB_NAME: 'svc/develop',
+                         MLCI_RUNNER_IMAGE: 'registry.example.com/ci/mlci:' + org.mlci.Mlci.VERSION])
         installMocks()
         installFakeMlci()
+    }
+
+    /**
+     * A harness whose steps act for real under `root` (agents, workspaces, stashes, archives): no fake mlci, no
+     * mocked files. The test adds agents (`exec.agent(...)`), an origin (`exec.originUrl`) and starts builds.
+     */
+    static PipelineHarness executing(File root) {
+        PipelineHarness h = new PipelineHarness()
+        h.exec = new Executing(h, root)
+        h.handlers.clear()
+        h.env.base.clear()
+        h.env.base.putAll([PATH: System.getenv('PATH'), LANG: 'C.UTF-8', JENKINS_URL: 'http://jenkins.invalid/'])
+        return h
     }
 
     // ---------------------------------------------------------------- configuring a scenario
@@ -200,6 +249,11 @@ class PipelineHarness {
 
     static Class compiled(String name) { compiled(new File(VARS, name + '.groovy')) }
 
+    /** Calls a helper method of a vars step script directly (for unit tests of its pure functions). */
+    Object callIn(String step, String method, Object... args) {
+        return InvokerHelper.createScript(compiled(step), binding).invokeMethod(method, args)
+    }
+
     static synchronized Class compiled(File source) {
         String name = source.canonicalPath
         if (!COMPILED.containsKey(name)) {
@@ -214,7 +268,7 @@ class PipelineHarness {
         return COMPILED[name]
     }
 
-    Call record(String step, List args, Map extra = [:]) {
+    synchronized Call record(String step, List args, Map extra = [:]) {
         Call c = new Call(seq: calls.size(), step: step, args: args,
                           named: (args && args[0] instanceof Map) ? (Map) args[0] : null,
                           ctx: new ArrayList<String>(ctx), extra: extra)
@@ -222,21 +276,57 @@ class PipelineHarness {
         return c
     }
 
-    Object within(String frame, Closure body) {
-        ctx.push(frame)
+    /** This thread's frame (the test thread's, or a parallel branch's). */
+    Frame frame() {
+        Frame f = frames.get()
+        if (f == null) {
+            f = new Frame()
+            frames.set(f)
+        }
+        return f
+    }
+
+    /** The enclosing blocks of the calling thread, outermost first. */
+    List<String> getCtx() { frame().ctx }
+
+    Object within(String name, Closure body) {
+        List<String> ctx = frame().ctx
+        ctx.add(name)
         try {
             return body()
         } finally {
-            ctx.pop()
+            ctx.remove(ctx.size() - 1)
         }
     }
 
     Object withOverlay(Map<String, String> vars, Closure body) {
-        env.overlays.add(vars)
+        List<Map<String, String>> overlays = frame().overlays
+        overlays.add(vars)
         try {
             return body()
         } finally {
-            env.overlays.remove(env.overlays.size() - 1)
+            overlays.remove(overlays.size() - 1)
+        }
+    }
+
+    /** Runs each branch in its own thread (a copy of this thread's frame), waits for all; the first error wins. */
+    void concurrently(Map<Object, Closure> branches) {
+        Frame parent = frame()
+        Map<Object, Throwable> errors = Collections.synchronizedMap([:])
+        List<Thread> threads = branches.collect { k, body ->
+            Thread.start("parallel:${k}") {
+                frames.set(parent.copy())
+                try {
+                    within("parallel:${k}".toString(), body)
+                } catch (Throwable t) {
+                    errors[k] = t
+                }
+            }
+        }
+        threads*.join()
+        Object failed = branches.keySet().find { errors.containsKey(it) }
+        if (failed != null) {
+            throw errors[failed]
         }
     }
 
@@ -388,7 +478,8 @@ class PipelineHarness {
             assert argAfter(c.extra.argv, '--out') == '.mlci'
             List<String> dirs = c.extra.argv.drop(4)
             dirs.each { assert files.keySet().any { f -> f.startsWith(it + '/') }: "merge input ${it} was never unstashed" }
-            String suite = dirs[0].tokenize('/')[-2]
+            // Shard inputs are .mlci/shards/<suite>/<k>/.mlci (each shard's own output directory).
+            String suite = dirs[0].tokenize('/')[-3]
             writeAccuracy('.mlci', suite, 'PASS'); 0
         }
         on(['report', 'render']) { Call c -> files['.mlci/report/report.html'] = '<html/>'; 0 }
@@ -444,37 +535,31 @@ class PipelineHarness {
 
     static Closure body(List a) { a && a[-1] instanceof Closure ? (Closure) a[-1] : null }
 
-    static Set<String> matching(Map<String, String> fs, String includes) {
-        Set<String> out = [] as Set
-        includes.split(',').each { String glob ->
-            String re = globRegex(glob.trim())
-            fs.keySet().each { if (it ==~ re) out << it }
-        }
-        return out
+    static Set<String> matching(Map<String, String> fs, String includes, String excludes = '') {
+        return AntGlob.select(fs.keySet(), includes, excludes, false) as Set
     }
 
-    /** Ant-style glob (as in stash/archive includes): ** any path, * within one path segment. */
-    static String globRegex(String glob) {
-        StringBuilder re = new StringBuilder()
-        for (int i = 0; i < glob.length(); i++) {
-            char ch = glob.charAt(i)
-            if (ch == '*' as char && i + 1 < glob.length() && glob.charAt(i + 1) == '*' as char) {
-                re << '.*'
-                i++
-            } else if (ch == '*' as char) {
-                re << '[^/]*'
-            } else {
-                re << Pattern.quote(ch as String)
-            }
+    /** readJSON(returnPojo: true) answers plain LinkedHashMap / ArrayList (serializable, as CPS needs). */
+    static Object pojo(Object v) {
+        if (v instanceof Map) {
+            LinkedHashMap out = new LinkedHashMap()
+            ((Map) v).each { k, x -> out.put(k, pojo(x)) }
+            return out
         }
-        return re.toString()
+        if (v instanceof List) {
+            ArrayList out = new ArrayList()
+            ((List) v).each { out.add(pojo(it)) }
+            return out
+        }
+        return v
     }
 
     void installMocks() {
-        mocks.echo = { List a -> record('echo', a) }
-        mocks.error = { List a -> record('error', a); throw new StepFailure(a[0] as String) }
+        mocks.echo = { List a -> record('echo', a); exec?.say("[Pipeline] echo ${a[0]}") }
+        mocks.error = { List a -> record('error', a); exec?.say("ERROR: ${a[0]}"); throw new StepFailure(a[0] as String) }
         mocks.unstable = { List a ->
             record('unstable', a)
+            exec?.say("WARNING: ${a[0]}")
             if (currentBuild.result in [null, 'SUCCESS']) {
                 currentBuild.result = 'UNSTABLE'
             }
@@ -484,7 +569,22 @@ class PipelineHarness {
             Map<String, String> envNow = env.snapshot()
             String script = m.script as String
             Call c = record('sh', a, [script: script, label: m.label, env: envNow, argv: argv(script, envNow)])
-            Map r = answer(c)
+            Map r
+            if (exec) {
+                c.extra.cwd = exec.workspace().path
+                exec.say("[Pipeline] sh${m.label ? ' (' + m.label + ')' : ''}")
+                long t0 = System.currentTimeMillis()
+                r = exec.sh(script, envNow)
+                c.extra.seconds = (System.currentTimeMillis() - t0) / 1000.0
+                exec.log << r.stderr
+                if (!m.returnStdout) {
+                    exec.log << r.stdout
+                }
+                c.extra.stdout = r.stdout
+                c.extra.stderr = r.stderr
+            } else {
+                r = answer(c)
+            }
             c.extra.status = r.status
             if (m.returnStatus) {
                 return r.status
@@ -494,14 +594,44 @@ class PipelineHarness {
             }
             return m.returnStdout ? r.stdout : null
         }
-        mocks.stage = { List a -> record('stage', a); within("stage:${a[0]}".toString(), body(a)) }
+        mocks.stage = { List a -> record('stage', a); exec?.say("[Pipeline] stage ${a[0]}"); within("stage:${a[0]}".toString(), body(a)) }
         mocks.node = { List a ->
             String label = a.size() > 1 ? a[0] as String : ''
-            record('node', a, [label: label])
+            Call c = record('node', a, [label: label])
+            // An unlabelled node may be the controller: the library always names an agent label.
+            assert label: "node {} without a label may run on the controller: ${c}"
             if (agentLoss.remove((Object) label)) {
                 throw new AgentLost(label)
             }
-            within("node:${label}".toString()) { withOverlay([NODE_NAME: label ?: 'any']) { body(a).call() } }
+            within("node:${label}".toString()) {
+                if (exec) {
+                    return exec.node(label) {
+                        c.extra.workspace = exec.workspace().path
+                        c.extra.agent = env.NODE_NAME
+                        body(a).call()
+                    }
+                }
+                withOverlay([NODE_NAME: label]) { body(a).call() }
+            }
+        }
+        mocks.dir = { List a ->
+            record('dir', a)
+            List<String> dirs = frame().dirs
+            dirs.add(a[0] as String)
+            try {
+                within("dir:${a[0]}".toString(), body(a))
+            } finally {
+                dirs.remove(dirs.size() - 1)
+            }
+        }
+        mocks.deleteDir = { List a ->
+            record('deleteDir', a)
+            if (exec) {
+                exec.workspace().deleteDir()
+            } else {
+                String prefix = frame().dirs.join('/') + '/'
+                files.keySet().removeAll(files.keySet().findAll { it.startsWith(prefix) })
+            }
         }
         mocks.retry = { List a ->
             Map opts = a[0] instanceof Map ? (Map) a[0] : [count: a[0]]
@@ -527,9 +657,15 @@ class PipelineHarness {
             within("timeout:${m.time}".toString(), body(a))
         }
         mocks.parallel = { List a ->
-            Map branches = new LinkedHashMap((Map) a[0])
+            Map branches = [:]
+            branches.putAll((Map) a[0])
             boolean failFast = branches.remove('failFast') as boolean
             record('parallel', a, [branches: branches.keySet() as List])
+            if (exec) {
+                // Jenkins runs the branches at the same time: so does the executing mode.
+                concurrently(branches as Map<Object, Closure>)
+                return
+            }
             Throwable first = null
             for (Object k : branches.keySet()) {
                 try {
@@ -545,8 +681,24 @@ class PipelineHarness {
                 throw first
             }
         }
-        mocks.milestone = { List a -> record('milestone', a) }
-        mocks.input = { List a -> record('input', a); inputAction.call(named(a)) }
+        // Pipeline: Milestone Step: ordinals must increase within a build ("Invalid ordinal").
+        mocks.milestone = { List a ->
+            Map m = named(a)
+            record('milestone', a)
+            int ordinal = m.containsKey('ordinal') ? (m.ordinal as int) : lastMilestone + 1
+            if (ordinal <= lastMilestone) {
+                throw new StepFailure("Invalid ordinal ${ordinal}, as the previous one was ${lastMilestone}".toString())
+            }
+            lastMilestone = ordinal
+        }
+        mocks.input = { List a ->
+            Map m = named(a)
+            record('input', a)
+            if (m.id) {
+                assert calls('input').count { it.named?.id == m.id } == 1: "input id '${m.id}' used twice in one build"
+            }
+            inputAction.call(m)
+        }
         mocks.lock = { List a ->
             Map m = named(a)
             record('lock', a)
@@ -573,6 +725,7 @@ class PipelineHarness {
         }
         mocks.withCredentials = { List a ->
             Map<String, String> vars = [:]
+            List<File> written = []
             (a[0] as List).each { Map b ->
                 Map cred = credentials[b.credentialsId as String]
                 if (cred == null) {
@@ -593,45 +746,92 @@ class PipelineHarness {
                     assert cred.kind == 'usernamePassword'
                     vars.GIT_USERNAME = cred.user
                     vars.GIT_PASSWORD = cred.password
-                    vars.GIT_ASKPASS = "${env.WORKSPACE}@tmp/secretFiles/0a1b/auth1.sh".toString()
+                    if (exec) {
+                        // The plugin's askpass script answers git's prompts from the two variables.
+                        File f = exec.secretFile('pass.sh', '#!/bin/sh\ncase "$1" in\n  Username*) echo "$GIT_USERNAME" ;;\n' +
+                                                            '  *) echo "$GIT_PASSWORD" ;;\nesac\n', true)
+                        written << f
+                        vars.GIT_ASKPASS = f.path
+                    } else {
+                        vars.GIT_ASKPASS = "${env.WORKSPACE}@tmp/secretFiles/0a1b/auth1.sh".toString()
+                    }
                     vars.GIT_TERMINAL_PROMPT = 'false'
                 } else if (b.binding == 'file') {
                     assert cred.kind == 'file'
-                    vars[b.variable as String] = cred.path
+                    if (exec) {
+                        File f = exec.secretFile((cred.fileName ?: 'secret') as String, cred.content as String)
+                        written << f
+                        vars[b.variable as String] = f.path
+                    } else {
+                        vars[b.variable as String] = cred.path
+                    }
                 } else {
                     throw new AssertionError((Object) "unknown credentials binding ${b}".toString())
                 }
             }
             record('withCredentials', a, [vars: vars.keySet() as List])
-            within('withCredentials') { withOverlay(vars, body(a)) }
+            try {
+                within('withCredentials') { withOverlay(vars, body(a)) }
+            } finally {
+                written.each { it.parentFile.deleteDir() }
+            }
         }
         mocks.properties = { List a -> record('properties', a) }
         mocks.pipelineTriggers = { List a -> [pipelineTriggers: a[0]] }
         mocks.cron = { List a -> [cron: a[0]] }
-        mocks.checkout = { List a -> record('checkout', a); assert a[0]?.marker == 'scm' }
-        mocks.junit = { List a -> record('junit', a) }
-        mocks.archiveArtifacts = { List a -> record('archiveArtifacts', a) }
+        mocks.checkout = { List a ->
+            Call c = record('checkout', a)
+            assert a[0] != null && a[0].is(binding.getVariable('scm')): "checkout of something else than scm: ${a[0]}"
+            if (exec) {
+                Map scm = exec.checkout()
+                c.extra.result = scm
+                return scm
+            }
+            return [GIT_BRANCH: env.BRANCH_NAME ?: 'main', GIT_COMMIT: FIXTURE_COMMIT,
+                    GIT_URL: 'https://git.example.com/ml/svc.git']
+        }
+        mocks.junit = { List a ->
+            Call c = record('junit', a)
+            if (exec) {
+                c.extra.putAll(exec.junit(named(a)))
+            }
+        }
+        mocks.archiveArtifacts = { List a ->
+            Call c = record('archiveArtifacts', a)
+            if (exec) {
+                c.extra.files = exec.archive(named(a))
+            }
+        }
         mocks.publishHTML = { List a ->
             if (!htmlPublisher) {
                 record('publishHTML-missing', a)
                 throw new NoSuchMethodError("No such DSL method 'publishHTML' found among steps")
             }
-            record('publishHTML', a)
+            Call c = record('publishHTML', a)
+            if (exec) {
+                c.extra.files = exec.publishHTML(named(a).target as Map)
+            }
         }
-        mocks.fileExists = { List a -> files.containsKey(a[0] as String) }
+        mocks.fileExists = { List a ->
+            return exec ? new File(exec.workspace(), a[0] as String).exists() : files.containsKey(a[0] as String)
+        }
         mocks.readJSON = { List a ->
             Map m = named(a)
             record('readJSON', a)
             assert m.returnPojo == true: 'readJSON without returnPojo: true turns null into a truthy JSONNull'
-            String text = m.containsKey('text') ? m.text : files[m.file as String]
+            String text = m.containsKey('text') ? m.text : exec ? readWorkspace(m.file as String) : files[m.file as String]
             if (text == null) {
                 throw new StepFailure("readJSON: ${m.file} does not exist".toString())
             }
-            return new JsonSlurper().parseText(text)
+            return pojo(new JsonSlurper().parseText(text))
         }
         mocks.stash = { List a ->
             Map m = named(a)
-            Set<String> hit = matching(files, m.includes as String)
+            if (exec) {
+                record('stash', a, [files: exec.stash(m)])
+                return
+            }
+            Set<String> hit = matching(files, m.includes as String, m.excludes as String)
             record('stash', a, [files: hit])
             if (!hit && !m.allowEmpty) {
                 throw new StepFailure("No files included in stash '${m.name}'".toString())
@@ -640,11 +840,23 @@ class PipelineHarness {
         }
         mocks.unstash = { List a ->
             String name = a[0] instanceof Map ? a[0].name : a[0]
-            record('unstash', a)
+            Call c = record('unstash', a)
+            if (exec) {
+                c.extra.cwd = exec.workspace().path
+                c.extra.files = exec.unstash(name)
+                return
+            }
             if (!stashes.containsKey(name)) {
                 throw new StepFailure("No such saved stash '${name}'".toString())
             }
-            files.putAll(stashes[name])
+            String prefix = frame().dirs ? frame().dirs.join('/') + '/' : ''
+            stashes[name].each { k, v -> files[prefix + k] = v }
         }
+    }
+
+    /** A workspace file's text in the executing mode (null when missing). */
+    String readWorkspace(String path) {
+        File f = new File(exec.workspace(), path)
+        return f.isFile() ? f.getText('UTF-8') : null
     }
 }

@@ -17,44 +17,50 @@ class AccuracyTest {
         def par = h.calls('parallel')[0]
         assert par.extra.branches == (1..3).collect { "${HEAVY} ${it}/3".toString() }
         assert par.named.failFast == true
-        List shards = h.calls('sh').findAll { it.extra.argv?.take(2) == ['accuracy', 'run'] }
+        // Each shard runs its part inside the built image, in its own workspace (.mlci of that workspace).
+        List shards = h.calls('sh').findAll { it.extra.argv?.take(2) == ['test', 'accuracy'] && '--shard' in it.extra.argv }
         assert shards*.extra.argv == (1..3).collect {
-            ['accuracy', 'run', '--suite', HEAVY, '--shard', "${it}/3".toString(), '--out', ".mlci/shards/${HEAVY}/${it}".toString()]
+            ['test', 'accuracy', '--suite', HEAVY, '--shard', "${it}/3".toString()]
         }
         shards.eachWithIndex { c, i ->
             assert c.ctx.contains("node:gpu && !flaky'node".toString())
             assert c.ctx.contains("parallel:${HEAVY} ${i + 1}/3".toString())
             assert c.ctx.contains('withCredentials')
-            assert c.extra.env.MLCI_IMAGE_DIGEST == null  // no build in this run: no image to name
         }
         // Each shard stashes on its own agent; the merge runs after every unstash, outside the shard nodes.
         List stashes = h.calls('stash')
         assert stashes*.named*.name == (1..3).collect { "mlci-shard-${HEAVY}-${it}".toString() }
-        stashes.each { assert it.ctx.any { f -> f.startsWith('node:gpu') } && it.extra.files }
+        stashes.each {
+            assert it.ctx.any { f -> f.startsWith('node:gpu') } && it.extra.files
+            assert it.named.includes == ".mlci/accuracy/${HEAVY}/**".toString() && it.named.excludes == org.mlci.Publish.SECRETS
+        }
         int merge = h.indexOf { it.step == 'sh' && it.extra.argv?.take(2) == ['accuracy', 'merge'] }
         List unstash = h.calls('unstash')
         assert unstash.size() == 3 && unstash.every { it.seq < merge && !it.ctx.any { f -> f.startsWith('node:gpu') } }
-        assert h.calls[merge].extra.argv.drop(2) == ['--out', '.mlci'] + (1..3).collect { ".mlci/shards/${HEAVY}/${it}".toString() }
+        unstash.eachWithIndex { u, i -> assert u.ctx.contains("dir:.mlci/shards/${HEAVY}/${i + 1}".toString()) }
+        assert h.calls[merge].extra.argv.drop(2) == ['--out', '.mlci'] + (1..3).collect { ".mlci/shards/${HEAVY}/${it}/.mlci".toString() }
         assert h.currentBuild.description == "accuracy: ${HEAVY} PASS, weekly-extra PASS".toString()
     }
 
     @Test
-    void shards_name_the_image_this_build_made() {
+    void shards_test_the_image_this_build_made() {
         PipelineHarness h = timer()
-        h.files['.mlci/build.json'] = '{"run": {"id": "jenkins-svc-7"}, "image": {"name": "reg/svc", "digest": "sha256:' +
-            'c' * 64 + '"}, "git": {"commit": "' + 'd' * 40 + '", "branch": "develop", "dirty": false}}'
+        h.files['.mlci/build.json'] = '{"image": {"name": "reg/svc", "digest": "sha256:' + 'c' * 64 + '"}}'
         h.run('accuracyTests')
-        h.calls('sh').findAll { it.extra.argv?.take(2) == ['accuracy', 'run'] }.each {
-            assert it.extra.env.MLCI_IMAGE_NAME == 'reg/svc' && it.extra.env.MLCI_IMAGE_DIGEST == 'sha256:' + 'c' * 64
-            assert it.extra.env.MLCI_RUN_ID == 'jenkins-svc-7' && it.extra.env.MLCI_IMAGE_COMMIT == 'd' * 40
-            assert it.extra.env.MLCI_IMAGE_BRANCH == 'develop' && it.extra.env.MLCI_IMAGE_DIRTY == 'false'
-            assert it.extra.script.contains(' -e MLCI_IMAGE_DIGEST ') && it.extra.script.contains(' -e MLCI_RUN_ID ')
+        // The build record goes to every shard's workspace: `mlci test accuracy` runs that image.
+        assert h.calls('stash').find { it.named.name == "mlci-build-${HEAVY}".toString() }.extra.files == ['.mlci/build.json'] as Set
+        List shards = h.calls('sh').findAll { it.extra.argv?.take(2) == ['test', 'accuracy'] && '--shard' in it.extra.argv }
+        assert shards.size() == 3
+        shards.each { c ->
+            String branch = c.ctx.find { it.startsWith('parallel:') }
+            def unstash = h.calls('unstash').find { it.args[0] == "mlci-build-${HEAVY}".toString() && branch in it.ctx }
+            assert unstash && unstash.seq < c.seq
         }
     }
 
     @Test
     void a_shard_whose_gate_fails_still_goes_to_the_merge_which_decides() {
-        PipelineHarness h = timer().exit(['accuracy', 'run'], 1).exit(['accuracy', 'merge'], 1)
+        PipelineHarness h = timer().exit(['test', 'accuracy', '--suite', HEAVY], 1).exit(['accuracy', 'merge'], 1)
         Throwable t = h.runFailing('accuracyTests')
         assert t instanceof StepFailure && t.message == "accuracy suite ${HEAVY}: FAIL".toString()
         assert h.mlciCall(['accuracy', 'merge'])
@@ -63,7 +69,7 @@ class AccuracyTest {
 
     @Test
     void a_shard_that_errors_stops_the_suite_before_the_merge() {
-        PipelineHarness h = timer().exit(['accuracy', 'run'], 2)
+        PipelineHarness h = timer().exit(['test', 'accuracy', '--suite', HEAVY], 2)
         Throwable t = h.runFailing('accuracyTests')
         assert t.message.contains("shard 1/3: mlci exited 2")
         assert !h.mlciCall(['accuracy', 'merge'])
@@ -153,12 +159,12 @@ class AccuracyTest {
             off.run('accuracyTests', a)
             assert off.mlciCall(['test', 'accuracy']).extra.argv == ['test', 'accuracy', '--suite', 'smoke']
         }
-        // Sharded suites have no result cache: accuracy run/merge never get --force; the unsharded one does.
+        // Sharded suites have no result cache: the shards and the merge never get --force; the unsharded one does.
         PipelineHarness timer = timer()
         timer.run('accuracyTests', [forceAccuracy: true])
-        List sharded = timer.mlci().findAll { it[0] == 'accuracy' }
+        List sharded = timer.mlci().findAll { it[0] == 'accuracy' || '--shard' in it }
         assert sharded.size() == 4 && !sharded.any { '--force' in it }
-        assert timer.mlciCall(['test', 'accuracy']).extra.argv == ['test', 'accuracy', '--suite', 'weekly-extra', '--force']
+        assert timer.mlciCall(['test', 'accuracy', '--suite', 'weekly-extra']).extra.argv == ['test', 'accuracy', '--suite', 'weekly-extra', '--force']
     }
 
     @Test
@@ -204,5 +210,19 @@ class AccuracyTest {
         Throwable t = bad.runFailing('accuracyTests', [suites: ['nope']])
         assert t.message.startsWith("accuracyTests: unknown suite 'nope'; configured: ${HEAVY}, smoke, weekly-extra".toString())
         assert !bad.mlci().any { 'accuracy' in it.take(2) }
+    }
+
+    @Test
+    void a_hostile_verdict_in_a_record_is_escaped_in_the_description_and_the_description_stays_bounded() {
+        PipelineHarness h = push()
+        h.on(['test', 'accuracy']) { c ->
+            h.files['.mlci/accuracy/smoke/accuracy.json'] = groovy.json.JsonOutput.toJson([verdict: '<b onmouseover=x>PASS</b>'])
+            0
+        }
+        h.run('accuracyTests')
+        assert h.currentBuild.description == 'accuracy: smoke &lt;b onmouseover=x&gt;PASS&lt;/b&gt;'
+        h.currentBuild.description = 'x' * 990
+        org.mlci.Publish.describe([currentBuild: h.currentBuild], 'y' * 50)
+        assert h.currentBuild.description.length() == org.mlci.Publish.DESCRIPTION_MAX + 3
     }
 }

@@ -12,8 +12,9 @@ class BranchPolicyTest {
     static final List<String> FULL = ['Build', 'Unit tests', 'Acceptance tests', 'Accuracy']
     static final String BOTH_CRONS = 'H 2 * * *\nH 5 * * 6'
     static final List<List> SMOKE = [['test', 'accuracy', '--suite', 'smoke']]
-    static final List<List> HEAVY = [['accuracy', 'merge', '--out', '.mlci', '.mlci/shards/heavy-q.x_1/1', '.mlci/shards/heavy-q.x_1/2',
-                                      '.mlci/shards/heavy-q.x_1/3'], ['test', 'accuracy', '--suite', 'weekly-extra']]
+    static final List<List> HEAVY = [['accuracy', 'merge', '--out', '.mlci', '.mlci/shards/heavy-q.x_1/1/.mlci',
+                                      '.mlci/shards/heavy-q.x_1/2/.mlci', '.mlci/shards/heavy-q.x_1/3/.mlci'],
+                                     ['test', 'accuracy', '--suite', 'weekly-extra']]
 
     // branch, cause, stages, suites (accuracy commands on the main node), deploy env, cron (null: properties not called)
     @Parameters(name = '{0} {1}')
@@ -56,8 +57,12 @@ class BranchPolicyTest {
         assert plans[0].contains('--cause') && plans[0][plans[0].indexOf('--cause') + 1] == cause
         assert plans[0][plans[0].indexOf('--branch') + 1] == branch
 
-        List acc = h.mlci().findAll { it.take(2) in [['test', 'accuracy'], ['accuracy', 'merge']] }
+        List acc = h.mlci().findAll { it.take(2) in [['test', 'accuracy'], ['accuracy', 'merge']] && !('--shard' in it) }
         assert acc == suites
+        // A sharded suite's shards: one `mlci test accuracy --shard k/N` per shard, each on its own node.
+        List shards = h.calls('sh').findAll { it.extra.argv && '--shard' in it.extra.argv }
+        assert shards*.extra*.argv*.getAt(5) == (suites == SMOKE ? [] : ['1/3', '2/3', '3/3'])
+        shards.each { assert it.ctx.count { f -> f.startsWith('node:') } == 2 }
 
         // Every stage's work runs under a timeout; every node under an agent-only retry.
         h.calls('sh').each { c ->

@@ -94,4 +94,34 @@ class DeployTest {
         def input = h.calls('input')[0]
         assert input.ctx == ['stage:Deploy: production', 'timeout:45']
     }
+
+    @Test
+    void milestones_have_explicit_ordinals_per_environment_and_the_lock_serves_the_newest_build_first() {
+        PipelineHarness h = h()
+        h.run('deploy', [image: IMAGE])
+        // production is the 2nd of deploy.environments: ordinals 21 (approval) and 22 (inside the lock).
+        assert h.calls('milestone')*.named == [[ordinal: 21, label: 'approve production'],
+                                               [ordinal: 22, label: 'deploy production']]
+        assert h.calls('lock')[0].named == [resource: 'mlci-svc-q-production', inversePrecedence: true]
+        assert h.calls('input')[0].named.id == 'MlciDeploy2production'
+    }
+
+    @Test
+    void one_build_can_deploy_to_each_environment_in_turn_with_its_own_input_id() {
+        PipelineHarness both = h()
+        both.run('deploy', [image: IMAGE, environment: 'staging'])
+        both.run('deploy', [image: IMAGE, environment: 'production'])
+        assert both.calls('milestone')*.named*.ordinal == [12, 21, 22]
+        assert both.mlci().findAll { it[0] == 'deploy' }*.getAt(2) == ['staging', 'production']
+        // Out of order, the milestone step refuses, as Jenkins does ("Invalid ordinal").
+        PipelineHarness back = h()
+        back.run('deploy', [image: IMAGE, environment: 'production'])
+        assert back.runFailing('deploy', [image: IMAGE, environment: 'staging']).message == 'Invalid ordinal 12, as the previous one was 22'
+    }
+
+    @Test
+    void a_hostile_environment_name_stays_out_of_the_input_id() {
+        PipelineHarness h = h()
+        assert h.callIn('deploy', 'inputId', 3, "prod'<b>\$(id)") == 'MlciDeploy3prodbid'
+    }
 }

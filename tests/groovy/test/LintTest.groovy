@@ -10,7 +10,12 @@ class LintTest {
         return names
     }
 
-    CpsLint lint = new CpsLint(stepNames())
+    static Set<String> libraryClasses() {
+        new File(PipelineHarness.ROOT, 'src/org/mlci').listFiles()*.name.findAll { it.endsWith('.groovy') }
+            .collect { it - '.groovy' } as Set
+    }
+
+    CpsLint lint = new CpsLint(stepNames(), libraryClasses())
 
     @Test
     void vars_and_src_are_clean() {
@@ -87,5 +92,67 @@ class LintTest {
         assert lint.lintSource('vars/ok.groovy', '''
             def call(List xs) { xs.sort { a, b -> a.size() <=> b.size() }; sh 'true' }
         ''') == []
+    }
+
+    // ---------------------------------------------------------------- the sandbox rules
+
+    @Test
+    void finds_constructors_the_sandbox_would_hold_for_approval() {
+        List<String> found = lint.lintSource('vars/copy.groovy', '''
+            def call(Map args = [:]) {
+                Map a = new LinkedHashMap(args)
+                Map<String, String> b = new LinkedHashMap<String, String>()
+                List c = new ArrayList()
+                File d = new File('x')
+                List ok1 = new ArrayList(args.keySet())
+                StringBuilder ok2 = new StringBuilder()
+                Map ok3 = [:]
+                ok3.putAll(args)
+                return Mlci.of(this, 'docker', '', '', false)
+            }
+        ''')
+        assert found == ['vars/copy.groovy:3: new LinkedHashMap(1 argument(s)) needs script approval in the sandbox (use [:] / [] literals)',
+                         'vars/copy.groovy:4: new LinkedHashMap(0 argument(s)) needs script approval in the sandbox (use [:] / [] literals)',
+                         'vars/copy.groovy:5: new ArrayList(0 argument(s)) needs script approval in the sandbox (use [:] / [] literals)',
+                         'vars/copy.groovy:6: new File(1 argument(s)) needs script approval in the sandbox (use [:] / [] literals)']
+    }
+
+    @Test
+    void finds_an_unqualified_call_in_a_closure_of_a_static_method() {
+        List<String> found = lint.lintSource('src/Train.groovy', '''
+            class Train implements Serializable {
+                static Map run(def steps) {
+                    Map out = [:]
+                    Nodes.on(steps, 'x') {
+                        out = here(steps)
+                        out = Train.here(steps)
+                        steps.node('y') { config(steps) }
+                    }
+                    return here(steps)
+                }
+                static Map here(def steps) { [:] }
+                static Map config(def steps) { [:] }
+            }
+        ''')
+        assert found == ['src/Train.groovy:6: unqualified call here() in a closure of static method run(): write Train.here(...)',
+                         'src/Train.groovy:8: unqualified call config() in a closure of static method run(): write Train.config(...)']
+    }
+
+    @Test
+    void finds_static_jdk_calls_and_metaprogramming() {
+        List<String> found = lint.lintSource('vars/env.groovy', '''
+            def call() {
+                String home = System.getenv('HOME')
+                Thread.sleep(10)
+                'id'.execute()
+                this.metaClass.foo = 1
+                int fine = (int) Math.ceil(1.5)
+                return String.valueOf(fine) + Verdict.name(0)
+            }
+        ''')
+        assert found == ['vars/env.groovy:3: static call System.getenv needs script approval in the sandbox',
+                         'vars/env.groovy:4: static call Thread.sleep needs script approval in the sandbox',
+                         'vars/env.groovy:5: execute() is never allowed in the sandbox',
+                         'vars/env.groovy:6: .metaClass is never allowed in the sandbox']
     }
 }

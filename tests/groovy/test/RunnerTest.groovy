@@ -42,9 +42,9 @@ class RunnerTest {
     void docker_runner_passes_every_argument_verbatim_through_a_real_shell() {
         List<String> argv = execute('docker', HOSTILE)
         int img = argv.indexOf('reg.example/mlci:1')
-        assert argv[0..1] == ['run', '--rm']
-        assert argv[img + 1] == 'mlci'
-        assert argv.subList(img + 2, argv.size()) == HOSTILE
+        assert argv[0..3] == ['run', '--rm', '--network', 'host']
+        // The image's ENTRYPOINT is mlci: the arguments follow the image name directly.
+        assert argv.subList(img + 1, argv.size()) == HOSTILE
         assert !new File('/tmp/pwned-q').exists()
     }
 
@@ -59,60 +59,74 @@ class RunnerTest {
         assert 'AWS_SECRET_ACCESS_KEY' in passed && 'MLCI_OUT' in passed && 'KUBECONFIG' in passed
         // The report's baseline lookup through python-jenkins reads these inside the container.
         assert ['JENKINS_URL', 'JENKINS_USER', 'JENKINS_API_TOKEN', 'MLCI_BASELINE_JOB'].every { it in passed }
-        assert passed.every { it ==~ /[A-Z_]+/ || it == 'HOME=/tmp' }
+        // The service's commit from the checkout map; Jenkins' GIT_* may name the library's checkout.
+        assert ['MLCI_GIT_COMMIT', 'MLCI_GIT_BRANCH', 'MLCI_GIT_URL'].every { it in passed }
+        assert !passed.any { it in Mlci.JENKINS_GIT_ENV }
+        assert passed.every { it ==~ /[A-Z][A-Z0-9_]*/ || it == 'HOME=/tmp' }
         assert !argv.any { it.contains('secret-value-q') || it.contains('jenkins-token-q') }
     }
 
     /**
-     * The docker runner against the REAL Docker engine: a throwaway image whose `mlci` reports what it sees
-     * (argv, working directory, user, the socket, a secret by name) proves the mounts, -w, -u and -e NAME work.
+     * The docker runner with the REAL runtime image (`mlci build --runtime`, ENTRYPOINT mlci) on the real engine:
+     * `mlci pipeline plan` must read ./ml-ci.yaml in the working directory (workspace mounted at the same path,
+     * -w "$PWD"), get a hostile branch name verbatim, and its exit codes must come through. An extra `mlci` word
+     * after the image (the bug every step once had) makes the container run `mlci mlci ...`: exit 2.
      */
     @Test
-    void docker_runner_works_against_the_real_engine() {
-        String docker = System.getenv('MLCI_DOCKER') ?: 'docker'
-        String base = System.getenv('MLCI_BASE_IMAGE') ?: 'mlci-base:bookworm'
-        String tag = "mlci-groovytest-runner:${UUID.randomUUID().toString().take(8)}".toString()
-        File ctx = File.createTempDir()
-        new File(ctx, 'mlci').text = """#!/bin/sh
-{ printf 'argv'; for a in "\$@"; do printf '|%s' "\$a"; done; echo
-  echo "pwd=\$(pwd)"; echo "uid=\$(id -u)"; echo "secret=\$AWS_SECRET_ACCESS_KEY"; echo "out=\$MLCI_OUT"
-  test -S /var/run/docker.sock && echo socket=yes; } > report.txt
-"""
-        new File(ctx, 'Dockerfile').text = "FROM ${base}\nCOPY --chmod=755 mlci /usr/local/bin/mlci\n"
-        Process b = new ProcessBuilder([docker, 'build', '-q', '-t', tag, ctx.path]).redirectErrorStream(true).start()
-        String log = b.inputStream.text
-        assert b.waitFor() == 0: log
-        try {
-            Mlci m = Mlci.of(InvokerHelper.createScript(PipelineHarness.compiled('unitTests'), h.binding), 'docker', tag, '', true)
-            File ws = File.createTempDir()
-            File sub = new File(ws, 'svc dir')
-            sub.mkdirs()
-            List args = ['config', 'check', "it's \$(id)"]
-            Map<String, String> env = [PATH: System.getenv('PATH'), WORKSPACE: ws.path, HOME: ws.path,
-                                       MLCI_DOCKER: docker, AWS_SECRET_ACCESS_KEY: 's3cr3t value']
-            m.env(args).each { String kv -> int i = kv.indexOf('='); env[kv.substring(0, i)] = kv.substring(i + 1) }
-            ProcessBuilder pb = new ProcessBuilder(['bash', '-c', m.script(args.size())]).directory(sub)
-            pb.environment().clear()
-            pb.environment().putAll(env)
-            pb.environment().PWD = sub.path
-            Process p = pb.redirectErrorStream(true).start()
-            String out = p.inputStream.text
-            assert p.waitFor() == 0: out
-            List<String> report = new File(sub, 'report.txt').readLines()
-            assert report[0] == "argv|config|check|it's \$(id)".toString()
-            assert report[1] == "pwd=${sub.path}".toString()   // workspace mounted at the same path, -w "\$PWD"
-            assert report[2] == "uid=${['id', '-u'].execute().text.trim()}".toString()
-            assert report[3] == 'secret=s3cr3t value'            // passed by name, never in argv
-            assert report[4] == 'out=.mlci'
-            assert report[5] == 'socket=yes'
-        } finally {
-            new ProcessBuilder([docker, 'rmi', '-f', tag]).start().waitFor()
-        }
+    void docker_runner_runs_the_real_runtime_image() {
+        Mlci m = Mlci.of(InvokerHelper.createScript(PipelineHarness.compiled('unitTests'), h.binding), 'docker',
+                         RuntimeImage.tag(), '', true)
+        File ws = File.createTempDir()
+        File sub = new File(ws, "svc dir")
+        sub.mkdirs()
+        new File(sub, 'ml-ci.yaml').text = 'service: runner-q\n'
+        String hostile = "feat/it's \$(id) `id` \"q\""
+        Map<String, String> env = [PATH: System.getenv('PATH'), WORKSPACE: ws.path, HOME: ws.path,
+                                   MLCI_DOCKER: RuntimeImage.DOCKER, AWS_SECRET_ACCESS_KEY: 's3cr3t value']
+
+        Map plan = realShell(m, ['pipeline', 'plan', '--json', '--cause', 'push', '--branch', hostile], env, sub)
+        assert plan.status == 0: plan.output
+        Map answer = PipelineHarness.pojo(new groovy.json.JsonSlurper().parseText(plan.stdout as String)) as Map
+        assert answer.service == 'runner-q' && answer.branch == hostile && answer.schema == 'mlci.plan/1'
+
+        Map bad = realShell(m, ['config', 'check', '-c', 'no-such.yaml'], env, sub)
+        assert bad.status == 2 && bad.output.contains('no-such.yaml'): bad.output
+    }
+
+    /** The runner's script in a real shell (as Jenkins' sh step: `sh -xe`), with the withEnv it would set. */
+    static Map realShell(Mlci m, List args, Map<String, String> base, File cwd) {
+        Map<String, String> env = new LinkedHashMap<String, String>(base)
+        m.env(args).each { String kv -> int i = kv.indexOf('='); env[kv.substring(0, i)] = kv.substring(i + 1) }
+        File script = File.createTempFile('mlci-runner', '.sh')
+        script.text = m.script(args.size())
+        ProcessBuilder pb = new ProcessBuilder(['sh', '-xe', script.path]).directory(cwd)
+        pb.environment().clear()
+        pb.environment().putAll(env)
+        pb.environment().PWD = cwd.path
+        Map r = Proc.run(pb)
+        script.delete()
+        return r + [output: r.stdout + r.stderr]
     }
 
     @Test
     void venv_runner_runs_mlci_from_the_venv_with_the_same_arguments() {
         assert execute('venv', HOSTILE) == HOSTILE
+    }
+
+    /** The venv runner runs on the agent itself: Jenkins' GIT_* (maybe the library's checkout) are unset. */
+    @Test
+    void venv_runner_hides_jenkins_git_variables_from_mlci() {
+        File tmp = File.createTempDir()
+        File bin = new File(tmp, 'venv/bin')
+        bin.mkdirs()
+        File fake = new File(bin, 'mlci')
+        fake.text = '#!/bin/sh\nprintf "%s|%s|%s" "${GIT_COMMIT-unset}" "${GIT_BRANCH-unset}" "$MLCI_GIT_COMMIT"\n'
+        fake.setExecutable(true)
+        Mlci m = runner('venv')
+        Map<String, String> env = [PATH: System.getenv('PATH'), MLCI_VENV: new File(tmp, 'venv').path, HOME: tmp.path,
+                                   GIT_COMMIT: 'feedface' * 5, GIT_BRANCH: 'master', MLCI_GIT_COMMIT: 'c' * 40]
+        Map r = realShell(m, ['config', 'check'], env, tmp)
+        assert r.status == 0 && r.stdout == "unset|unset|${'c' * 40}".toString()
     }
 
     @Test

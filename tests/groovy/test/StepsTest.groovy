@@ -93,7 +93,8 @@ class StepsTest {
     void pipeline_agent_from_config_moves_the_stages_to_that_label() {
         PipelineHarness h = new PipelineHarness().branch('feature/x')
         h.run('mlPipeline', [config: 'ml-ci.venv.yaml'])
-        assert h.calls('node')*.extra*.label == ['', 'linux && docker-q']
+        // The plan is read on any agent but the controller, then the stages move to pipeline.agent.
+        assert h.calls('node')*.extra*.label == [org.mlci.Nodes.NOT_CONTROLLER, 'linux && docker-q']
         assert h.mlciCall(['build']).ctx.contains('node:linux && docker-q')
         PipelineHarness arg = new PipelineHarness().branch('feature/x')
         arg.run('mlPipeline', [config: 'ml-ci.venv.yaml', agent: 'big'])
@@ -103,7 +104,7 @@ class StepsTest {
     @Test
     void a_lost_agent_is_retried_but_a_failed_gate_never_is() {
         PipelineHarness lost = h()
-        lost.agentLoss << ''
+        lost.agentLoss << org.mlci.Nodes.NOT_CONTROLLER
         lost.run('mlPipeline')
         assert lost.calls('retry-attempt').size() == 1
         assert lost.mlci().findAll { it == ['build'] }.size() == 1
@@ -121,7 +122,7 @@ class StepsTest {
         once.agentLoss << "gpu && !flaky'node"
         once.run('accuracyTests')
         assert once.calls('retry-attempt').size() == 1
-        assert once.mlci().findAll { it.take(2) == ['accuracy', 'run'] }.size() == 3
+        assert once.mlci().findAll { it.take(2) == ['test', 'accuracy'] && '--shard' in it }.size() == 3
 
         PipelineHarness twice = new PipelineHarness().branch('develop', 'timer').fixtureCredentials().scanConfig()
         twice.agentLoss.addAll(["gpu && !flaky'node", "gpu && !flaky'node"])
@@ -158,5 +159,39 @@ class StepsTest {
         h.on(['pipeline', 'plan']) { c -> [status: 0, stdout: '{"schema": "mlci.plan/2"}'] }
         Throwable t = h.runFailing('unitTests')
         assert t.message.contains("answered schema 'mlci.plan/2'")
+    }
+
+    /** Provenance: every mlci call carries the service's commit, branch and URL from the checkout map. */
+    @Test
+    void mlci_calls_carry_the_checkout_map_and_never_jenkins_git_variables() {
+        PipelineHarness h = h('develop')
+        // What a shared library's checkout can leave in the build's environment (workflow-job-plugin#788).
+        h.env.base.putAll([GIT_COMMIT: 'feedface' * 5, GIT_BRANCH: 'master', GIT_URL: 'https://git.example.com/lib.git'])
+        h.run('mlPipeline')
+        List calls = h.calls('sh').findAll { it.extra.argv }
+        assert calls.size() > 5
+        calls.each {
+            assert it.extra.env.MLCI_GIT_COMMIT == PipelineHarness.FIXTURE_COMMIT
+            assert it.extra.env.MLCI_GIT_BRANCH == 'develop'
+            assert it.extra.env.MLCI_GIT_URL == 'https://git.example.com/ml/svc.git'
+            assert it.extra.script.contains(' -e MLCI_GIT_COMMIT ')
+            org.mlci.Mlci.JENKINS_GIT_ENV.each { v -> assert !it.extra.script.contains(" -e ${v} ".toString()) }
+        }
+        // The deploy node checks out again (its own map, the same commit).
+        assert h.mlciCall(['deploy']).extra.env.MLCI_GIT_COMMIT == PipelineHarness.FIXTURE_COMMIT
+    }
+
+    @Test
+    void without_a_runtime_image_the_docker_runner_says_how_to_set_one() {
+        PipelineHarness none = h()
+        none.env.base.remove('MLCI_RUNNER_IMAGE')
+        Throwable t = none.runFailing('buildImage')
+        assert t.message.startsWith('mlci: no runtime image: set MLCI_RUNNER_IMAGE as a global environment variable')
+        assert t.message.contains('docs/jenkins.md') && !none.calls('sh')
+        // pipeline.runner_image in ml-ci.yaml, or the step argument, is enough.
+        PipelineHarness arg = h()
+        arg.env.base.remove('MLCI_RUNNER_IMAGE')
+        arg.run('buildImage', [runnerImage: 'reg.example/mlci:7'])
+        assert arg.mlciCall(['build']).extra.env.MLCI_RUNNER_IMAGE == 'reg.example/mlci:7'
     }
 }

@@ -117,4 +117,16 @@ class TrainStepTest {
         assert t.message.contains("unknown argument(s) agnet") && t.message.contains('train.txt')
         assert !h.calls('node')
     }
+
+    /** Jenkins renders descriptions as HTML (Safe HTML formatter): a tag mlci read from git goes in escaped. */
+    @Test
+    void a_hostile_tag_reaches_the_build_description_escaped() {
+        PipelineHarness h = harness()
+        String tag = 'svc-model-1<img src=x onerror="alert(1)">&\'<script>'
+        trainAnswers(h, 0, [status: 'published', published: [tag: tag], reason: 'ok'])
+        h.run('train')
+        String d = h.currentBuild.description
+        assert d == 'train: published svc-model-1&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;&#39;&lt;script&gt;'
+        assert !d.contains('<') && !d.contains('>') && !d.contains('"')
+    }
 }

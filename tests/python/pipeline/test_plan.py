@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from mlci import __version__
 from mlci.config import validate
 from mlci.errors import UserError
 from mlci.pipeline.plan import make_plan, matches, registry_host
@@ -127,9 +126,9 @@ def test_production_deploy_carries_approval_lock_and_timeouts():
     d = make_plan(CFG, "main", "push")["deploy"]
     assert d == {"enabled": True, "environment": "production", "namespace": "ml-prod", "branch": "main",
                  "approval": True, "approvers": "leads", "approval_timeout": 30, "lock": "mlci-digits-production",
-                 "timeout": 20, "kubeconfig_credentials": "kube-prod"}
+                 "timeout": 20, "kubeconfig_credentials": "kube-prod", "order": 2}
     staging = make_plan(CFG, "develop", "push")["deploy"]
-    assert staging["approval"] is False and staging["lock"] == "mlci-digits-staging"
+    assert staging["approval"] is False and staging["lock"] == "mlci-digits-staging" and staging["order"] == 1
 
 
 def test_timer_build_never_deploys_and_says_why():
@@ -177,7 +176,7 @@ def test_no_suites_skips_accuracy():
 def test_inconclusive_policy_and_runner():
     plan = make_plan(CFG, "feature/x")
     assert plan["accuracy"]["inconclusive"] == "fail"
-    assert plan["runner"] == {"kind": "docker", "image": f"mlci:{__version__}"}
+    assert plan["runner"] == {"kind": "docker", "image": ""}  # Jenkins then uses $MLCI_RUNNER_IMAGE
     venv = make_plan(config(pipeline__runner="venv", pipeline__runner_image="reg/mlci:9"), "feature/x")
     assert venv["runner"] == {"kind": "venv", "image": "reg/mlci:9"}
     default = make_plan(config(accuracy__inconclusive="unstable"), "x")
