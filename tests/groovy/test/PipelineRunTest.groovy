@@ -148,8 +148,9 @@ ENV FAKE_KUBECTL_DIR=${kubectlState.path}
     /** What every build must show: provenance from the checkout, published records, no secret anywhere. */
     static void assertCommon(PipelineHarness h, String branch) {
         Map build = archived(h, '.mlci/build.json')
-        assert build.git == [commit: h.exec.commit, branch: branch]
-        assert build.git.commit != LIBRARY_COMMIT
+        // a Jenkins checkout is clean: the branch tag, records that can be recorded and become a baseline
+        assert build.git == [commit: h.exec.commit, branch: branch, dirty: false]
+        assert build.git.commit != LIBRARY_COMMIT && build.run.id
         String image = "${build.image.name}@${build.image.digest}"
         Map inspect = (new JsonSlurper().parseText(RuntimeImage.run([DOCKER, 'image', 'inspect', build.image.id as String]).output) as List)[0] as Map
         Map labels = inspect.Config.Labels as Map
@@ -176,6 +177,7 @@ ENV FAKE_KUBECTL_DIR=${kubectlState.path}
         assert rec.verdict == 'PASS' && rec.suite == suite
         assert rec.git.commit == h.exec.commit && rec.git.branch == branch
         assert rec.image.digest == archived(h, '.mlci/build.json').image.digest
+        assert rec.run.id == archived(h, '.mlci/build.json').run.id && rec.git.dirty == false  // this run's record
         assert h.calls('junit').any { it.extra.tests > 0 && it.extra.files.any { f -> f.contains("accuracy/${suite}/") } }
         File html = new File(h.exec.archive(), 'htmlreports/mlci report/report.html')
         assert html.isFile() && html.text.contains(suite) && html.text.contains(h.exec.commit.take(7))
@@ -198,7 +200,7 @@ ENV FAKE_KUBECTL_DIR=${kubectlState.path}
             assert call.extra.tests > 0 && call.extra.failures == 0: "${kind}: ${call.extra}"
         }
         assertAccuracy(h, 'smoke', 'feature/x')
-        assert archived(h, '.mlci/accuracy/smoke/accuracy.json').seed_source == 'commit'
+        assert archived(h, '.mlci/accuracy/smoke/accuracy.json').seed_source == 'inputs'  // suite, data, model, code: no commit at all
         assert h.currentBuild.description == 'accuracy: smoke PASS'
         assert h.currentBuild.result == null
         assert !h.calls('input') && !h.calls('lock') && !new File(ws, '.mlci/deploy.json').exists()
