@@ -414,3 +414,36 @@ def test_records_carry_run_image_and_git_of_the_stage(service, digits, tmp_path)
     assert rec["run"] == {"id": "run-42"} and rec["cache_key"] == "k" * 64 and len(rec["id"]) == 32
     assert rec["image"] == {"name": "reg/digits", "digest": "sha256:" + "a" * 64}
     assert rec["git"] == {"commit": "c" * 40, "branch": "develop", "dirty": True}
+
+
+def test_churn_run_mode_and_a_swap_that_does_not_take_effect(churn, churn_files, tmp_path):
+    """The same two defects on the probability service: -n 0 with a model cached in a module global must still
+    compare two models; a load() reading a fixed path (both sides one model) is an error, not a PASS."""
+    from .cases import configure, run_suite, write_module
+    from .cases import record as churn_record
+
+    write_module(churn, "cached", (
+        "from churn_service import model as churn_model\n\n_MODEL = None\n\n"
+        "def predict(x):\n"
+        "    global _MODEL\n"
+        "    if _MODEL is None:\n"
+        "        _MODEL = churn_model.load()\n"
+        "    return _MODEL.predict_proba(churn_model.as_batch(x)).tolist()\n"))
+    gates = {"cmp": {"max_samples": 800, "gates": [{"metric": "accuracy", "kind": "change", "margin": 0.05}]}}
+    configure(churn, gates, predict="cached:predict")
+    cfg = yaml.safe_load((churn / "ml-ci.yaml").read_text())
+    cfg["accuracy"].pop("load", None)
+    (churn / "ml-ci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    worse = run_suite(churn, "cmp", churn_files["bad"], tmp_path / "o", "-n", "0",
+                      "--baseline-models", str(churn_files["good"]))
+    assert worse.returncode == 1, worse.stdout + worse.stderr
+    gate = churn_record(tmp_path / "o", "cmp")["gates"][0]
+    assert gate["verdict"] == "FAIL" and gate["candidate_losses"] > gate["candidate_wins"] + 5
+
+    # the example's own load/predict, but the model file pinned by $CHURN_MODEL
+    configure(churn, gates, predict="churn_service.inference:predict", load="churn_service.inference:load")
+    fixed = {"CHURN_MODEL": str(churn_files["bad"] / "churn.joblib")}
+    proc = run_suite(churn, "cmp", churn_files["bad"], tmp_path / "f", "-n", "2",
+                     "--baseline-models", str(churn_files["good"]), env=fixed)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "predicted identically on all" in proc.stderr and "Traceback" not in proc.stderr
