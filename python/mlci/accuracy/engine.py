@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,11 @@ from .plugin import SPEC_ENV, Controller, InProcessLoop, write_batch_module
 class DataRef:
     name: str
     uri: str
-    path: Path
+    path: Path  # a file, a local folder, or the verified manifest of a folder in S3
     sha256: str
-    format: str | None
-    inputs: str
-    label: str
-    id: str | None
+    format: str
+    spec: data.DataSpec
+    folder: dict[str, Any] | None = None  # what a folder dataset needs besides its path
 
 
 def fetch_dataset(cfg: Any, name: str) -> Path:
@@ -48,31 +47,69 @@ def fetch_dataset(cfg: Any, name: str) -> Path:
     return Path(fetch(cfg, name))
 
 
+def scan_folder(cfg: Any, path: Path) -> list[Any]:
+    """A local folder dataset's files with their sha256 (stat stamps in the cache skip unchanged files)."""
+    from ..artifacts import folder
+    from ..artifacts.cache import Cache
+    from ..paths import cache_dir
+
+    return folder.scan(path, Cache(cache_dir(cfg["artifacts"]["cache"])))
+
+
+def local_digest(cfg: Any, path: Path) -> str:
+    """The digest a local dataset is pinned by: a file's sha256, a folder's manifest sha256."""
+    if path.is_dir():
+        from ..artifacts import folder
+
+        return folder.digest(scan_folder(cfg, path))
+    return hash_file(path)
+
+
 def resolve_data(cfg: Any, suite: dict[str, Any], override: str | None) -> DataRef:
     """--data wins; then a named dataset (local path or s3:// via the artifacts cache); then a local path."""
     name = suite["dataset"]
     entry = cfg["artifacts"]["data"].get(name)
-    fmt, inputs, label, ident = (entry["format"], entry["inputs"], entry["label"], entry["id"]) if entry else (None, "x", "y", None)
+    spec = data.DataSpec.from_entry(entry)
+    fetched = bool(entry and entry["uri"].startswith("s3://") and not override)
     if override:
         path = Path(override).expanduser().resolve()
         uri = entry["uri"] if entry else str(path)
-    elif entry and entry["uri"].startswith("s3://"):
+    elif fetched:
         path, uri = fetch_dataset(cfg, name), entry["uri"]
     else:
         uri = entry["uri"] if entry else name
         path = cfg.resolve(uri)
-    if not path.is_file():
-        raise UserError(f"dataset file {path} not found", where=f"accuracy suite dataset '{name}'",
+    if not path.exists():
+        raise UserError(f"dataset {path} not found", where=f"accuracy suite dataset '{name}'",
                         hint="check the path, run `mlci data pull`, or pass --data PATH")
-    fetched = bool(entry and entry["uri"].startswith("s3://") and not override)
-    # a fetched file was verified against its sha256 by the artifacts cache: do not hash it twice
-    digest = entry["sha256"] if fetched and entry["sha256"] else hash_file(path)
+    # the format: from the uri's extension (a cached copy is named by its digest), a folder by being one
+    fmt = spec.format or data.detect_format(path if path.is_dir() else Path(uri if not override else str(path)), None)
+    folder: dict[str, Any] | None = None
+    if fmt == "folder" and path.is_dir():
+        from ..artifacts import folder as manifest
+
+        files = scan_folder(cfg, path)
+        folder, digest = {"files": files}, manifest.digest(files)
+    elif fmt == "folder":
+        folder = {"uri": uri if not override else str(path), "jobs": cfg["artifacts"]["jobs"],
+                  "cache": str(_cache_root(cfg))}
+        # a fetched manifest was verified against its sha256 by the artifacts cache: do not hash it twice
+        digest = entry["sha256"] if fetched and entry["sha256"] else hash_file(path)
+    elif not path.is_file():
+        raise UserError(f"dataset {path} is a directory but format is '{fmt}'", where=f"artifacts.data.{name}",
+                        hint="a folder dataset takes `format: folder` (or leave `format:` out)")
+    else:
+        digest = entry["sha256"] if fetched and entry["sha256"] else hash_file(path)
     if entry and entry["sha256"] and digest != entry["sha256"] and not override:
         raise UserError(f"dataset {path} has sha256 {digest}, expected {entry['sha256']}",
                         where=f"artifacts.data.{name}", hint="re-pull the dataset or update its sha256")
-    if not fmt:  # from the uri's extension: a cached copy is named by its digest
-        fmt = data.detect_format(Path(uri if not override else str(path)), None)
-    return DataRef(name if entry else Path(name).stem, uri, path, digest, fmt, inputs, label, ident)
+    return DataRef(name if entry else Path(name).stem, uri, path, digest, fmt, spec, folder)
+
+
+def _cache_root(cfg: Any) -> Path:
+    from ..paths import cache_dir
+
+    return cache_dir(cfg["artifacts"]["cache"])
 
 
 def hash_tree(files: dict[str, Path]) -> dict[str, str]:
@@ -176,10 +213,8 @@ class Prepared:
 
     def spec(self) -> dict[str, Any]:
         acc = self.cfg["accuracy"]
-        r = self.ref
         return {"root": str(self.cfg.root), "predict": acc["predict"], "load": acc["load"],
-                "data": {"path": str(r.path), "format": r.format, "inputs": r.inputs, "label": r.label, "id": r.id},
-                "batches": chunk(self.indices, self.batch_size)}
+                "data": self.dataset.worker_spec(), "batches": chunk(self.indices, self.batch_size)}
 
     def sample_digest(self) -> str:
         return hashlib.sha256(json.dumps(self.indices.tolist()).encode()).hexdigest()
@@ -194,27 +229,25 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     if not cfg["accuracy"]["predict"]:
         raise UserError("accuracy.predict is not set", hint="set accuracy.predict: module:callable")
     ref = resolve_data(cfg, suite, data_override)
-    ds = data.load(ref.path, ref.format, ref.inputs, ref.label, ref.id)
+    ds = data.open_dataset(ref.path, replace(ref.spec, format=ref.format), folder=ref.folder)
     task = task_for(suite["gates"])
     if task == "regression":
         try:
-            [float(v) for v in ds.labels]
+            np.asarray(ds.labels, dtype=np.float64)
         except (TypeError, ValueError):
             raise UserError(f"dataset {ref.path}: regression gates (mae/rmse) need numeric labels") from None
-        strata = ["all"] * len(ds)
+        codes, classes = np.zeros(len(ds), dtype=np.int64), ["all"]
     else:
-        strata = [data.label_key(v) for v in ds.labels]
-    if task == "scores" and set(strata) - {"0", "1"}:
-        raise UserError(f"dataset {ref.path}: an auc gate needs binary 0/1 labels, found {sorted(set(strata))[:10]}")
+        codes, classes = data.label_codes(ds.labels)
+    if task == "scores" and set(classes) - {"0", "1"}:
+        raise UserError(f"dataset {ref.path}: an auc gate needs binary 0/1 labels, found {classes[:10]}")
     chosen, source = sampling.choose_seed(seed, suite["seed"], gitinfo.commit(cfg.root), suite_name, ref.sha256)
-    order = sampling.stratified_order(strata, chosen)
+    order = sampling.stratified_order_codes(codes, chosen)
     available = len(ds)
     cap = min(suite["max_samples"] or available, available)
     seq = suite["sequential"] if sequential is None else sequential
-    counts: dict[str, int] = {}
-    for s in strata:
-        counts[s] = counts.get(s, 0) + 1
-    prevalence = {k: v / available for k, v in counts.items()}
+    counts = np.bincount(codes, minlength=len(classes))
+    prevalence = {c: int(k) / available for c, k in zip(classes, counts.tolist(), strict=True)}
     plans = plan_gates(suite["gates"], sequential=seq, available=available, cap=cap, prevalence=prevalence,
                        where=f"accuracy.suites.{suite_name}")
     drawn = cap if seq else min(cap, max(p["needed"] for p in plans))
@@ -223,7 +256,7 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     if positions.size == 0:
         raise UserError(f"--shard {shard} gets no samples out of {drawn}", hint="use fewer shards")
     return Prepared(cfg, suite_name, suite, ref, ds, task, chosen, source, plans, drawn, order[:drawn], sh, positions,
-                    suite["batch_size"], set(counts) if task != "regression" else set())
+                    suite["batch_size"], set(classes) if task != "regression" else set())
 
 
 @dataclass
@@ -277,7 +310,6 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
     total = len(prep.positions)
     ev = Evaluator(prep.plans, prep.task, on_error, drawn=total, seed=prep.seed)
     indices = prep.indices.tolist()
-    labels_all = prep.dataset.labels
     progress = Progress(total, f"accuracy:{prep.suite_name}", unit="samples")
     col = Collected([None] * total, [None] * total, [0.0] * total)
     bad_labels: list[str] = []
@@ -297,7 +329,7 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
             return True
         if ev.verdict is not None:  # a batch that was in flight when the verdict was reached
             return True
-        verdict = ev.feed([labels_all[i] for i in idx], result["pred"], result["err"], result["lat"],
+        verdict = ev.feed(prep.dataset.label_values(idx), result["pred"], result["err"], result["lat"],
                           baseline[lo:hi] if baseline is not None else None)
         if (b + 1) % step == 0 or verdict or hi == total:
             progress.advance(hi - lo, f"{hi}/{total} samples" + (f": {verdict} ({ev.reason})" if verdict else ""))

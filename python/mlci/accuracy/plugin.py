@@ -30,8 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .data import Dataset
-from .data import load as load_dataset
+from .data import Dataset, reopen
 
 SPEC_ENV = "MLCI_ACCURACY_SPEC"
 PROPERTY = "mlci_batch"
@@ -85,8 +84,7 @@ def make_worker(spec: dict[str, Any]) -> Worker:
     root = spec["root"]
     if root not in sys.path:
         sys.path.insert(0, root)
-    d = spec["data"]
-    ds = load_dataset(__import__("pathlib").Path(d["path"]), d["format"], d["inputs"], d["label"], d["id"])
+    ds = reopen(spec["data"])  # the controller's dataset, re-opened: memory maps and offsets, no full read
     predict = resolve_callable(spec["predict"])
     model = resolve_callable(spec["load"])() if spec.get("load") else None
     params = [p for p in inspect.signature(predict).parameters.values()
@@ -127,11 +125,11 @@ class Sample:
 
     @property
     def ids(self) -> list[str]:
-        return [self.worker.dataset.ids[i] for i in self.indices]
+        return self.worker.dataset.ids.take(self.indices)
 
     @property
     def labels(self) -> list[Any]:
-        return [self.worker.dataset.labels[i] for i in self.indices]
+        return self.worker.dataset.label_values(self.indices)
 
     @property
     def inputs(self) -> Any:

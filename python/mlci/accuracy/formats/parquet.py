@@ -1,0 +1,149 @@
+"""Parquet test sets (pyarrow): column selection, label and id read alone, inputs memory-mapped by the workers.
+
+Parquet has no random row access: a row is only reachable by decoding its whole row group (often the whole
+file), and a stratified sample touches every row group in every batch. So the controller reads the label (and
+id) columns, then streams only the input columns, one bounded record batch at a time, into an uncompressed
+Arrow IPC file in the run's scratch directory. Workers memory-map that file (zero copy) and gather their rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import UserError
+from ..data import Dataset, DataSpec, Ids
+
+BATCH_BYTES = 32 << 20  # decoded bytes per record batch while converting
+
+
+def pyarrow() -> Any:
+    """pyarrow, or a UserError saying how to get it (it is an optional dependency: ~130 MB installed)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.ipc  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise UserError("this dataset is Parquet, which needs pyarrow, and pyarrow is not installed here",
+                        hint="add `pyarrow` to the service's requirements.txt (it is installed next to mlci in "
+                        "the image), or `pip install 'mlci[parquet]'`") from None
+    return pa
+
+
+def column_values(col: Any) -> Any:
+    """An Arrow column as predict gets it: numbers as a numpy array, fixed-length numeric lists as a 2-D array,
+    anything else (strings, bytes, nested values) as a list of Python values."""
+    pa = pyarrow()
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    t = col.type
+    if col.null_count == 0:
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+            return col.to_numpy(zero_copy_only=False)
+        if (pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)) and (
+                pa.types.is_integer(t.value_type) or pa.types.is_floating(t.value_type)):
+            lengths = pa.compute.list_value_length(col).to_numpy(zero_copy_only=False) if len(col) else np.zeros(0)
+            if len(col) == 0 or (lengths == lengths[0]).all():
+                flat = pa.compute.list_flatten(col)
+                if flat.null_count == 0:
+                    width = int(lengths[0]) if len(col) else 0
+                    return flat.to_numpy(zero_copy_only=False).reshape(len(col), width)
+    return col.to_pylist()
+
+
+def open_parquet(path: Path, spec: DataSpec, workdir: Path) -> ParquetDataset:
+    pa = pyarrow()
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"cannot read dataset {path}: {exc}", hint="is it a valid Parquet file?") from None
+    names = pf.schema_arrow.names
+    needed = [spec.label, *([spec.id] if spec.id else [])]
+    missing = [c for c in needed if c not in names]
+    if missing:
+        raise UserError(f"{path}: column(s) {', '.join(missing)} missing",
+                        hint=f"columns present: {', '.join(names)}; set `label:` / `id:`")
+    inputs = spec.resolve_inputs(names, ["x"], f"{path}: column(s)")
+    n = pf.metadata.num_rows
+    table = pf.read(columns=needed)
+    labels = table[spec.label]
+    if labels.null_count:
+        first = int(np.flatnonzero(labels.is_null().to_numpy(zero_copy_only=False))[0])
+        raise UserError(f"{path}: row {first} has an empty label", hint="every sample needs a label")
+    ids = None
+    if spec.id:
+        ids = table[spec.id].combine_chunks()
+        if ids.null_count or pc.count_distinct(ids).as_py() != len(ids):
+            raise UserError(f"dataset {path} has duplicate or empty sample ids", hint="ids must be unique (or drop `id:`)")
+    ipc = workdir / "inputs.arrow"
+    _to_ipc(pf, inputs, ipc, n)
+    ds = ParquetDataset(path, spec, n, inputs, str(ipc), workdir, owns_workdir=True)
+    values = column_values(labels)
+    ds.__dict__["labels"] = values if isinstance(values, np.ndarray) and values.ndim == 1 else _objects(labels)
+    ds.__dict__["ids"] = Ids(n, ids)
+    return ds
+
+
+def _objects(col: Any) -> np.ndarray:
+    arr = np.empty(len(col), dtype=object)
+    arr[:] = col.to_pylist()
+    return arr
+
+
+def _to_ipc(pf: Any, inputs: list[str], target: Path, n: int) -> None:
+    """Stream the input columns into an uncompressed Arrow IPC file, a bounded record batch at a time."""
+    pa = pyarrow()
+    meta = pf.metadata
+    wanted = set(inputs)
+    decoded = sum(meta.row_group(g).column(c).total_uncompressed_size
+                  for g in range(meta.num_row_groups) for c in range(meta.num_columns)
+                  if meta.row_group(g).column(c).path_in_schema.split(".")[0] in wanted)
+    rows = int(min(65536, max(256, BATCH_BYTES // max(1, decoded // max(n, 1)))))
+    schema = pa.schema([pf.schema_arrow.field(c) for c in inputs])
+    with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for batch in pf.iter_batches(batch_size=rows, columns=inputs, use_threads=False):
+            writer.write_batch(batch)
+
+
+class ParquetDataset(Dataset):
+    format = "parquet"
+
+    def __init__(self, path: Path, spec: DataSpec, n: int, input_names: list[str], ipc: str,
+                 workdir: Path | None = None, owns_workdir: bool = False):
+        super().__init__(path, spec, n, input_names, workdir, owns_workdir)
+        self.ipc = ipc
+        self._table: Any = None
+
+    def _labels(self) -> np.ndarray:
+        import pyarrow.parquet as pq
+
+        col = pq.read_table(self.path, columns=[self.spec.label])[self.spec.label]
+        values = column_values(col)
+        return values if isinstance(values, np.ndarray) and values.ndim == 1 else _objects(col)
+
+    def _ids(self) -> Ids:
+        if not self.spec.id:
+            return Ids(self.n)
+        import pyarrow.parquet as pq
+
+        return Ids(self.n, pq.read_table(self.path, columns=[self.spec.id])[self.spec.id].combine_chunks())
+
+    def _columns(self, idx: np.ndarray) -> dict[str, Any]:
+        pa = pyarrow()
+        if self._table is None:
+            self._table = pa.ipc.open_file(pa.memory_map(self.ipc, "r")).read_all()
+        rows = self._table.take(pa.array(idx, type=pa.int64()))
+        return {c: column_values(rows[c]) for c in self.input_names}
+
+    def worker_spec(self) -> dict[str, Any]:
+        return {"format": "parquet", "path": str(self.path), "spec": self.spec.to_json(), "n": self.n,
+                "inputs": self.input_names, "ipc": self.ipc}
+
+    @classmethod
+    def from_spec(cls, s: dict[str, Any]) -> ParquetDataset:
+        return cls(Path(s["path"]), DataSpec.from_json(s["spec"]), s["n"], s["inputs"], s["ipc"])
