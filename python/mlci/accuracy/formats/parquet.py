@@ -59,7 +59,7 @@ def open_parquet(path: Path, spec: DataSpec, workdir: Path) -> ParquetDataset:
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, pre_buffer=False)  # decode a column chunk at a time, not whole row groups
     except (pa.ArrowException, OSError) as exc:
         raise UserError(f"cannot read dataset {path}: {exc}", hint="is it a valid Parquet file?") from None
     names = pf.schema_arrow.names
@@ -103,11 +103,12 @@ def _to_ipc(pf: Any, inputs: list[str], target: Path, n: int) -> None:
     decoded = sum(meta.row_group(g).column(c).total_uncompressed_size
                   for g in range(meta.num_row_groups) for c in range(meta.num_columns)
                   if meta.row_group(g).column(c).path_in_schema.split(".")[0] in wanted)
-    rows = int(min(65536, max(256, BATCH_BYTES // max(1, decoded // max(n, 1)))))
+    rows = int(min(16384, max(256, BATCH_BYTES // max(1, decoded // max(n, 1)))))
     schema = pa.schema([pf.schema_arrow.field(c) for c in inputs])
     with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for batch in pf.iter_batches(batch_size=rows, columns=inputs, use_threads=False):
             writer.write_batch(batch)
+    pa.default_memory_pool().release_unused()
 
 
 class ParquetDataset(Dataset):
