@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ..errors import UserError
 from .data import Dataset, reopen
 
 SPEC_ENV = "MLCI_ACCURACY_SPEC"
@@ -55,7 +56,10 @@ class Worker:
 
     def run(self, indices: list[int]) -> dict[str, Any]:
         """Predict one batch; if it raises, retry sample by sample so each error names its sample."""
-        inputs = self.dataset.take(indices)
+        try:
+            inputs = self.dataset.take(indices)
+        except UserError as exc:  # bad or tampered data (a file failing its digest): stop with its message
+            return {"fatal": str(exc)}
         t0 = time.perf_counter()
         try:
             preds = _jsonable(self.predict(inputs))
