@@ -51,9 +51,8 @@ def scan_folder(cfg: Any, path: Path) -> list[Any]:
     """A local folder dataset's files with their sha256 (stat stamps in the cache skip unchanged files)."""
     from ..artifacts import folder
     from ..artifacts.cache import Cache
-    from ..paths import cache_dir
 
-    return folder.scan(path, Cache(cache_dir(cfg["artifacts"]["cache"])))
+    return folder.scan(path, Cache(_cache_root(cfg)))
 
 
 def local_digest(cfg: Any, path: Path) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-PGM_PREDICT = '''"""Digits from PGM image files: predict(paths) for a folder dataset (read: path)."""
+PGM_PREDICT = '''"""Digits from PGM image files (a folder dataset, read: path) or from pixel arrays (npz, Parquet)."""
 import numpy as np
 
 from digits_service import inference
@@ -30,8 +30,10 @@ def _pixels(path):
     return np.frombuffer(body[:64], dtype=np.uint8) / 15.0
 
 
-def predict(paths, model=None):
-    return inference.predict(np.stack([_pixels(p) for p in paths]), model)
+def predict(batch, model=None):
+    if isinstance(batch, list) and batch and isinstance(batch[0], str):
+        batch = np.stack([_pixels(p) for p in batch])
+    return inference.predict(batch, model)
 '''
 
 
