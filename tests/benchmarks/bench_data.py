@@ -133,7 +133,8 @@ cfg = load_config(CFG)
 prep = prepare(cfg, 'big', seed=1, shard=None, data_override=None)
 spec = json.loads(json.dumps(prep.spec()))
 w = reopen(spec['data'])
-b = w.take(spec['batches'][0])
+from mlci.accuracy.plugin import Batches
+b = w.take(Batches.of(spec)[0])
 """
 
 

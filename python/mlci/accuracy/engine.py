@@ -23,7 +23,7 @@ from ..errors import StageFailed, UserError
 from ..progress import Progress
 from . import data, sampling
 from .gates import Evaluator, plan_gates, task_for
-from .plugin import SPEC_ENV, Controller, InProcessLoop, write_batch_module
+from .plugin import SPEC_ENV, Batches, Controller, InProcessLoop, write_batch_module
 
 
 @dataclass
@@ -149,7 +149,7 @@ def run_session(spec: dict[str, Any], controller: Controller, workers: int | str
         spec_path = os.path.join(tmp, "spec.json")
         with open(spec_path, "w", encoding="utf-8") as fh:
             json.dump(spec, fh)
-        batch_module = write_batch_module(tmp, len(spec["batches"]))
+        batch_module = write_batch_module(tmp, len(Batches.of(spec)))
         ini = os.path.join(tmp, "pytest.ini")
         Path(ini).write_text("[pytest]\n", encoding="utf-8")
         args = [*checks, batch_module, "-c", ini, "--rootdir", tmp, "-p", "mlci.accuracy.plugin",
@@ -182,10 +182,6 @@ def choose_workers(flag: str | None, configured: Any, n_batches: int) -> int | s
     return min(n, max(n_batches, 1)) if n else 0
 
 
-def chunk(items: np.ndarray, size: int) -> list[list[int]]:
-    return [items[i:i + size].tolist() for i in range(0, len(items), size)]
-
-
 @dataclass
 class Prepared:
     """Everything decided before inference: data, seed, sample order, gate plans, batches."""
@@ -213,7 +209,14 @@ class Prepared:
     def spec(self) -> dict[str, Any]:
         acc = self.cfg["accuracy"]
         return {"root": str(self.cfg.root), "predict": acc["predict"], "load": acc["load"],
-                "data": self.dataset.worker_spec(), "batches": chunk(self.indices, self.batch_size)}
+                "data": self.dataset.worker_spec(), "batches": self._batches()}
+
+    def _batches(self) -> dict[str, Any]:
+        """The sample order for the workers: a .npy in the dataset's scratch directory (see plugin.Batches)."""
+        path = self.dataset.workdir / "sample.npy"  # the dataset (and its directory) belongs to this run
+        if not path.exists():
+            np.save(path, np.ascontiguousarray(self.indices, dtype=np.int64))
+        return {"path": str(path), "size": self.batch_size, "total": len(self.positions)}
 
     def sample_digest(self) -> str:
         return hashlib.sha256(json.dumps(self.indices.tolist()).encode()).hexdigest()
@@ -281,7 +284,7 @@ class RunResult:
 def collect_predictions(prep: Prepared, workers: int | str, env: dict[str, str] | None, label: str) -> list[Any]:
     """Predictions for every sample of this run (no stopping), e.g. for a baseline model."""
     spec = prep.spec()
-    n = len(spec["batches"])
+    n = len(Batches.of(spec))
     out: dict[int, list[Any]] = {}
     progress = Progress(n, label)
 
@@ -304,11 +307,11 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
             checks: list[str], on_error: str) -> RunResult:
     """Run the candidate session, feeding the evaluator the prefix in pre-drawn order."""
     spec = prep.spec()
-    n_batches = len(spec["batches"])
+    n_batches = len(Batches.of(spec))
     workers = choose_workers(workers_flag, prep.cfg["accuracy"]["workers"], n_batches)
     total = len(prep.positions)
     ev = Evaluator(prep.plans, prep.task, on_error, drawn=total, seed=prep.seed)
-    indices = prep.indices.tolist()
+    indices = prep.indices  # a numpy view: a million-sample run keeps no list of a million ints
     progress = Progress(total, f"accuracy:{prep.suite_name}", unit="samples")
     col = Collected([None] * total, [None] * total, [0.0] * total)
     bad_labels: list[str] = []

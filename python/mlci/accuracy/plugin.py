@@ -54,6 +54,10 @@ class Worker:
     dataset: Dataset
     predict: Callable[[Any], Any]
 
+    @cached_property
+    def batches(self) -> Batches:
+        return Batches.of(self.spec)
+
     def run(self, indices: list[int]) -> dict[str, Any]:
         """Predict one batch; if it raises, retry sample by sample so each error names its sample."""
         try:
@@ -101,6 +105,35 @@ def make_worker(spec: dict[str, Any]) -> Worker:
     return Worker(spec, ds, call)
 
 
+@dataclass(frozen=True)
+class Batches:
+    """The run's samples (dataset rows in pre-drawn order) cut into batches, read from a memory-mapped .npy:
+    a million-sample order costs every worker a shared 8 MB file, not a million Python ints from the spec."""
+
+    path: str
+    size: int
+    total: int
+
+    @cached_property
+    def order(self) -> np.ndarray:
+        return np.load(self.path, mmap_mode="r")
+
+    def __len__(self) -> int:
+        return -(-self.total // self.size)
+
+    def __getitem__(self, b: int) -> list[int]:
+        if not 0 <= b < len(self):
+            raise IndexError(b)
+        return self.order[b * self.size:(b + 1) * self.size].tolist()
+
+    def head(self, n: int) -> list[int]:
+        return self.order[:n].tolist()
+
+    @classmethod
+    def of(cls, spec: dict[str, Any]) -> Batches:
+        return cls(**spec["batches"])
+
+
 def read_spec() -> dict[str, Any]:
     with open(os.environ[SPEC_ENV], encoding="utf-8") as fh:
         return json.load(fh)
@@ -113,7 +146,7 @@ def mlci_worker() -> Worker:
 
 
 def run_batch(worker: Worker, batch: int, node: pytest.Item) -> None:
-    result = worker.run(worker.spec["batches"][batch])
+    result = worker.run(worker.batches[batch])
     result["batch"] = batch
     node.user_properties.append((PROPERTY, json.dumps(result)))
     if "fatal" in result:
@@ -141,7 +174,7 @@ class Sample:
 
     @cached_property
     def predictions(self) -> list[Any]:
-        size = max(len(b) for b in self.worker.spec["batches"]) if self.worker.spec["batches"] else 1
+        size = self.worker.batches.size
         out: list[Any] = []
         for start in range(0, len(self.indices), size):
             out += self.worker.run(self.indices[start:start + size]).get("pred", [])
@@ -151,9 +184,8 @@ class Sample:
 @pytest.fixture(scope="session")
 def mlci_sample(mlci_worker: Worker) -> Sample:
     spec = mlci_worker.spec
-    limit = spec.get("check_samples") or sum(len(b) for b in spec["batches"])
-    flat = [i for b in spec["batches"] for i in b][:limit]
-    return Sample(mlci_worker, flat)
+    batches = mlci_worker.batches
+    return Sample(mlci_worker, batches.head(spec.get("check_samples") or batches.total))
 
 
 def write_batch_module(directory: str, n_batches: int) -> str:
