@@ -127,7 +127,7 @@ class DataSpec:
             raise UserError(f"{where}: `inputs` mixes '*' with column names",
                             hint="either list the columns, or '*' with `exclude:` for the ones to leave out")
         if names == [ALL]:
-            drop = {self.label, *( [self.id] if self.id else []), *self.exclude}
+            drop = {self.label, self.id, *self.exclude}
             names = [c for c in available if c not in drop]
             if not names:
                 raise UserError(f"{where}: no input columns left after removing label, id and exclude",
