@@ -26,7 +26,7 @@ def test_parquet_and_image_folder_suites_run_in_the_image(service, tmp_path: Pat
     env = {**service.env, "MLCI_CACHE": str(tmp_path / "cache")}
     pulled = run_mlci("data", "pull", "digits-test", "--dest", str(tmp_path / "data"), cwd=root, env=env)
     assert pulled.returncode == 0, pulled.stderr
-    npz = subset_npz(tmp_path / "data" / "digits-test.npz", tmp_path / "data" / "first1500.npz", 1500)
+    npz = subset_npz(tmp_path / "data" / "digits-test.npz", tmp_path / "data" / "first800.npz", 800)
     table = tabular_parquet(tmp_path / "data" / "digits-test.npz", tmp_path / "data" / "digits.parquet")
     images = image_folder(npz, tmp_path / "images")
     for name, path in (("digits-table", table), ("digits-images", images)):
@@ -43,7 +43,7 @@ def test_parquet_and_image_folder_suites_run_in_the_image(service, tmp_path: Pat
     cfg["accuracy"].update(predict="pgm_predict:predict", load="pgm_predict:load")
     cfg["accuracy"]["suites"].update({
         "tabular": {"dataset": "digits-table", "max_samples": 3000, "gates": GATES},
-        "images": {"dataset": "digits-images", "max_samples": 1500, "gates": GATES}})
+        "images": {"dataset": "digits-images", "max_samples": 800, "gates": GATES}})
     (root / "ml-ci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "parquet and image datasets")
