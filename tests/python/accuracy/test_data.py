@@ -45,6 +45,14 @@ def test_npz_stored_members_are_memory_mapped_in_the_archive(tmp_path: Path):
     np.testing.assert_array_equal(w.take([3, 1]), x[[3, 1]])
     assert "y" not in w._arrays  # a worker maps only what it reads: the inputs
     assert w.label_values([2]) == [2] and type(w.label_values([2])[0]) is int
+    images = np.arange(10 * 8 * 8, dtype=np.uint8).reshape(10, 8, 8)
+    np.savez(tmp_path / "i.npz", x=images, f=np.asfortranarray(x), y=np.zeros(10))
+    w = worker(data.load(tmp_path / "i.npz", inputs=["x", "f"], batch_as="columns"))
+    got = w.take([9, 0, 9])
+    np.testing.assert_array_equal(got["x"], images[[9, 0, 9]])  # rows of any shape, repeats allowed
+    np.testing.assert_array_equal(got["f"], x[[9, 0, 9]])  # a Fortran-order array: from the memory map
+    got["x"][0, 0, 0] = 255  # predict may modify its batch: a copy, not the file
+    assert w.take([9])["x"][0, 0, 0] == images[9, 0, 0]
 
 
 def test_npz_compressed_members_are_unpacked_once_and_mapped(tmp_path: Path):
@@ -143,15 +151,17 @@ def test_parquet_reads_label_and_id_and_maps_only_the_selected_inputs(tmp_path: 
     path, cols = tabular(tmp_path)
     ds = data.load(path, inputs="*", label="label", id_field="uid", exclude=["ts", "city"], batch_as="array")
     assert ds.input_names == ["age", "income", "score"]
-    ipc = pa.ipc.open_file(pa.memory_map(ds.worker_spec()["ipc"])).schema
-    assert ipc.names == ["age", "income", "score"]  # the workers' copy holds the inputs only
+    rows = ds.worker_spec()["storage"]["rows"]  # numeric inputs: a file of row records, read by pread
+    assert [f[0] for f in rows["descr"]] == ["age", "income", "score"]  # the workers' copy holds the inputs only
     assert ds.labels.tolist() == cols["label"].tolist() and ds.ids.take([0, 499]) == ["u0000", "u0499"]
     w = worker(ds)
     batch = w.take([499, 0, 250])
     expected = np.column_stack([cols["age"], cols["income"], cols["score"]])[[499, 0, 250]]
     np.testing.assert_allclose(batch, expected, rtol=1e-6)
     assert w.ids.take([3]) == ["u0003"] and w.label_values([3]) == [int(cols["label"][3])]
-    records = worker(data.load(path, inputs=["city", "age"], label="label")).take([1, 2])
+    strings = data.load(path, inputs=["city", "age"], label="label")
+    assert pa.ipc.open_file(pa.memory_map(strings.worker_spec()["storage"]["ipc"])).schema.names == ["city", "age"]
+    records = worker(strings).take([1, 2])
     assert records == [{"city": str(cols["city"][i]), "age": int(cols["age"][i])} for i in (1, 2)]
     columns = worker(data.load(path, inputs=["age", "city"], label="label", batch_as="columns")).take([5, 6])
     assert columns["age"].tolist() == cols["age"][[5, 6]].tolist() and columns["city"] == cols["city"][[5, 6]].tolist()
@@ -165,6 +175,10 @@ def test_parquet_vectors_strings_and_errors(tmp_path: Path):
                              "text": ["a", "b", "c", "d"], "y": ["neg", "pos", "neg", None]}), tmp_path / "v.parquet")
     with pytest.raises(UserError, match="row 3 has an empty label"):
         data.load(tmp_path / "v.parquet", inputs="emb")
+    pq.write_table(pa.table({"n": [1.0, None, 3.0], "y": [0, 1, 0]}), tmp_path / "null.parquet")
+    nullable = data.load(tmp_path / "null.parquet", inputs="n")
+    assert "ipc" in nullable.worker_spec()["storage"]  # numpy has no nulls: Arrow keeps them
+    assert worker(nullable).take([1, 2]) == [None, 3.0]
     pq.write_table(pa.table({"emb": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), 3),
                              "text": ["a", "b", "c", "d"], "y": ["neg", "pos", "neg", "pos"], "k": [1, 2, 2, 3]}),
                    tmp_path / "v.parquet")

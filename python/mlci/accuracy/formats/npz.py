@@ -1,9 +1,9 @@
-""".npz test sets, memory-mapped: a worker's batch touches only its rows' pages.
+""".npz test sets: the controller maps the label and id arrays, a worker reads only its batch's rows.
 
 An .npz is a zip of .npy files. A member stored without compression (`np.savez`) is a plain .npy inside the zip,
-so it is memory-mapped at its offset in the archive. A compressed member (`np.savez_compressed`) cannot be, so
-the controller unpacks it once per run (streamed, never whole in memory) into the run's scratch directory and
-every worker memory-maps that copy.
+so its rows are read in place, at their offset in the archive (by pread, see rows.py; the label and id arrays
+by memory map). A compressed member (`np.savez_compressed`) cannot be, so the controller unpacks it once per run
+(streamed, never whole in memory) into the run's scratch directory and every worker reads that copy.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from ...errors import UserError
 from ..data import Dataset, DataSpec, Ids, has_duplicates
+from .rows import RowFile
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, (version .. uncompressed size), name length, extra length
 
@@ -112,6 +113,7 @@ class NpzDataset(Dataset):
         self.refs = refs
         self.id_key = id_key
         self._arrays: dict[str, np.ndarray] = {}
+        self._readers: dict[str, RowFile] = {}
 
     def array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
@@ -125,7 +127,17 @@ class NpzDataset(Dataset):
         return Ids(self.n, np.asarray(self.array(self.id_key)).reshape(self.n) if self.id_key else None)
 
     def _columns(self, idx: np.ndarray) -> dict[str, Any]:
-        return {name: np.asarray(self.array(name)[idx]) for name in self.input_names}
+        return {name: self._rows(name, idx) for name in self.input_names}
+
+    def _rows(self, name: str, idx: np.ndarray) -> np.ndarray:
+        """Rows of an input array: by pread (rows.py) for the usual C-order array, else from the memory map."""
+        ref = self.refs[name]
+        if ref["fortran"] or not ref["shape"]:
+            return np.asarray(self.array(name)[idx])
+        if name not in self._readers:
+            self._readers[name] = RowFile(ref["path"], ref["offset"], np.lib.format.descr_to_dtype(ref["descr"]),
+                                          tuple(ref["shape"][1:]), ref["shape"][0])
+        return self._readers[name].take(idx)
 
     def worker_spec(self) -> dict[str, Any]:
         return {"format": "npz", "path": str(self.path), "spec": self.spec.to_json(), "n": self.n,

@@ -1,9 +1,14 @@
-"""Parquet test sets (pyarrow): column selection, label and id read alone, inputs memory-mapped by the workers.
+"""Parquet test sets (pyarrow): column selection, label and id read alone, inputs read per row by the workers.
 
 Parquet has no random row access: a row is only reachable by decoding its whole row group (often the whole
 file), and a stratified sample touches every row group in every batch. So the controller reads the label (and
-id) columns, then streams only the input columns, one bounded record batch at a time, into an uncompressed
-Arrow IPC file in the run's scratch directory. Workers memory-map that file (zero copy) and gather their rows.
+id) columns, then streams only the input columns, one bounded record batch at a time, into a file in the run's
+scratch directory that workers read rows from:
+
+- numeric and boolean columns, and fixed-size lists of numbers (the tabular case, embeddings): a row-major file
+  of numpy records, one pread per row (rows.py);
+- anything else (strings, bytes, nested or nullable values): an uncompressed Arrow IPC file that the workers
+  memory-map (zero copy) and gather their rows from.
 """
 
 from __future__ import annotations
@@ -80,9 +85,11 @@ def open_parquet(path: Path, spec: DataSpec, workdir: Path) -> ParquetDataset:
         ids = table[spec.id].combine_chunks()
         if ids.null_count or pc.count_distinct(ids).as_py() != len(ids):
             raise UserError(f"dataset {path} has duplicate or empty sample ids", hint="ids must be unique (or drop `id:`)")
-    ipc = workdir / "inputs.arrow"
-    _to_ipc(pf, inputs, ipc, n)
-    ds = ParquetDataset(path, spec, n, inputs, str(ipc), workdir, owns_workdir=True)
+    storage = _to_rows(pf, inputs, workdir / "inputs.rows", n)
+    if storage is None:
+        _to_ipc(pf, inputs, workdir / "inputs.arrow", n)
+        storage = {"ipc": str(workdir / "inputs.arrow")}
+    ds = ParquetDataset(path, spec, n, inputs, storage, workdir, owns_workdir=True)
     values = column_values(labels)
     ds.__dict__["labels"] = values if isinstance(values, np.ndarray) and values.ndim == 1 else _objects(labels)
     ds.__dict__["ids"] = Ids(n, ids)
@@ -95,18 +102,63 @@ def _objects(col: Any) -> np.ndarray:
     return arr
 
 
-def _to_ipc(pf: Any, inputs: list[str], target: Path, n: int) -> None:
-    """Stream the input columns into an uncompressed Arrow IPC file, a bounded record batch at a time."""
-    pa = pyarrow()
+def _batch_rows(pf: Any, inputs: list[str], n: int) -> int:
+    """Rows per record batch while converting, so one batch decodes to about BATCH_BYTES."""
     meta = pf.metadata
     wanted = set(inputs)
     decoded = sum(meta.row_group(g).column(c).total_uncompressed_size
                   for g in range(meta.num_row_groups) for c in range(meta.num_columns)
                   if meta.row_group(g).column(c).path_in_schema.split(".")[0] in wanted)
-    rows = int(min(16384, max(256, BATCH_BYTES // max(1, decoded // max(n, 1)))))
+    return int(min(16384, max(256, BATCH_BYTES // max(1, decoded // max(n, 1)))))
+
+
+def row_dtype(schema: Any, inputs: list[str]) -> np.dtype | None:
+    """A numpy record dtype for a row of the input columns, when every one is a number, a boolean or a
+    fixed-size list of numbers; None otherwise."""
+    pa = pyarrow()
+    fields: list[tuple[Any, ...]] = []
+    for c in inputs:
+        t = schema.field(c).type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+            fields.append((c, np.dtype(t.to_pandas_dtype())))
+        elif pa.types.is_fixed_size_list(t) and (pa.types.is_integer(t.value_type) or pa.types.is_floating(t.value_type)):
+            fields.append((c, np.dtype(t.value_type.to_pandas_dtype()), (t.list_size,)))
+        else:
+            return None
+    return np.dtype(fields)
+
+
+def _to_rows(pf: Any, inputs: list[str], target: Path, n: int) -> dict[str, Any] | None:
+    """Stream the input columns into a row-major file of records; None (and no file) when a column is not
+    numeric or holds nulls (numpy has no nulls): the caller falls back to Arrow IPC."""
+    from .rows import RowFile
+
+    pa = pyarrow()
+    dtype = row_dtype(pf.schema_arrow, inputs)
+    if dtype is None:
+        return None
+    with open(target, "wb") as out:
+        for batch in pf.iter_batches(batch_size=_batch_rows(pf, inputs, n), columns=inputs, use_threads=False):
+            rec = np.empty(batch.num_rows, dtype=dtype)
+            for c in inputs:
+                col = batch.column(c)
+                if col.null_count:
+                    out.close()
+                    target.unlink()
+                    return None
+                rec[c] = column_values(col)
+            out.write(rec.tobytes())
+    pa.default_memory_pool().release_unused()
+    shape: tuple[int, ...] = ()
+    return {"rows": RowFile(str(target), 0, dtype, shape, n).to_json()}
+
+
+def _to_ipc(pf: Any, inputs: list[str], target: Path, n: int) -> None:
+    """Stream the input columns into an uncompressed Arrow IPC file, a bounded record batch at a time."""
+    pa = pyarrow()
     schema = pa.schema([pf.schema_arrow.field(c) for c in inputs])
     with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        for batch in pf.iter_batches(batch_size=rows, columns=inputs, use_threads=False):
+        for batch in pf.iter_batches(batch_size=_batch_rows(pf, inputs, n), columns=inputs, use_threads=False):
             writer.write_batch(batch)
     pa.default_memory_pool().release_unused()
 
@@ -114,11 +166,12 @@ def _to_ipc(pf: Any, inputs: list[str], target: Path, n: int) -> None:
 class ParquetDataset(Dataset):
     format = "parquet"
 
-    def __init__(self, path: Path, spec: DataSpec, n: int, input_names: list[str], ipc: str,
+    def __init__(self, path: Path, spec: DataSpec, n: int, input_names: list[str], storage: dict[str, Any],
                  workdir: Path | None = None, owns_workdir: bool = False):
         super().__init__(path, spec, n, input_names, workdir, owns_workdir)
-        self.ipc = ipc
+        self.storage = storage  # {"rows": RowFile json} or {"ipc": path}
         self._table: Any = None
+        self._rows: Any = None
 
     def _labels(self) -> np.ndarray:
         import pyarrow.parquet as pq
@@ -135,16 +188,23 @@ class ParquetDataset(Dataset):
         return Ids(self.n, pq.read_table(self.path, columns=[self.spec.id])[self.spec.id].combine_chunks())
 
     def _columns(self, idx: np.ndarray) -> dict[str, Any]:
+        if "rows" in self.storage:
+            from .rows import RowFile
+
+            if self._rows is None:
+                self._rows = RowFile.from_json(self.storage["rows"])
+            rec = self._rows.take(idx)
+            return {c: rec[c] for c in self.input_names}
         pa = pyarrow()
         if self._table is None:
-            self._table = pa.ipc.open_file(pa.memory_map(self.ipc, "r")).read_all()
+            self._table = pa.ipc.open_file(pa.memory_map(self.storage["ipc"], "r")).read_all()
         rows = self._table.take(pa.array(idx, type=pa.int64()))
         return {c: column_values(rows[c]) for c in self.input_names}
 
     def worker_spec(self) -> dict[str, Any]:
         return {"format": "parquet", "path": str(self.path), "spec": self.spec.to_json(), "n": self.n,
-                "inputs": self.input_names, "ipc": self.ipc}
+                "inputs": self.input_names, "storage": self.storage}
 
     @classmethod
     def from_spec(cls, s: dict[str, Any]) -> ParquetDataset:
-        return cls(Path(s["path"]), DataSpec.from_json(s["spec"]), s["n"], s["inputs"], s["ipc"])
+        return cls(Path(s["path"]), DataSpec.from_json(s["spec"]), s["n"], s["inputs"], s["storage"])
