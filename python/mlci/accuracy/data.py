@@ -2,11 +2,11 @@
 
 Formats (`artifacts.data.<name>.format`, default from the file extension):
 
-- `npz`: arrays; members stored uncompressed (`np.savez`) are memory-mapped in place, compressed ones
-  (`np.savez_compressed`) are unpacked once per run into a temporary `.npy` and memory-mapped from there.
-- `parquet`: the label and id columns are read; the input columns are streamed once per run into an
-  uncompressed Arrow IPC file that every worker memory-maps (a Parquet file has no random row access). Needs
-  pyarrow (`pip install mlci[parquet]`, or `pyarrow` in the service's requirements).
+- `npz`: arrays; a worker reads its rows of members stored uncompressed (`np.savez`) in place, compressed ones
+  (`np.savez_compressed`) from a copy unpacked once per run.
+- `parquet`: the label and id columns are read; the input columns are streamed once per run into a row file
+  (or an Arrow IPC file for strings and nested values) the workers read rows from (a Parquet file has no
+  random row access). Needs pyarrow (`pip install mlci[parquet]`, or `pyarrow` in the service's requirements).
 - `csv`, `jsonl`: one streaming pass records each row's byte offset, label and id (these stay in the
   controller's memory); workers seek to their rows and parse only those.
 - `folder`: a folder (local, or an S3 manifest written by `mlci data add`) holding files plus a labels table
