@@ -171,7 +171,8 @@ class Ids:
             return [str(py(v)) for v in self.values[idx].tolist()]
         if callable(self.values):
             return list(self.values(idx))
-        return [str(v) for v in self.values.take(idx).to_pylist()]  # pyarrow
+        # a pyarrow array: element access (a numpy index array would make pyarrow import pandas, if installed)
+        return [str(self.values[i].as_py()) for i in idx.tolist()]
 
     def __iter__(self):  # noqa: ANN204 - lists of ids in small tests and team checks
         return iter(self.take(np.arange(self.n)))

@@ -38,24 +38,63 @@ def pyarrow() -> Any:
     return pa
 
 
-def column_values(col: Any) -> Any:
-    """An Arrow column as predict gets it: numbers as a numpy array, fixed-length numeric lists as a 2-D array,
-    anything else (strings, bytes, nested values) as a list of Python values."""
+def _numeric_dtype(t: Any) -> np.dtype | None:
+    """The numpy dtype of an Arrow integer/floating type (None for anything else)."""
     pa = pyarrow()
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    t = col.type
-    if col.null_count == 0:
-        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
-            return col.to_numpy(zero_copy_only=False)
-        if (pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)) and (
-                pa.types.is_integer(t.value_type) or pa.types.is_floating(t.value_type)):
-            lengths = pa.compute.list_value_length(col).to_numpy(zero_copy_only=False) if len(col) else np.zeros(0)
-            if len(col) == 0 or (lengths == lengths[0]).all():
-                flat = pa.compute.list_flatten(col)
-                if flat.null_count == 0:
-                    width = int(lengths[0]) if len(col) else 0
-                    return flat.to_numpy(zero_copy_only=False).reshape(len(col), width)
-    return col.to_pylist()
+    if pa.types.is_floating(t):
+        return np.dtype(f"<f{t.bit_width // 8}")
+    if pa.types.is_signed_integer(t):
+        return np.dtype(f"<i{t.bit_width // 8}")
+    if pa.types.is_unsigned_integer(t):
+        return np.dtype(f"<u{t.bit_width // 8}")
+    return None
+
+
+def _plain_values(arr: Any) -> np.ndarray | None:
+    """A null-free numeric or boolean Arrow array as numpy, straight from its buffers (pyarrow's own numpy
+    conversion imports pandas when it is installed: a second and ~60 MB per process for nothing)."""
+    pa = pyarrow()
+    if arr.null_count:
+        return None
+    dtype = _numeric_dtype(arr.type)
+    if dtype is not None:
+        data = np.frombuffer(arr.buffers()[1], dtype=dtype, count=arr.offset + len(arr))
+        return data[arr.offset:]
+    if pa.types.is_boolean(arr.type):
+        bits = np.unpackbits(np.frombuffer(arr.buffers()[1], dtype=np.uint8), bitorder="little")
+        return bits[arr.offset:arr.offset + len(arr)].astype(bool)
+    return None
+
+
+def _list_values(arr: Any) -> np.ndarray | None:
+    """A null-free list column whose lists all have one length, of numbers: a 2-D numpy array."""
+    pa = pyarrow()
+    t = arr.type
+    if arr.null_count or not (pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)):
+        return None
+    if pa.types.is_fixed_size_list(t):
+        width = t.list_size
+    else:
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if pa.types.is_large_list(t) else np.int32,
+                                count=arr.offset + len(arr) + 1)[arr.offset:]
+        lengths = np.diff(offsets)
+        if len(lengths) and (lengths != lengths[0]).any():
+            return None
+        width = int(lengths[0]) if len(lengths) else 0
+    flat = _plain_values(arr.flatten())
+    return None if flat is None else flat.reshape(len(arr), width)
+
+
+def column_values(col: Any) -> Any:
+    """An Arrow column as predict gets it: numbers as a numpy array, equal-length lists of numbers as a 2-D
+    array, anything else (strings, bytes, nested or nullable values) as a list of Python values."""
+    pa = pyarrow()
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    for convert in (_plain_values, _list_values):
+        values = convert(arr)
+        if values is not None:
+            return values
+    return arr.to_pylist()
 
 
 def open_parquet(path: Path, spec: DataSpec, workdir: Path) -> ParquetDataset:
@@ -78,7 +117,7 @@ def open_parquet(path: Path, spec: DataSpec, workdir: Path) -> ParquetDataset:
     table = pf.read(columns=needed)
     labels = table[spec.label]
     if labels.null_count:
-        first = int(np.flatnonzero(labels.is_null().to_numpy(zero_copy_only=False))[0])
+        first = labels.is_null().combine_chunks().to_pylist().index(True)
         raise UserError(f"{path}: row {first} has an empty label", hint="every sample needs a label")
     ids = None
     if spec.id:
@@ -119,10 +158,10 @@ def row_dtype(schema: Any, inputs: list[str]) -> np.dtype | None:
     fields: list[tuple[Any, ...]] = []
     for c in inputs:
         t = schema.field(c).type
-        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
-            fields.append((c, np.dtype(t.to_pandas_dtype())))
-        elif pa.types.is_fixed_size_list(t) and (pa.types.is_integer(t.value_type) or pa.types.is_floating(t.value_type)):
-            fields.append((c, np.dtype(t.value_type.to_pandas_dtype()), (t.list_size,)))
+        if _numeric_dtype(t) is not None or pa.types.is_boolean(t):
+            fields.append((c, _numeric_dtype(t) or np.dtype(bool)))
+        elif pa.types.is_fixed_size_list(t) and _numeric_dtype(t.value_type) is not None:
+            fields.append((c, _numeric_dtype(t.value_type), (t.list_size,)))
         else:
             return None
     return np.dtype(fields)
