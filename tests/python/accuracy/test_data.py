@@ -97,6 +97,8 @@ def test_csv_rows_are_read_by_offset_with_quoted_newlines_and_blank_lines(tmp_pa
     w = worker(ds)
     assert w.take([1, 0]) == [{"f1": 3, "f2": 4}, {"f1": 1, "f2": 2.5}]
     assert w.label_values([1]) == ["dog"] and w.ids.take([2]) == ["c"]  # a worker reads just those rows
+    (tmp_path / "bom.csv").write_bytes("\ufeffx,y\n1,0\n".encode())
+    assert worker(data.load(tmp_path / "bom.csv")).take([0]) == [1]
     notes = worker(data.load(tmp_path / "b.csv", inputs=["note"], label="label"))
     assert notes.take([0, 1]) == ["two\nlines", "x, y"]
     arr = worker(data.load(tmp_path / "b.csv", inputs=["f1", "f2"], label="label", batch_as="array")).take([2, 0])

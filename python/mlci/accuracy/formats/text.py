@@ -80,7 +80,7 @@ def open_text(path: Path, fmt: str, spec: DataSpec, workdir: Path, keep: tuple[s
     ds = TextDataset(path, fmt, spec, len(off), inputs, header, str(off_path), workdir, owns_workdir=True)
     ds.__dict__["labels"] = compact(labels)
     ds.__dict__["ids"] = Ids(len(off), compact(ids) if ids is not None else None)
-    ds.kept = {k: v for k, v in kept.items()}
+    ds.kept = kept
     return ds
 
 
@@ -92,6 +92,8 @@ def _index_csv(path: Path, spec: DataSpec, keep: tuple[str, ...]):  # noqa: ANN2
         if header is None:
             return [], [], [], [], None, {}
         header = [h.strip() for h in header]
+        if header:
+            header[0] = header[0].lstrip("\ufeff")  # a byte-order mark (spreadsheet exports)
         needed = [spec.label, *([spec.id] if spec.id else []), *keep]
         missing = [c for c in needed if c not in header]
         if missing:
