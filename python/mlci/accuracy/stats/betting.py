@@ -101,35 +101,45 @@ def _monotone_root(fn, lo: float, hi: float, increasing: bool, steps: int = 50) 
     return hi if increasing else lo
 
 
-def lower_bound(x: np.ndarray, bets: np.ndarray, level: float, truncation: float = TRUNCATION) -> float:
-    """inf{m : K+_n(m) < 1/level} at the last sample (0 when nothing is excluded)."""
+def lower_bound(x: np.ndarray, bets: np.ndarray, level: float, truncation: float = TRUNCATION,
+                running: bool = True) -> float:
+    """inf{m : K+_t(m) < 1/level} at the last sample t (0 when nothing is excluded). running: the running
+    intersection over all t <= n (inf{m : max_t K+_t(m) < 1/level}), which is also a valid confidence
+    sequence and agrees with a verdict taken at the first crossing."""
+    return _bound(x, bets, level, truncation, running, +1)
+
+
+def upper_bound(x: np.ndarray, bets: np.ndarray, level: float, truncation: float = TRUNCATION,
+                running: bool = True) -> float:
+    """sup{m : K-_t(m) < 1/level} at the last sample (1 when nothing is excluded); running as for lower_bound."""
+    return _bound(x, bets, level, truncation, running, -1)
+
+
+def _bound(x: np.ndarray, bets: np.ndarray, level: float, truncation: float, running: bool, side: int) -> float:
     if x.size == 0:
-        return 0.0
+        return 0.0 if side > 0 else 1.0
     limit = math.log(1 / level)
-    excluded = lambda m: log_capital(x, m, bets, +1, truncation)[-1] >= limit  # noqa: E731
-    if not excluded(1e-12):
-        return 0.0
-    return _monotone_root(excluded, 1e-12, 1.0, increasing=False)
+
+    def excluded(m: float) -> bool:
+        logk = log_capital(x, m, bets, side, truncation)
+        return bool((logk.max() if running else logk[-1]) >= limit)
+
+    edge = 1e-12 if side > 0 else 1 - 1e-12
+    if not excluded(edge):
+        return 0.0 if side > 0 else 1.0
+    if side > 0:  # K+ is non-increasing in m: excluded on (0, L], kept above
+        return _monotone_root(excluded, edge, 1.0, increasing=False)
+    return _monotone_root(excluded, 0.0, edge, increasing=True)
 
 
-def upper_bound(x: np.ndarray, bets: np.ndarray, level: float, truncation: float = TRUNCATION) -> float:
-    """sup{m : K-_n(m) < 1/level} at the last sample (1 when nothing is excluded)."""
-    if x.size == 0:
-        return 1.0
-    limit = math.log(1 / level)
-    excluded = lambda m: log_capital(x, m, bets, -1, truncation)[-1] >= limit  # noqa: E731
-    if not excluded(1 - 1e-12):
-        return 1.0
-    return _monotone_root(excluded, 0.0, 1 - 1e-12, increasing=True)
-
-
-def hedged_cs(x: np.ndarray | list[float], alpha: float, theta: float = 0.5,
-              truncation: float = TRUNCATION) -> tuple[float, float]:
+def hedged_cs(x: np.ndarray | list[float], alpha: float, theta: float = 0.5, truncation: float = TRUNCATION,
+              running: bool = True) -> tuple[float, float]:
     """The paper's hedged-capital confidence interval at the last sample (Theorem 3, predictable plug-in bets
-    at alpha*theta for K+ and alpha*(1-theta) for K-): {m : max(theta K+, (1-theta) K-) < 1/alpha}."""
+    at alpha*theta for K+ and alpha*(1-theta) for K-): {m : max(theta K+, (1-theta) K-) < 1/alpha}, by
+    default intersected over all earlier samples (as confseq's hedged_cs does)."""
     x = _as_scores(x)
-    lo = lower_bound(x, prpl_bets(x, alpha * theta), alpha * theta, truncation)
-    hi = upper_bound(x, prpl_bets(x, alpha * (1 - theta)), alpha * (1 - theta), truncation)
+    lo = lower_bound(x, prpl_bets(x, alpha * theta), alpha * theta, truncation, running)
+    hi = upper_bound(x, prpl_bets(x, alpha * (1 - theta)), alpha * (1 - theta), truncation, running)
     return lo, hi
 
 
