@@ -2,7 +2,7 @@
 """Benchmark of the gate statistics by Monte-Carlo: error rates against their bounds and samples used against
 the exact fixed-n test, in one run. Pure statistics (no service, no engine); vectorised numpy, one core.
 
-    python tests/benchmarks/bench_gates.py [--runs 2000] [--change-runs 2000] [--only A,B,C,D,E]
+    python tests/benchmarks/bench_gates.py [--runs 2000] [--change-runs 2000] [--only A,B,C,D,E,F]
 
 A. betting gate for bounded scores (min 0.90, margin 0.02, alpha 0.05, beta 0.10): false PASS at the
    threshold, false FAIL at threshold + margin, INCONCLUSIVE at the planned n; 0/1 scores and Beta scores.
@@ -17,6 +17,7 @@ C. slice family: 5 slices, betting gates' anytime p-values, Holm at every look: 
 D. change gates (paired BCa bootstrap) for AUC, macro-F1, MAE, RMSE, latency p95: false PASS with the
    candidate exactly one margin worse, false FAIL at no change; n per run 300 (targets alpha / beta).
 E. betting change gate on paired 0/1 correctness: false PASS at the margin, false FAIL at no change, samples.
+F. truncated SPRT when looks see a random number of trials (class-conditional precision / recall).
 """
 
 from __future__ import annotations
@@ -297,17 +298,41 @@ def section_e(runs: int, rng: np.random.Generator) -> None:
                            f"mean samples {u.mean():.0f}, p90 {np.percentile(u, 90):.0f}, inconclusive {np.mean(c == 0):.4f}"))
 
 
+def section_f(runs: int, rng: np.random.Generator) -> None:
+    """The truncated SPRT when a look's trial count is not a whole batch: a class-conditional recall gate sees
+    ~Binomial(50, share) trials per batch, so the design is made for the expected count per look."""
+    print(f"\nF. truncated SPRT with random trial counts per look (trials per 50-sample batch ~ Binomial(50, share), "
+          f"design batch = 50 x share); {runs} runs per point")
+    print(f"   {'case':58} {'rate':>7} {'(se)':>8}  bound")
+    for share in (0.3, 0.97):
+        batch = round(LOOK * share)
+        test = TruncatedSprt(MIN, MIN + MARGIN, ALPHA, BETA, batch=batch)
+        d = test.design
+        for p, bad, bound, exact in ((MIN, 1, ALPHA, d.size), (MIN + MARGIN, -1, BETA, d.false_fail)):
+            nb = int(np.ceil(d.max_n / (LOOK * share))) + 40
+            looks = np.cumsum(rng.binomial(LOOK, share, (runs, nb)), axis=1)
+            outcomes = rng.random((runs, int(looks[:, -1].max()))) < p
+            cum = np.concatenate([np.zeros((runs, 1), dtype=np.int64), np.cumsum(outcomes, axis=1)], axis=1)
+            k = np.take_along_axis(cum, looks, axis=1)
+            a, r = test.boundaries(looks)
+            up, down = k >= r, k <= a
+            first = (up | down).argmax(axis=1)
+            v = np.where(up[np.arange(runs), first], 1, -1)
+            label = f"share {share}: {'false PASS at min' if bad == 1 else 'false FAIL at min + margin'}"
+            print(verdict_line(label, float(np.mean(v == bad)), bound, runs, f"exact at the regular schedule {exact:.4f}"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=2000, help="Monte-Carlo runs per point (sections A, B, C, E)")
+    ap.add_argument("--runs", type=int, default=2000, help="Monte-Carlo runs per point (sections A, B, C, E, F)")
     ap.add_argument("--change-runs", type=int, default=2000, help="runs per point for the bootstrap change gates (D)")
-    ap.add_argument("--only", default="A,B,C,D,E", help="comma-separated sections to run")
+    ap.add_argument("--only", default="A,B,C,D,E,F", help="comma-separated sections to run")
     args = ap.parse_args()
     rng = np.random.default_rng(2026)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     sections = {"A": lambda: section_a(args.runs, rng), "B": lambda: section_b(args.runs, rng),
                 "C": lambda: section_c(args.runs, rng), "D": lambda: section_d(args.change_runs, rng),
-                "E": lambda: section_e(args.runs, rng)}
+                "E": lambda: section_e(args.runs, rng), "F": lambda: section_f(args.runs, rng)}
     for key in args.only.split(","):
         t = time.time()
         sections[key.strip().upper()]()

@@ -153,4 +153,6 @@ def test_drop_in_for_sprt_and_a_capped_maximum():
     assert pp[0] <= 0.05 and pf[1] <= 0.10 and en.max() <= 1760
     with pytest.raises(ValueError, match="below the exact fixed n"):
         TruncatedSprt(*GATE, max_n=1500).design  # noqa: B018
+    with pytest.raises(ValueError, match="no closed design"):  # too close to the fixed n: the caller uses fixed n
+        TruncatedSprt(*GATE, max_n=1800).design  # noqa: B018
     assert look_schedule(50, 120).tolist() == [50, 100, 120]

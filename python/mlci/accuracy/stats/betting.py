@@ -42,7 +42,7 @@ predictable plug-in bets) is `hedged_cs`; tests compare it and the capital proce
 Planning beta: the FAIL test bounds false FAILs at threshold + margin by beta_F, but a good model can also run
 out of samples (INCONCLUSIVE). `plan` finds, by simulation of the maximum-variance law for that mean
 (Bernoulli(threshold + margin): larger variance only slows the bets), the smallest look at which
-P(PASS) >= 1 - beta -- the samples the gate needs for its beta.
+P(PASS) >= 1 - beta (by two Monte-Carlo standard errors) -- the samples the gate needs for its beta.
 """
 
 from __future__ import annotations
@@ -277,7 +277,8 @@ class Plan:
 def plan(threshold: float, margin: float, alpha: float, beta: float, *, batch: int, cap: int,
          direction: str = ">=", bets: str = "design", runs: int = 2000, seed: int = 0) -> Plan:
     """Samples the gate needs so that a score law with mean threshold +- margin PASSes with probability
-    >= 1 - beta (Monte-Carlo on the maximum-variance, Bernoulli, law; fixed seed, so the plan is reproducible).
+    >= 1 - beta (Monte-Carlo on the maximum-variance, Bernoulli, law; fixed seed, so the plan is reproducible;
+    the simulated power must clear 1 - beta by two standard errors, so Monte-Carlo error does not eat beta).
     """
     gate = BettingGate(threshold, margin, alpha, beta, direction, bets)
     m1 = gate._nulls[1]
@@ -295,6 +296,7 @@ def plan(threshold: float, margin: float, alpha: float, beta: float, *, batch: i
         passed_by += ((codes == 1)[:, None] & (used[:, None] <= looks[None, :])).sum(axis=0)
         used_sum += float(used.sum())
     power = passed_by / runs
-    ok = np.flatnonzero(power >= 1 - beta)
+    # the first look whose simulated power clears 1 - beta by two Monte-Carlo standard errors
+    ok = np.flatnonzero(power >= 1 - beta + 2 * math.sqrt(beta * (1 - beta) / runs))
     return Plan(needed=int(looks[ok[0]]) if ok.size else None, power_at_cap=float(power[-1]),
                 mean_used=used_sum / runs, runs=runs, law=f"Bernoulli({p_good:g})")

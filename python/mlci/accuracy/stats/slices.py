@@ -110,7 +110,6 @@ def allocate(sizes: Sequence[int], budget: int, *, min_per_slice: int = 0, polic
     alloc = np.minimum(cap, min_per_slice)
     if alloc.sum() > budget:  # the minimums alone exceed the budget: share the budget equally instead
         alloc = np.zeros_like(cap)
-        min_per_slice = 0
     remaining = budget - int(alloc.sum())
     while remaining > 0:
         open_ = np.flatnonzero(alloc < cap)

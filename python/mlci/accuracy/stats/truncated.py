@@ -19,7 +19,8 @@ every `batch` trials (the engine's batches), and the design is computed for exac
 * the shape g and the maximum N = 1.5 x the exact fixed n are fixed rules (chosen by exact OC over
   the examples' gates: with them the expected sample size stays well under the fixed n at every p, and
   the SPRT's savings at min - margin and min + 2 margin are kept); the meeting value c is chosen by a
-  golden-section search minimising the mean expected sample size over p0 - margin ... p1 + margin.
+  coarse scan and a golden-section search minimising the mean expected sample size over p0 - margin, p0,
+  the midpoint, p1 and p1 + margin.
 
 By the monotone likelihood ratio of the binomial family, P(PASS | p) increases with p, so the size at p0
 bounds the false-PASS rate for every p <= p0, and P(FAIL | p1) bounds it for every p >= p1.
@@ -185,7 +186,9 @@ def design(p0: float, p1: float, alpha: float, beta: float, batch: int = 50, max
     """The closed design for H0: p <= p0 vs H1: p >= p1 with looks every `batch` trials.
 
     `max_n` caps N (e.g. the suite's max_samples or the dataset size); it must be at least the exact
-    fixed n, since no sequential design with the same exact alpha and beta can stop everywhere sooner.
+    fixed n, since no sequential design with the same exact alpha and beta can stop everywhere sooner, and in
+    practice ~1.1 x the fixed n (examples' gate: N = 1,800 has no design, 1,900 has). Raises ValueError when no
+    design exists under the cap: the caller then runs the exact fixed-n test (fixed_n.py) instead.
     """
     if not 0 < p0 < p1 < 1:
         raise ValueError(f"need 0 < p0 < p1 < 1, got p0={p0}, p1={p1}")
@@ -207,13 +210,17 @@ def design(p0: float, p1: float, alpha: float, beta: float, batch: int = 50, max
         asn = _oc(p0, p1, batch, n_max, cal[0], cal[1], meet, SHAPE, grid)[2]
         return float(asn.mean()), cal
 
-    # golden-section search for the meeting value on +-span (in log likelihood ratio units)
+    # the meeting value: a coarse scan (some values leave too much error at the final look: infinite cost),
+    # then a golden-section search between the best point's neighbours
     span = max(1.0, 2 * abs(math.log(beta / alpha)))
-    lo, hi = -span, span
+    grid_c = np.linspace(-span, span, 7)
+    costs = [cost(float(c)) for c in grid_c]
+    best = int(np.argmin([c[0] for c in costs]))
+    lo, hi = float(grid_c[max(best - 1, 0)]), float(grid_c[min(best + 1, grid_c.size - 1)])
     inv = (math.sqrt(5) - 1) / 2
     x1, x2 = hi - inv * (hi - lo), lo + inv * (hi - lo)
     c1, c2 = cost(x1), cost(x2)
-    for _ in range(8):
+    for _ in range(6):
         if c1[0] <= c2[0]:
             hi, x2, c2 = x2, x1, c1
             x1 = hi - inv * (hi - lo)
@@ -222,9 +229,10 @@ def design(p0: float, p1: float, alpha: float, beta: float, batch: int = 50, max
             lo, x1, c1 = x1, x2, c2
             x2 = lo + inv * (hi - lo)
             c2 = cost(x2)
-    meet, (_, cal) = (x1, c1) if c1[0] <= c2[0] else (x2, c2)
+    meet, (_, cal) = min(((x1, c1), (x2, c2), (float(grid_c[best]), costs[best])), key=lambda t: t[1][0])
     if cal is None:
-        raise ValueError(f"no closed design with max_n {n_max} holds alpha {alpha} and beta {beta}")
+        raise ValueError(f"no closed design with max_n {n_max} holds alpha {alpha} and beta {beta} (fixed n {fx}): "
+                         "allow more samples or use the fixed-n test")
     upper, lower, size, ff = cal
     return Design(p0=p0, p1=p1, alpha=alpha, beta=beta, batch=batch, max_n=n_max, upper=upper, lower=lower,
                   meet=meet, shape=SHAPE, size=size, false_fail=ff, fixed_n=fx)
