@@ -234,7 +234,8 @@ def change_population(metric: str, rng: np.random.Generator, size: int = 200_000
             "worse": lat * rng.lognormal(0.05, 0.1, size)}
 
 
-def section_d(runs: int, rng: np.random.Generator, n: int = 300, resamples: int = 999) -> None:
+def section_d(runs: int, rng: np.random.Generator, n: int = 300, resamples: int = 999,
+              only: str = "auc,f1,mae,rmse,latency_p95") -> None:
     def f1(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
         return metrics.macro_f1(a, b, axis, classes=[0, 1, 2])
 
@@ -247,6 +248,8 @@ def section_d(runs: int, rng: np.random.Generator, n: int = 300, resamples: int 
           f" absolute margin = the population gap between 'worse' and the baseline")
     print(f"   {'case':58} {'rate':>7} {'(se)':>8}  bound")
     for name, (fn, higher) in specs.items():
+        if name not in only.split(","):
+            continue
         t = time.time()
         pop = change_population(name if name != "latency_p95" else "latency", rng)
         base_v, worse_v, equal_v = (float(fn(pop["y"], pop[out])) for out in ("base", "worse", "equal"))
@@ -327,11 +330,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=2000, help="Monte-Carlo runs per point (sections A, B, C, E, F)")
     ap.add_argument("--change-runs", type=int, default=2000, help="runs per point for the bootstrap change gates (D)")
     ap.add_argument("--only", default="A,B,C,D,E,F", help="comma-separated sections to run")
+    ap.add_argument("--change-n", type=int, default=300, help="samples per run for the bootstrap change gates (D)")
+    ap.add_argument("--change-metrics", default="auc,f1,mae,rmse,latency_p95", help="metrics for section D")
     args = ap.parse_args()
     rng = np.random.default_rng(2026)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     sections = {"A": lambda: section_a(args.runs, rng), "B": lambda: section_b(args.runs, rng),
-                "C": lambda: section_c(args.runs, rng), "D": lambda: section_d(args.change_runs, rng),
+                "C": lambda: section_c(args.runs, rng), "D": lambda: section_d(args.change_runs, rng, args.change_n,
+                                                               only=args.change_metrics),
                 "E": lambda: section_e(args.runs, rng), "F": lambda: section_f(args.runs, rng)}
     for key in args.only.split(","):
         t = time.time()
