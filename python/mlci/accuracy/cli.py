@@ -90,8 +90,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                    "shard": f"{prep.shard[0]}/{prep.shard[1]}" if prep.shard else None,
                    "sequential": bool(prep.suite["sequential"]),
                    "available": len(prep.dataset), "batch_size": prep.batch_size, "workers": res.workers},
-        "plan": {"gates": prep.plans, "task": prep.task, "on_error": acc["on_error"], "drawn": prep.drawn,
-                 "batch_size": prep.batch_size},
+        "plan": {"gates": prep.plans, "task": prep.task, "output": prep.output.to_dict(), "on_error": acc["on_error"],
+                 "max_error_rate": acc["max_error_rate"], "drawn": prep.drawn, "batch_size": prep.batch_size,
+                 "timing": prep.spec()["timing"]},
         "on_error": acc["on_error"],
         "baseline": base_info,
     }
@@ -99,7 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     preds = col.preds[:n]
     if prep.task == "classification":  # compact, comparable outcomes: canonical label strings
         labels = [label_key(v) for v in labels]
-        preds = [None if p is None else label_key(p) for p in preds]
+        if prep.output.kind == "labels":
+            preds = [None if p is None else label_key(p) for p in preds]
     rec = results.build_record(
         meta=meta, ev=res.evaluator, checks=res.checks, positions=positions,
         ids=[prep.dataset.ids[i] for i in idx], labels=labels, preds=preds, errors=col.errors[:n], latency=col.latency[:n],

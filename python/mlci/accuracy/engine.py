@@ -21,8 +21,8 @@ from .. import gitinfo
 from ..artifacts.hashing import hash_file
 from ..errors import StageFailed, UserError
 from ..progress import Progress
-from . import data, sampling
-from .gates import Evaluator, plan_gates, task_for
+from . import data, outputs, sampling
+from .gates import LATENCY, Evaluator, plan_gates, task_for
 from .plugin import SPEC_ENV, Batches, Controller, InProcessLoop, write_batch_module
 
 
@@ -201,6 +201,7 @@ class Prepared:
     positions: np.ndarray  # positions in `order` this run covers
     batch_size: int
     label_set: set[str] = field(default_factory=set)
+    output: outputs.Output = field(default_factory=lambda: outputs.Output("labels"))
 
     @property
     def indices(self) -> np.ndarray:
@@ -208,7 +209,9 @@ class Prepared:
 
     def spec(self) -> dict[str, Any]:
         acc = self.cfg["accuracy"]
-        return {"root": str(self.cfg.root), "predict": acc["predict"], "load": acc["load"],
+        return {"root": str(self.cfg.root), "predict": self.suite.get("predict") or acc["predict"],
+                "load": self.suite.get("load") or acc["load"], "output": self.output.to_dict(),
+                "timing": "per_sample" if any(p["metric"] in LATENCY for p in self.plans) else "batch",
                 "data": self.dataset.worker_spec(), "batches": self._batches()}
 
     def _batches(self) -> dict[str, Any]:
@@ -241,8 +244,8 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
         codes, classes = np.zeros(len(ds), dtype=np.int64), ["all"]
     else:
         codes, classes = data.label_codes(ds.labels)
-    if task == "scores" and set(classes) - {"0", "1"}:
-        raise UserError(f"dataset {ref.path}: an auc gate needs binary 0/1 labels, found {classes[:10]}")
+    output = outputs.resolve(cfg["accuracy"], suite, classes if task != "regression" else [],
+                             regression=task == "regression", where=f"accuracy.suites.{suite_name}")
     chosen, source = sampling.choose_seed(seed, suite["seed"], gitinfo.commit(cfg.root), suite_name, ref.sha256)
     order = sampling.stratified_order_codes(codes, chosen)
     available = len(ds)
@@ -251,14 +254,14 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     counts = np.bincount(codes, minlength=len(classes))
     prevalence = {c: int(k) / available for c, k in zip(classes, counts.tolist(), strict=True)}
     plans = plan_gates(suite["gates"], sequential=seq, available=available, cap=cap, prevalence=prevalence,
-                       where=f"accuracy.suites.{suite_name}")
+                       where=f"accuracy.suites.{suite_name}", output=output, batch_size=suite["batch_size"])
     drawn = cap if seq else min(cap, max(p["needed"] for p in plans))
     sh = sampling.parse_shard(shard)
     positions = sampling.shard_positions(drawn, sh)
     if positions.size == 0:
         raise UserError(f"--shard {shard} gets no samples out of {drawn}", hint="use fewer shards")
     return Prepared(cfg, suite_name, suite, ref, ds, task, chosen, source, plans, drawn, order[:drawn], sh, positions,
-                    suite["batch_size"], set(classes) if task != "regression" else set())
+                    suite["batch_size"], set(classes) if task != "regression" else set(), output)
 
 
 @dataclass
@@ -310,7 +313,9 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
     n_batches = len(Batches.of(spec))
     workers = choose_workers(workers_flag, prep.cfg["accuracy"]["workers"], n_batches)
     total = len(prep.positions)
-    ev = Evaluator(prep.plans, prep.task, on_error, drawn=total, seed=prep.seed)
+    ev = Evaluator(prep.plans, prep.output, on_error, drawn=total, seed=prep.seed,
+                   max_errors=outputs.error_budget(prep.cfg["accuracy"]["max_error_rate"], total))
+    known = outputs.known_labels(prep.output, prep.label_set)
     indices = prep.indices  # a numpy view: a million-sample run keeps no list of a million ints
     progress = Progress(total, f"accuracy:{prep.suite_name}", unit="samples")
     col = Collected([None] * total, [None] * total, [0.0] * total)
@@ -323,9 +328,9 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
         idx = indices[lo:hi]
         col.preds[lo:hi], col.errors[lo:hi], col.latency[lo:hi] = result["pred"], result["err"], result["lat"]
         col.received = hi
-        if prep.task == "classification":
+        if known is not None:
             for j, (p, e) in enumerate(zip(result["pred"], result["err"], strict=True)):
-                if e is None and data.label_key(p) not in prep.label_set:
+                if e is None and not outputs.bad_number(p) and data.label_key(p) not in known:
                     bad_labels.append(f"sample {prep.dataset.ids[idx[j]]}: {p!r}")
         if bad_labels:
             return True
@@ -345,12 +350,14 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
     rc = run_session(spec, ctl, workers, checks)
     progress.close()
     if ctl.fatal:
-        raise UserError(ctl.fatal, hint="fix the predict/load function or the dataset; the engine stopped")
+        raise UserError(ctl.fatal, hint="fix the service's predict/load (a traceback above is from its own code); "
+                        "the engine stopped and recorded no verdict")
     if bad_labels:
         raise UserError(f"predict returned labels the dataset never has ({len(bad_labels)} seen), e.g. "
                         + "; ".join(bad_labels[:3]),
                         hint=f"labels in the dataset: {', '.join(sorted(prep.label_set)[:20])}; is predict returning "
-                        "class names instead of indices, or probabilities instead of labels?")
+                        "class names instead of indices? For probabilities or scores set accuracy.output; to allow "
+                        "classes the test set lacks, list them in accuracy.classes")
     if ctl.next_batch < n_batches and not ctl.stopped:
         raise StageFailed(f"the pytest session ended after {ctl.next_batch} of {n_batches} batches (pytest exit {rc})")
     if ev.verdict is None:

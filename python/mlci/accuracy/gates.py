@@ -1,10 +1,22 @@
 """Gate planning and evaluation on the prefix of the pre-drawn sample order.
 
 `plan_gates` turns the suite's gates into test plans (method, split beta, exact fixed n, samples needed)
-before anything runs, so impossible requests fail fast with the n they would need. `Evaluator` is fed
-batches strictly in pre-drawn order -- by the engine's controller as the prefix grows, or by `merge` over
-the recombined shards -- and decides each gate at the same looks either way, which is why a merged run
-reproduces an unsharded one exactly.
+before anything runs, and refuses a plan that cannot deliver the risks it states: a threshold or margin the data
+cannot support, a cap (`max_samples`) or dataset too small for a sequential gate to reach its beta (the exact
+truncated operating characteristic, stats/sprt_design.py), a change gate whose fixed n at the planned
+discordance exceeds the cap. `Evaluator` is fed batches strictly in pre-drawn order -- by the engine's
+controller as the prefix grows, or by `merge` over the recombined shards -- and decides each gate at the same
+looks either way, which is why a merged run reproduces an unsharded one exactly.
+
+Every metric reads the same per-sample view of the predictions (outputs.transform: predicted label and score).
+Prediction errors follow `accuracy.on_error`:
+* `fail`: the first error fails the suite.
+* `count_wrong`: an errored sample is a wrong prediction of no class (recall and accuracy count it as a miss;
+  AUC ranks it last); the gates and the record's metrics use exactly that view.
+* `exclude`: errored samples are left out of the reported estimates, but a gate PASSes only if it also passes
+  with every excluded sample counted wrong, and FAILs only if it also fails with every excluded sample counted
+  right; a gate neither view decides is INCONCLUSIVE. Past `accuracy.max_error_rate` of the drawn samples the
+  suite stops INCONCLUSIVE: the verdict would rest on samples the model could not predict.
 """
 
 from __future__ import annotations
@@ -19,25 +31,38 @@ from ..config.schema import HIGHER_BETTER, PROPORTION_METRICS
 from ..errors import UserError
 from . import metrics
 from .data import label_key
+from .outputs import Output, imputed_score, transform
 from .stats import bootstrap, fixed_n, mcnemar, proportion
 from .stats.sprt import Sprt
+from .stats.sprt_design import fail_bound, looks_for, operating_curve, pass_bound
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+ERR = -1  # code of a prediction counted wrong (no class)
+LATENCY = ("latency_p50", "latency_p95")
 
 
 def task_for(gates: list[dict[str, Any]]) -> str:
-    """classification (labels), regression (numbers: mae/rmse) or scores (binary scores: auc)."""
-    names = {g["metric"] for g in gates}
-    if names & {"mae", "rmse"}:
-        return "regression"
-    if "auc" in names:
-        return "scores"
-    return "classification"
+    """regression (numbers: mae/rmse) or classification."""
+    return "regression" if {g["metric"] for g in gates} & {"mae", "rmse"} else "classification"
+
+
+def resolve_class(value: Any, prevalence: dict[str, float], names: dict[str, str], where: str) -> str:
+    """A gate's `class`: a label of the dataset, or a display name from `accuracy.labels`."""
+    key = label_key(value)
+    if key in prevalence:
+        return key
+    by_name = [k for k, n in names.items() if n == str(value)]
+    if by_name and by_name[0] in prevalence:
+        return by_name[0]
+    shown = ", ".join(f"{k} ({names[k]})" if k in names else k for k in sorted(prevalence)[:20])
+    raise UserError(f"class '{value}' does not occur in the dataset's labels", where=where, hint=f"labels present: {shown}")
 
 
 def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int, cap: int,
-               prevalence: dict[str, float], where: str) -> list[dict[str, Any]]:
-    """One plan per gate; raises UserError for thresholds or margins the data cannot support."""
+               prevalence: dict[str, float], where: str, output: Output | None = None,
+               batch_size: int = 64) -> list[dict[str, Any]]:
+    """One plan per gate; raises UserError for requests the data, the cap or the prediction type cannot support."""
+    output = output or Output("labels")
     k = len(gates)
     plans = []
     for i, g in enumerate(gates):
@@ -46,19 +71,33 @@ def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int,
         higher = metric in HIGHER_BETTER
         threshold = g["min"] if higher else g["max"]
         beta = g["beta"] / k
-        cls = None if g.get("class") is None else label_key(g["class"])
-        if cls is not None and cls not in prevalence:
-            raise UserError(f"class '{cls}' does not occur in the dataset's labels", where=gw,
-                            hint=f"labels present: {', '.join(sorted(prevalence)[:20])}")
+        if metric == "auc" and not output.has_scores:
+            raise UserError(f"an auc gate ranks samples by score, but this suite's predict returns {output.kind}",
+                            where=gw, hint="set accuracy.output (or the suite's output) to scores or probabilities, "
+                            "with a predict that returns them")
+        if metric == "auc" and len(prevalence) < 2:
+            raise UserError(f"an auc gate needs samples of two classes; the dataset has only "
+                            f"{', '.join(prevalence) or 'none'}", where=gw, hint="gate on accuracy or recall instead")
+        cls = None if g.get("class") is None else resolve_class(g["class"], prevalence, output.names, gw)
         share = prevalence[cls] if (cls is not None and metric in ("precision", "recall")) else 1.0
         plan: dict[str, Any] = {
             "metric": metric, "kind": kind, "class": cls, "threshold": threshold,
             "direction": ">=" if higher else "<=", "margin": g["margin"], "alpha": g["alpha"], "beta": beta,
-            "beta_configured": g["beta"], "fixed_n": None, "needed": None,
+            "beta_configured": g["beta"], "gates": k, "fixed_n": None, "needed": None,
         }
         if kind == "change":
             plan["method"] = "mcnemar-sprt" if sequential else "mcnemar-exact"
-            plan["needed"] = cap  # the discordance rate is unknown until the run: use every drawn sample
+            plan["needed"] = cap  # the real discordance is known only after the run: use every drawn sample
+            psi = g.get("discordance") or 0.1
+            plan["discordance"] = psi
+            plan["fixed_n"] = mcnemar.planned_n(psi, g["margin"], g["alpha"], beta)
+            if plan["fixed_n"] is not None and plan["fixed_n"] > cap:
+                raise UserError(
+                    f"change gate {metric} (margin {g['margin']}, alpha {g['alpha']}, beta {_g(beta)}) needs "
+                    f"n = {plan['fixed_n']} paired samples at a discordance of {psi:g} (candidate and baseline "
+                    f"disagree on {psi:.0%} of the samples) but {_cap_text(cap, available)}", where=gw,
+                    hint=f"raise max_samples to >= {plan['fixed_n']}, widen the margin, or set `discordance:` on "
+                    "the gate if you know the models disagree less often")
         elif metric in PROPORTION_METRICS:
             if threshold is None or not 0 < threshold < 1 or threshold + g["margin"] >= 1:
                 raise UserError(f"{metric} threshold {threshold!r} with margin {g['margin']} is outside (0, 1)",
@@ -68,6 +107,9 @@ def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int,
             plan["critical"] = fx.critical
             plan["method"] = "sprt" if sequential else "binomial-exact"
             plan["needed"] = cap if sequential else plan["fixed_n"]
+            if sequential:
+                _check_sequential(plan, g, cap=cap, available=available, share=share, batch_size=batch_size,
+                                  where=gw)
         else:
             if higher and (threshold is None or not 0 < threshold < 1):
                 raise UserError(f"{metric} threshold {threshold!r} is outside (0, 1)", where=gw, hint="0 < min < 1")
@@ -78,9 +120,9 @@ def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int,
             else:
                 plan["needed"] = cap
             plan["method"] = "bootstrap-bca"
-        if plan["fixed_n"] is not None and plan["fixed_n"] > available:
+        if plan["fixed_n"] is not None and plan["fixed_n"] > available and plan["method"] != "sprt" and kind != "change":
             raise UserError(
-                f"gate {metric} (min {threshold}, margin {g['margin']}, alpha {g['alpha']}, beta {beta:g}) needs "
+                f"gate {metric} (min {threshold}, margin {g['margin']}, alpha {g['alpha']}, beta {_g(beta)}) needs "
                 f"n = {plan['fixed_n']} samples for an exact fixed-n test but the dataset has {available}",
                 where=gw, hint="widen the margin, raise alpha/beta, or use a larger test set")
         if plan["needed"] is not None and plan["needed"] > cap:
@@ -90,14 +132,56 @@ def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int,
     return plans
 
 
+def _check_sequential(plan: dict[str, Any], g: dict[str, Any], *, cap: int, available: int, share: float,
+                      batch_size: int, where: str) -> None:
+    """Refuse a sequential gate whose cap leaves P(PASS) at min + margin below 1 - beta (undecided paths end
+    INCONCLUSIVE at the cap); name the beta the plan achieves and the cap that would deliver the stated one."""
+    test = Sprt(plan["threshold"], plan["threshold"] + plan["margin"], plan["alpha"], plan["beta"])
+    curve = operating_curve(test, looks_for(cap, batch_size, share), plan["threshold"] + plan["margin"])
+    achieved = 1.0 - float(curve.passed[-1]) if len(curve.passed) else 1.0
+    plan["achievable_beta"] = achieved
+    if achieved <= plan["beta"] * (1 + 1e-9):
+        return
+    full = operating_curve(test, looks_for(available, batch_size, share), plan["threshold"] + plan["margin"])
+    ok = np.flatnonzero(full.passed >= 1 - plan["beta"])
+    if ok.size:
+        need = math.ceil(int(full.looks[ok[0]]) / share)
+        how = f"raise max_samples to >= {need}"
+    else:
+        how = f"the dataset ({available} samples) cannot deliver it: use a larger test set"
+    per = f" ({_g(plan['beta'])} per gate: beta {_g(plan['beta_configured'])} split over {plan['gates']} gates)" \
+        if plan["gates"] > 1 else ""
+    cls = f"[{plan['class']}]" if plan["class"] is not None else ""
+    raise UserError(
+        f"gate {plan['metric']}{cls} cannot deliver its beta{per} within {_cap_text(cap, available)}: a model at "
+        f"min + margin = {plan['threshold'] + plan['margin']:g} PASSes with probability {1 - achieved:.3f} by then "
+        f"(achievable beta {achieved:.3g}); the rest ends INCONCLUSIVE at the cap",
+        where=where, hint=f"{how}, or widen the margin" + _accept(achieved, plan))
+
+
+def _accept(achieved: float, plan: dict[str, Any]) -> str:
+    """How to accept the risk the plan has: the gate-level beta whose per-gate share covers it (beta < 0.5)."""
+    need = math.ceil(achieved * plan["gates"] * 1000) / 1000
+    return f", or accept that risk with beta: {need:g} on this gate" if need < 0.5 else ""
+
+
+def _cap_text(cap: int, available: int) -> str:
+    return f"max_samples {cap}" if cap < available else f"the dataset's {available} samples"
+
+
+def _g(x: float) -> str:
+    """Risks as people write them: 0.1, 0.0333."""
+    return f"{x:.3g}"
+
+
 @dataclass
 class GateState:
     plan: dict[str, Any]
     verdict: str | None = None
     used: int = 0  # samples in the prefix when decided
-    k: int = 0
-    n: int = 0
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # view -> (successes, trials)
     extra: dict[str, Any] = field(default_factory=dict)
+    note: str = ""  # why an undecided gate was closed
 
 
 @dataclass
@@ -105,12 +189,15 @@ class Evaluator:
     """Accumulates outcomes in pre-drawn order and decides the gates after each batch (look)."""
 
     plans: list[dict[str, Any]]
-    task: str
+    output: Output | str
     on_error: str
     drawn: int
     seed: int = 0
-    labels: list[Any] = field(default_factory=list)
-    preds: list[Any] = field(default_factory=list)
+    max_errors: int | None = None  # on_error exclude: more excluded samples than this end the run INCONCLUSIVE
+    labels: list[Any] = field(default_factory=list)  # label keys (classification) or floats (regression)
+    preds: list[Any] = field(default_factory=list)  # raw predictions
+    plabels: list[str | None] = field(default_factory=list)  # predicted label keys (None: error)
+    scores: list[Any] = field(default_factory=list)
     base: list[Any] = field(default_factory=list)
     errors: list[str | None] = field(default_factory=list)
     latency: list[float] = field(default_factory=list)
@@ -119,11 +206,44 @@ class Evaluator:
     stopped_at: int | None = None
 
     def __post_init__(self) -> None:
-        self._ok: list[float] = []
-        self._base_ok: list[float] = []
+        if isinstance(self.output, str):  # a task name (records written before prediction types existed)
+            self.output = Output.from_dict(None, task=self.output)
+        self.out: Output = self.output
+        self._index: dict[str, int] = {}
+        self._y: list[int] = []
+        self._p: list[int] = []
+        self._bp: list[int] = []
         self.states = [GateState(p) for p in self.plans]
-        self.seq_mcnemar = {i: mcnemar.SequentialMcNemar(p["margin"], p["alpha"], p["beta"])
+        self._counts: dict[int, dict[str, list[int]]] = {
+            i: {v: [0, 0] for v in ("lo", "hi", "excl")} for i, p in enumerate(self.plans)
+            if p["method"] in ("sprt", "binomial-exact")}
+        self.seq_mcnemar = {i: {v: mcnemar.SequentialMcNemar(p["margin"], p["alpha"], p["beta"])
+                                for v in self._decision_views()}
                             for i, p in enumerate(self.plans) if p["method"] == "mcnemar-sprt"}
+
+    @property
+    def task(self) -> str:
+        return "regression" if self.out.kind == "numbers" else "classification"
+
+    # ---- views of errored samples ------------------------------------------------------------------------
+    def _decision_views(self) -> tuple[str, ...]:
+        return ("lo", "hi") if self.on_error == "exclude" else ("lo",)
+
+    @property
+    def pass_view(self) -> str:
+        return "lo"
+
+    @property
+    def fail_view(self) -> str:
+        return "hi" if self.on_error == "exclude" else "lo"
+
+    @property
+    def report_view(self) -> str:
+        """count_wrong reports what it decides on; exclude and fail report the predicted samples."""
+        return "lo" if self.on_error == "count_wrong" else "excl"
+
+    def _code(self, key: str) -> int:
+        return self._index.setdefault(key, len(self._index))
 
     # ---- feeding -------------------------------------------------------------------------------------
     def feed(self, labels: list[Any], preds: list[Any], errors: list[str | None], latency: list[float],
@@ -132,74 +252,108 @@ class Evaluator:
         if self.verdict is not None:
             return self.verdict
         start = len(self.labels)
-        self.labels += labels
+        t = transform(self.out, preds, errors)
+        if self.task == "regression":
+            keys: list[Any] = [float(y) for y in labels]
+        else:
+            keys = [label_key(y) for y in labels]
+            self._y += [self._code(k) for k in keys]
+            self._p += [ERR if p is None else self._code(p) for p in t.labels]
+        self.labels += keys
         self.preds += preds
-        self.errors += errors
+        self.plabels += t.labels
+        self.scores += t.scores
+        self.errors += t.errors
         self.latency += latency
         self.base += base if base is not None else [None] * len(labels)
-        self._ok += [self._score(p, y, e) for p, y, e in zip(preds, labels, errors, strict=True)]
-        self._base_ok += [self._score(b, y, None) if b is not None else math.nan
-                          for b, y in zip(self.base[start:], labels, strict=True)]
+        if base is not None and self.task == "classification":
+            bt = transform(self.out, base, [None] * len(base))
+            self._bp += [ERR if p is None else self._code(p) for p in bt.labels]
+        elif self.task == "classification":
+            self._bp += [ERR] * len(labels)
         n = len(self.labels)
-        if self.on_error == "fail" and any(e is not None for e in errors):
-            bad = sum(e is not None for e in self.errors)
-            self._close_undecided(n)
+        bad = sum(e is not None for e in self.errors)
+        if self.on_error == "fail" and any(e is not None for e in t.errors):
+            self._close_undecided(n, "the suite stopped at the first prediction error")
             self._stop(FAIL, f"{bad} prediction error(s) (accuracy.on_error: fail)", n)
             return self.verdict
+        if self.on_error == "exclude" and self.max_errors is not None and bad > self.max_errors:
+            self._close_undecided(n, "too many prediction errors")
+            self._stop(INCONCLUSIVE, f"{bad} samples raised in predict: more than accuracy.max_error_rate allows "
+                       f"({self.max_errors} of the {self.drawn} drawn); a verdict would rest on samples the model "
+                       "could not predict", n)
+            return self.verdict
+        for i in self._counts:
+            for view in ("lo", "hi", "excl"):
+                k, tr = self._count(self.plans[i], start, n, view)
+                self._counts[i][view][0] += k
+                self._counts[i][view][1] += tr
         self._look(start, n)
         decided = [s.verdict for s in self.states]
         if FAIL in decided:
-            self._stop(FAIL, "a gate failed", n)
+            failed = [_name(s.plan) for s in self.states if s.verdict == FAIL]
+            self._close_undecided(n, f"the suite stopped when {', '.join(failed)} failed")
+            self._stop(FAIL, f"gate {', '.join(failed)} failed", n)
+        elif None not in decided and INCONCLUSIVE in decided:
+            self._stop(INCONCLUSIVE, "a gate could not be decided (prediction errors: accuracy.on_error exclude)", n)
         elif all(v == PASS for v in decided):
             self._stop(PASS, "every gate passed", n)
         elif n >= self.drawn:
-            self._close_undecided(n)
+            self._close_undecided(n, f"no verdict within the {self.drawn} drawn samples")
             self._stop(INCONCLUSIVE, f"no verdict within the {self.drawn} drawn samples", n)
         return self.verdict
 
     def _stop(self, verdict: str, reason: str, n: int) -> None:
         self.verdict, self.reason, self.stopped_at = verdict, reason, n
 
-    def _close_undecided(self, n: int) -> None:
-        for s in self.states:
-            if s.verdict is None:
-                s.verdict, s.used = INCONCLUSIVE, n
-                if s.plan["method"] in ("sprt", "binomial-exact"):
-                    s.k, s.n = self._trials(s.plan, n)
+    def _close_undecided(self, n: int, why: str) -> None:
+        """Undecided gates end INCONCLUSIVE, with their estimates on the samples scored so far."""
+        for i, s in enumerate(self.states):
+            if s.verdict is not None:
+                continue
+            s.verdict, s.used, s.note = INCONCLUSIVE, n, why
+            method = s.plan["method"]
+            if method in ("sprt", "binomial-exact"):
+                s.counts = {v: tuple(c) for v, c in self._counts[i].items()}
+            elif method == "bootstrap-bca" and n >= 3:
+                s.extra = self._bootstrap_gate(s.plan, n)
 
     def finish(self) -> str:
         """Close a run whose samples ran out before the cap (shard, or fewer batches than drawn)."""
         if self.verdict is None:
             n = len(self.labels)
-            self._close_undecided(n)
+            self._close_undecided(n, f"no verdict after {n} samples")
             self._stop(INCONCLUSIVE, f"no verdict after {n} samples", n)
         return self.verdict or INCONCLUSIVE
 
     # ---- per-sample views ------------------------------------------------------------------------------
-    def _score(self, pred: Any, label: Any, err: str | None) -> float:
-        if err is not None or pred is None:
-            return 0.0 if self.on_error == "count_wrong" else math.nan
-        if self.task == "scores":
-            return float((float(pred) >= 0.5) == bool(int(float(label))))
-        if self.task == "regression":
-            return math.nan
-        return float(label_key(pred) == label_key(label))
+    def _view(self, a: int, b: int, view: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(label codes, predicted codes, kept mask) over samples [a, b) with errors as the view says:
+        lo = counted wrong (ERR), hi = counted right (the label), excl = left out."""
+        y = np.asarray(self._y[a:b], dtype=np.int64)
+        p = np.asarray(self._p[a:b], dtype=np.int64)
+        err = p == ERR
+        if view == "hi":
+            p = np.where(err, y, p)
+        keep = ~err if view == "excl" else np.ones(len(y), dtype=bool)
+        return y, p, keep
 
-    def correct(self, upto: int, which: str = "cand") -> np.ndarray:
-        """Per-sample correctness (1/0) with prediction errors handled by the policy (nan = excluded)."""
-        cache = self._ok if which == "cand" else self._base_ok
-        return np.asarray(cache[:upto], dtype=float)
-
-    def _trials(self, plan: dict[str, Any], upto: int) -> tuple[int, int]:
-        """(successes, trials) for a proportion gate over the first `upto` samples."""
-        ok = self.correct(upto)
-        mask = ~np.isnan(ok)
+    def _count(self, plan: dict[str, Any], a: int, b: int, view: str) -> tuple[int, int]:
+        """(successes, trials) of a proportion gate over samples [a, b) in one view."""
+        y, p, keep = self._view(a, b, view)
         cls, metric = plan.get("class"), plan["metric"]
-        if cls is not None and metric == "recall":
-            mask &= np.array([label_key(v) == cls for v in self.labels[:upto]], dtype=bool)
-        elif cls is not None and metric == "precision":
-            mask &= np.array([p is not None and label_key(p) == cls for p in self.preds[:upto]], dtype=bool)
-        return int(np.nansum(ok[mask])), int(mask.sum())
+        trials = keep
+        if cls is not None:
+            c = self._code(cls)
+            trials = keep & ((y == c) if metric == "recall" else (p == c))
+        return int(np.sum(trials & (p == y))), int(trials.sum())
+
+    def correct(self, upto: int, which: str = "cand", view: str = "lo") -> np.ndarray:
+        """Per-sample correctness (1/0) of the candidate (errors as the view says) or of the baseline."""
+        y, p, _ = self._view(0, upto, view)
+        if which == "base":
+            p = np.asarray(self._bp[:upto], dtype=np.int64)
+        return (p == y).astype(float)
 
     # ---- one look ------------------------------------------------------------------------------------
     def _look(self, start: int, n: int) -> None:
@@ -208,63 +362,95 @@ class Evaluator:
                 continue
             p, method = s.plan, s.plan["method"]
             if method == "sprt":
-                k, t = self._trials(p, n)
-                v = Sprt(p["threshold"], p["threshold"] + p["margin"], p["alpha"], p["beta"]).decide(k, t)
-                if v:
-                    s.verdict, s.used, s.k, s.n = v, n, k, t
+                c = self._counts[i]
+                test = Sprt(p["threshold"], p["threshold"] + p["margin"], p["alpha"], p["beta"])
+                if test.decide(*c[self.pass_view]) == PASS:
+                    v = PASS
+                elif test.decide(*c[self.fail_view]) == FAIL:
+                    v = FAIL
+                else:
+                    continue
+                s.verdict, s.used, s.counts = v, n, {view: tuple(x) for view, x in c.items()}
             elif method == "binomial-exact" and n >= p["needed"]:
-                k, t = self._trials(p, p["needed"])
-                s.verdict, s.used, s.k, s.n = fixed_n.decide(k, t, p["threshold"], p["alpha"]), p["needed"], k, t
+                counts = {view: self._count(p, 0, p["needed"], view) for view in ("lo", "hi", "excl")}
+                if fixed_n.decide(*counts[self.pass_view], p["threshold"], p["alpha"]) == PASS:
+                    v = PASS
+                elif fixed_n.decide(*counts[self.fail_view], p["threshold"], p["alpha"]) == FAIL:
+                    v = FAIL
+                else:
+                    v = INCONCLUSIVE
+                s.verdict, s.used, s.counts = v, p["needed"], counts
             elif method == "mcnemar-sprt":
-                cand, base = self._paired(start, n)
-                v = self.seq_mcnemar[i].update(cand, base)
-                if v:
-                    s.verdict, s.used = v, n
+                seq = self.seq_mcnemar[i]
+                results = {view: seq[view].update(*self._paired(start, n, view)) for view in seq}
+                if results[self.pass_view] == PASS:
+                    s.verdict, s.used = PASS, n
+                elif results[self.fail_view] == FAIL:
+                    s.verdict, s.used = FAIL, n
             elif method == "mcnemar-exact" and n >= min(p["needed"], self.drawn):
-                cand, base = self._paired(0, n)
-                cnt = mcnemar.discordant_counts(cand, base)
-                res = mcnemar.fixed_test(*cnt, p["margin"], p["alpha"])
-                s.verdict, s.used = res.verdict, n
-                s.extra = {"pvalue": res.pvalue, "theta0": res.theta0, "psi_upper": res.psi_upper}
+                res = {view: mcnemar.fixed_test(*mcnemar.discordant_counts(*self._paired(0, n, view)), p["margin"],
+                                                p["alpha"]) for view in self._decision_views()}
+                v = PASS if res[self.pass_view].verdict == PASS else (
+                    FAIL if res[self.fail_view].verdict == FAIL else INCONCLUSIVE)
+                shown = res[self.pass_view] if v != FAIL else res[self.fail_view]
+                s.verdict, s.used = v, n
+                s.extra = {"pvalue": shown.pvalue, "theta0": shown.theta0, "psi_upper": shown.psi_upper}
             elif method == "bootstrap-bca" and n >= min(p["needed"], self.drawn):
-                est, (lo, hi) = self._bootstrap(p, n)
-                passed = (lo >= p["threshold"]) if p["direction"] == ">=" else (hi <= p["threshold"])
-                s.verdict, s.used = (PASS if passed else FAIL), n
-                s.extra = {"estimate": est, "interval": [lo, hi]}
+                s.extra = self._bootstrap_gate(p, n)
+                s.verdict, s.used = s.extra.pop("verdict"), n
 
-    def _paired(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    def _paired(self, start: int, end: int, view: str = "lo") -> tuple[np.ndarray, np.ndarray]:
         if any(b is None for b in self.base[start:end]):
             raise UserError("a change gate needs baseline predictions for every sample",
                             hint="pass --baseline FILE or --baseline-models DIR")
-        cand = np.nan_to_num(self.correct(end)[start:end], nan=0.0).astype(bool)
+        cand = self.correct(end, "cand", view)[start:end].astype(bool)
         base = self.correct(end, "base")[start:end].astype(bool)
         return cand, base
 
-    def _bootstrap(self, p: dict[str, Any], n: int) -> tuple[float, tuple[float, float]]:
-        keep = [i for i in range(n) if self.errors[i] is None and self.preds[i] is not None]
-        metric, seed = p["metric"], self.seed
-        if metric in ("latency_p50", "latency_p95"):
-            lat = np.asarray([self.latency[i] for i in range(n)], dtype=float)
+    def _bootstrap_gate(self, p: dict[str, Any], n: int) -> dict[str, Any]:
+        """Estimate (report view), BCa interval and verdict of a bootstrap gate over the first n samples."""
+        higher = p["direction"] == ">="
+        if p["metric"] in LATENCY or self.task == "regression":
+            est, (lo, hi) = self._bootstrap(p, n, "excl")
+            passed = lo >= p["threshold"] if higher else hi <= p["threshold"]
+            verdict = PASS if passed else FAIL
+            return {"estimate": est, "interval": [lo, hi], "verdict": verdict}
+        views = {v: self._bootstrap(p, n, v) for v in dict.fromkeys((self.pass_view, self.fail_view))}
+        est = self._bootstrap(p, n, self.report_view, estimate_only=True)[0] if self.report_view not in views \
+            else views[self.report_view][0]
+        (_, (plo, phi)), (_, (flo, fhi)) = views[self.pass_view], views[self.fail_view]
+        if (plo >= p["threshold"]) if higher else (phi <= p["threshold"]):
+            verdict = PASS
+        elif (flo < p["threshold"]) if higher else (fhi > p["threshold"]):
+            verdict = FAIL
+        else:
+            verdict = INCONCLUSIVE
+        return {"estimate": est, "interval": [min(plo, flo), max(phi, fhi)], "verdict": verdict}
+
+    def _bootstrap(self, p: dict[str, Any], n: int, view: str,
+                   estimate_only: bool = False) -> tuple[float, tuple[float, float]]:
+        metric, seed, alpha = p["metric"], self.seed, p["alpha"]
+        nan = (math.nan, math.nan)
+        if metric in LATENCY:
+            lat = np.asarray(self.latency[:n], dtype=float)
             q = 50 if metric == "latency_p50" else 95
             est = float(np.percentile(lat, q))
-            return est, bootstrap.bca_interval((lat,), lambda x, axis=-1: metrics.percentile(x, q, axis),
-                                               alpha=p["alpha"], seed=seed)
+            return est, nan if estimate_only else bootstrap.bca_interval(
+                (lat,), lambda x, axis=-1: metrics.percentile(x, q, axis), alpha=alpha, seed=seed)
         if metric in ("mae", "rmse"):
+            keep = [i for i in range(n) if self.errors[i] is None]
             y = np.asarray([float(self.labels[i]) for i in keep])
             pr = np.asarray([float(self.preds[i]) for i in keep])
             fn = metrics.mae if metric == "mae" else metrics.rmse
-            return float(fn(y, pr)), bootstrap.bca_interval((y, pr), fn, alpha=p["alpha"], seed=seed)
+            return float(fn(y, pr)), nan if estimate_only else bootstrap.bca_interval(
+                (y, pr), fn, alpha=alpha, seed=seed)
         if metric == "auc":
-            y = np.asarray([int(float(self.labels[i])) for i in keep])
-            sc = np.asarray([float(self.preds[i]) for i in keep])
-            return metrics.auc(y, sc), bootstrap.bca_interval((y, sc), metrics.auc, alpha=p["alpha"], seed=seed,
-                                                               vectorized=False, n_resamples=1000)
-        labels = [label_key(self.labels[i]) for i in keep]
-        preds = [label_key(self.preds[i]) for i in keep]
-        classes, y, pr = metrics.encode(labels, preds)
+            return self._bootstrap_auc(n, view, alpha, estimate_only)
+        y, pr, keep = self._view(0, n, view)
+        y, pr = y[keep], pr[keep]
         cls = p.get("class")
         if cls is not None:  # f1 of one class
-            c = classes.index(cls)
+            c = self._code(cls)
 
             def stat(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
                 return metrics.class_f1(a, b, c, axis)
@@ -273,77 +459,161 @@ class Evaluator:
 
             def stat(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
                 return metrics.macro_f1(a, b, axis, classes=present)
-        return float(stat(y, pr)), bootstrap.bca_interval((y, pr), stat, alpha=p["alpha"], seed=seed)
+        est = float(stat(y, pr))
+        return est, nan if estimate_only else bootstrap.bca_interval((y, pr), stat, alpha=alpha, seed=seed)
+
+    def _bootstrap_auc(self, n: int, view: str, alpha: float,
+                       estimate_only: bool) -> tuple[float, tuple[float, float]]:
+        y, s = auc_inputs(self.out, self.labels[:n], self.scores[:n], self.errors[:n], view)
+        est = auc_estimate(y, s)
+        if estimate_only:
+            return est, (math.nan, math.nan)
+        if s.ndim == 1:  # binary: the positive class's score
+            return est, bootstrap.bca_interval((y == 1, s), metrics.auc, alpha=alpha, seed=self.seed,
+                                               n_resamples=1000)
+        present = sorted(set(y.tolist()) - {-1})
+
+        def stat(i: np.ndarray, axis: int = -1) -> np.ndarray:
+            return metrics.auc_ovr(y[i], s[i], present)
+
+        return est, bootstrap.bca_interval((np.arange(len(y)),), stat, alpha=alpha, seed=self.seed,
+                                           n_resamples=1000, batch=50)
 
     # ---- results -------------------------------------------------------------------------------------
     def gate_records(self) -> list[dict[str, Any]]:
-        return [self._record(i, s) for i, s in enumerate(self.states)]
+        return [self._record(s) for s in self.states]
 
-    def _record(self, i: int, s: GateState) -> dict[str, Any]:
+    def _record(self, s: GateState) -> dict[str, Any]:
         p = s.plan
-        rec = {k: p[k] for k in ("metric", "kind", "class", "threshold", "direction", "margin", "alpha", "beta",
-                                 "beta_configured", "method")}
+        rec = {k: p.get(k) for k in ("metric", "kind", "class", "threshold", "direction", "margin", "alpha", "beta",
+                                     "beta_configured", "method", "achievable_beta", "discordance")}
+        rec["gates"] = p.get("gates", 1)
+        rec["class_name"] = self.out.name(p["class"]) if p.get("class") is not None else None
         rec.update(verdict=s.verdict, samples_used=s.used, fixed_n=p["fixed_n"],
-                   samples_saved=(p["fixed_n"] - s.used) if p["fixed_n"] is not None and s.used else None)
+                   samples_saved=(p["fixed_n"] - s.used) if p["fixed_n"] is not None and s.used
+                   and p["method"] in ("sprt", "mcnemar-sprt") else None)
+        if s.note:
+            rec["note"] = s.note
         method = p["method"]
-        name = p["metric"] + (f"[{p['class']}]" if p["class"] is not None else "")
-        if method in ("sprt", "binomial-exact") or (method == "sprt" and s.verdict == INCONCLUSIVE):
-            est = s.k / s.n if s.n else None
-            if method == "sprt":
-                interval = sprt_interval(s.k, s.n, p)
-                how = (f"anytime-valid {1 - p['alpha']:.0%} confidence sequence (beta-binomial mixture, prior "
-                       "centred between min and min + margin); the verdict is the SPRT's")
-                test = Sprt(p["threshold"], p["threshold"] + p["margin"], p["alpha"], p["beta"])
-                detail = (f"SPRT log-LR {test.llr(s.k, s.n):.2f} vs [{test.lower:.2f}, {test.upper:.2f}]"
-                          if s.n else "no trials")
-            else:
-                interval = proportion.interval(s.k, s.n, 1 - 2 * p["alpha"], "exact")
-                how = f"Clopper-Pearson exact {1 - 2 * p['alpha']:.0%} (one-sided {1 - p['alpha']:.0%} bounds)"
-                detail = f"exact binomial p = {proportion.pvalue_greater(s.k, s.n, p['threshold']):.3g}"
-            rec.update(estimate=est, interval=list(interval), interval_method=how, successes=s.k, trials=s.n)
-            shown = f"{est:.4f}" if est is not None else "n/a"
-            rec["message"] = (f"{name} {shown} {p['direction']} {p['threshold']} -> {s.verdict} after {s.used} samples "
-                              f"({s.k}/{s.n}); interval [{interval[0]:.4f}, {interval[1]:.4f}]; {detail}; "
-                              f"alpha {p['alpha']}, beta {p['beta']:g}; exact fixed n {p['fixed_n']}")
+        name = _name(p, self.out)
+        risk = f"alpha {p['alpha']:g}, beta {_beta_text(p)}"
+        if method in ("sprt", "binomial-exact"):
+            self._record_proportion(rec, s, name, risk)
         elif method.startswith("mcnemar"):
-            n = s.used or len(self.labels)
-            cand, base = self._paired(0, n) if n else (np.array([], bool), np.array([], bool))
-            nn, wins, losses = mcnemar.discordant_counts(cand, base)
-            anytime = method == "mcnemar-sprt"
-            interval = mcnemar.difference_interval(nn, wins, losses, p["alpha"], anytime)
-            est = (wins - losses) / nn if nn else None
-            psi = (wins + losses) / nn if nn else 0.0
-            rec["fixed_n"] = mcnemar.planned_n(psi, p["margin"], p["alpha"], p["beta"]) if nn else None
-            rec["samples_saved"] = (rec["fixed_n"] - s.used) if rec["fixed_n"] and s.used else None
-            rec.update(estimate=est, interval=list(interval),
-                       interval_method=("anytime-valid" if anytime else "exact") + " (discordance x McNemar bounds)",
-                       candidate_wins=wins, candidate_losses=losses, baseline_accuracy=float(base.mean()) if nn else None)
-            rec.update(s.extra)
-            shown = f"{est:+.4f}" if est is not None else "n/a"
-            rec["message"] = (f"{name} change vs baseline {shown} (non-inferior by margin {p['margin']}) -> {s.verdict} "
-                              f"after {s.used} samples; discordant pairs: {wins} candidate wins, {losses} losses; "
-                              f"interval [{interval[0]:+.4f}, {interval[1]:+.4f}]; alpha {p['alpha']}, beta {p['beta']:g}")
+            self._record_change(rec, s, name, risk)
         else:
             est = s.extra.get("estimate")
             interval = s.extra.get("interval", [None, None])
-            rec.update(estimate=est, interval=interval,
-                       interval_method=f"BCa bootstrap {1 - 2 * p['alpha']:.0%} (one-sided {1 - p['alpha']:.0%} bound)")
-            shown = f"{est:.4f}" if est is not None else "n/a"
-            rec["message"] = (f"{name} {shown} {p['direction']} {p['threshold']} -> {s.verdict} after {s.used} samples; "
-                              f"BCa interval [{_f(interval[0])}, {_f(interval[1])}]; alpha {p['alpha']}")
+            level = 1 - p["alpha"]
+            side = "lower" if p["direction"] == ">=" else "upper"
+            bound = interval[0] if side == "lower" else interval[1]
+            rec.update(estimate=_finite(est), interval=[_finite(x) for x in interval],
+                       interval_method=f"BCa bootstrap; each end a one-sided {level:.0%} bound",
+                       interval_levels=[level, level],
+                       bound={"side": side, "value": _finite(bound), "level": level, "against": p["threshold"]})
+            rec["message"] = (f"{name} {_f(est)} {p['direction']} {p['threshold']} -> {s.verdict} after {s.used} "
+                              f"samples; BCa interval [{_f(interval[0])}, {_f(interval[1])}] (one-sided {level:.0%} "
+                              f"each); {risk}" + (f"; {s.note}" if s.note else ""))
         return rec
 
+    def _record_proportion(self, rec: dict[str, Any], s: GateState, name: str, risk: str) -> None:
+        p = s.plan
+        k, t = s.counts.get(self.report_view, (0, 0))
+        kp, tp = s.counts.get(self.pass_view, (0, 0))
+        kf, tf = s.counts.get(self.fail_view, (0, 0))
+        est = k / t if t else None
+        a, b = p["alpha"], p["beta"]
+        if p["method"] == "sprt":
+            lo, hi = pass_bound(kp, tp, p["margin"], a), fail_bound(kf, tf, p["margin"], b)
+            levels = [1 - a, 1 - b]
+            how = (f"anytime-valid bounds of the SPRT itself: lower {1 - a:.0%} (PASS when it clears min), upper "
+                   f"{1 - b:.0%} (FAIL when it is below min + margin)")
+            test = Sprt(p["threshold"], p["threshold"] + p["margin"], a, b)
+            detail = (f"SPRT log-LR {test.llr(kp, tp):.2f} vs [{test.lower:.2f}, {test.upper:.2f}]" if tp
+                      else "no trials")
+            if s.verdict == FAIL:
+                bound = {"side": "upper", "value": hi, "level": 1 - b, "against": p["threshold"] + p["margin"]}
+            else:
+                bound = {"side": "lower", "value": lo, "level": 1 - a, "against": p["threshold"]}
+        else:
+            lo = proportion.interval(kp, tp, 1 - 2 * a, "exact")[0]
+            hi = proportion.interval(kf, tf, 1 - 2 * a, "exact")[1]
+            levels = [1 - a, 1 - a]
+            how = f"Clopper-Pearson exact; each end a one-sided {1 - a:.0%} bound (PASS when the lower clears min)"
+            detail = f"exact binomial p = {proportion.pvalue_greater(kp, tp, p['threshold']):.3g}"
+            bound = {"side": "lower", "value": lo, "level": 1 - a, "against": p["threshold"]}
+        rec.update(estimate=est, interval=[lo, hi], interval_method=how, interval_levels=levels, bound=bound,
+                   successes=k, trials=t)
+        shown = f"{est:.4f}" if est is not None else "n/a"
+        rec["message"] = (f"{name} {shown} {p['direction']} {p['threshold']} -> {s.verdict} after {s.used} samples "
+                          f"({k}/{t}); {bound['side']} bound {bound['value']:.4f} ({bound['level']:.0%}); {detail}; "
+                          f"{risk}; exact fixed n {p['fixed_n']}" + (f"; {s.note}" if s.note else ""))
 
-def sprt_interval(k: int, n: int, plan: dict[str, Any]) -> tuple[float, float]:
-    """Anytime-valid interval shown with an SPRT verdict.
+    def _record_change(self, rec: dict[str, Any], s: GateState, name: str, risk: str) -> None:
+        p = s.plan
+        n = s.used or len(self.labels)
+        view = self.pass_view if s.verdict != FAIL else self.fail_view
+        cand, base = self._paired(0, n, view) if n else (np.array([], bool), np.array([], bool))
+        nn, wins, losses = mcnemar.discordant_counts(cand, base)
+        anytime = p["method"] == "mcnemar-sprt"
+        interval = mcnemar.difference_interval(nn, wins, losses, p["alpha"], anytime)
+        est = (wins - losses) / nn if nn else None
+        rec.update(estimate=est, interval=list(interval),
+                   interval_method=("anytime-valid" if anytime else "exact") + " (discordance x McNemar bounds); "
+                   f"at least {1 - p['alpha']:.0%} per end",
+                   interval_levels=[1 - p["alpha"], 1 - p["alpha"]],
+                   bound={"side": "lower", "value": interval[0], "level": 1 - p["alpha"], "against": -p["margin"]},
+                   candidate_wins=wins, candidate_losses=losses,
+                   observed_discordance=(wins + losses) / nn if nn else None,
+                   baseline_accuracy=float(base.mean()) if nn else None)
+        rec.update(s.extra)
+        shown = f"{est:+.4f}" if est is not None else "n/a"
+        rec["message"] = (f"{name} change vs baseline {shown} (non-inferior by margin {p['margin']}) -> {s.verdict} "
+                          f"after {s.used} samples; discordant pairs: {wins} candidate wins, {losses} losses; "
+                          f"interval [{interval[0]:+.4f}, {interval[1]:+.4f}]; {risk}; fixed n {p['fixed_n']} "
+                          f"planned at discordance {p.get('discordance', 0.1):g}" + (f"; {s.note}" if s.note else ""))
 
-    The mixing prior is fixed before the data (mean halfway between min and min + margin, sd = margin), which
-    concentrates the mixture where the decision is made; any fixed prior keeps the sequence valid.
-    """
-    m = plan["threshold"] + plan["margin"] / 2
-    strength = max(m * (1 - m) / plan["margin"] ** 2 - 1, 2.0)
-    return proportion.confidence_sequence(k, n, plan["alpha"], m * strength, (1 - m) * strength)
+
+def auc_inputs(output: Output, labels: list[str], scores: list[Any], errors: list[str | None],
+               view: str) -> tuple[np.ndarray, np.ndarray]:
+    """(column of each sample's label in output.classes, scores) for AUC, errored samples per the view:
+    counted wrong (lo: ranked last for its class), right (hi: ranked first) or left out (excl)."""
+    col = {c: j for j, c in enumerate(output.classes)}
+    rows = [i for i in range(len(labels)) if view != "excl" or errors[i] is None]
+    y = np.asarray([col.get(labels[i], -1) for i in rows], dtype=np.int64)
+    s = [scores[i] if errors[i] is None else imputed_score(output, labels[i], right=view == "hi") for i in rows]
+    return y, np.asarray(s, dtype=float)
+
+
+def auc_estimate(y: np.ndarray, s: np.ndarray) -> float:
+    """Binary AUC of the positive class (column 1), or one-vs-rest macro AUC over the classes present."""
+    if len(y) == 0:
+        return math.nan
+    if s.ndim == 1:
+        return float(metrics.auc(y == 1, s))
+    return float(metrics.auc_ovr(y, s, sorted(set(y.tolist()) - {-1})))
+
+
+def _name(plan: dict[str, Any], output: Output | None = None) -> str:
+    cls = plan.get("class")
+    if cls is None:
+        return plan["metric"]
+    shown = output.name(cls) if output is not None else cls
+    return f"{plan['metric']}[{shown}]"
+
+
+def _beta_text(p: dict[str, Any]) -> str:
+    """beta as configured, and the per-gate share when the suite splits it."""
+    gates = p.get("gates", 1)
+    if gates > 1:
+        return f"{_g(p['beta_configured'])} ({_g(p['beta'])} per gate over {gates} gates)"
+    return _g(p.get("beta_configured", p["beta"]))
+
+
+def _finite(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
 
 
 def _f(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4f}"
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.4f}"
+

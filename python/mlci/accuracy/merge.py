@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import UserError
 from ..fsutil import read_json
 from .gates import Evaluator
+from .outputs import Output, error_budget
 from .results import SCHEMA, build_record
 
 SAME = ("service", "suite", "seed", "dataset", "plan")
@@ -84,7 +85,8 @@ def merge(paths: list[str]) -> dict[str, Any]:
     if sorted(rows) != list(range(drawn)):
         raise UserError(f"the shards cover {len(rows)} of {drawn} drawn positions",
                         hint="every shard must have run all of its samples")
-    ev = Evaluator(plan["gates"], plan["task"], plan["on_error"], drawn=drawn, seed=first["seed"])
+    ev = Evaluator(plan["gates"], Output.from_dict(plan.get("output"), plan["task"]), plan["on_error"], drawn=drawn,
+                   seed=first["seed"], max_errors=error_budget(plan.get("max_error_rate", 1.0), drawn))
     size = plan["batch_size"]
     for lo in range(0, drawn, size):
         chunk = [rows[p] for p in range(lo, min(lo + size, drawn))]

@@ -10,17 +10,17 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import rankdata
 
 
 def encode(labels: list[str], predictions: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Integer codes over the union of labels and predictions, in natural (numeric-aware) order."""
-    classes = sorted(set(labels) | set(predictions), key=_natural)
+    classes = sorted(set(labels) | set(predictions), key=natural)
     index = {c: i for i, c in enumerate(classes)}
     return classes, np.array([index[v] for v in labels]), np.array([index[v] for v in predictions])
 
 
-def _natural(value: str) -> tuple[int, float, str]:
+def natural(value: str) -> tuple[int, float, str]:
     try:
         return (0, float(value), value)
     except ValueError:
@@ -49,13 +49,33 @@ def macro_f1(y: np.ndarray, p: np.ndarray, axis: int = -1, classes: list[int] | 
         return np.nanmean(stack, axis=0)
 
 
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC = Mann-Whitney U / (n1 n0) (scipy), ties counted half."""
-    labels = np.asarray(labels).astype(bool)
-    pos, neg = scores[labels], scores[~labels]
-    if pos.size == 0 or neg.size == 0:
-        return float("nan")
-    return float(mannwhitneyu(pos, neg).statistic / (pos.size * neg.size))
+def auc(labels: np.ndarray, scores: np.ndarray, axis: int = -1) -> np.ndarray | float:
+    """ROC AUC = Mann-Whitney U / (n1 n0) from average ranks (scipy's rankdata), ties counted half.
+
+    Vectorised over leading axes (bootstrap resamples); nan where a resample lacks one of the two classes.
+    Scores may be +-inf (a sample counted wrong or right by the error policy ranks last or first).
+    """
+    y = np.moveaxis(np.asarray(labels).astype(bool), axis, -1)
+    s = np.moveaxis(np.asarray(scores, dtype=float), axis, -1)
+    ranks = rankdata(s, axis=-1)
+    n1 = y.sum(axis=-1)
+    n0 = y.shape[-1] - n1
+    u = np.sum(ranks * y, axis=-1) - n1 * (n1 + 1) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where((n1 > 0) & (n0 > 0), u / np.maximum(n1 * n0, 1), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def auc_ovr(codes: np.ndarray, scores: np.ndarray, classes: list[int]) -> np.ndarray | float:
+    """Multi-class AUC, one-vs-rest, macro-averaged over `classes` (scikit-learn's multi_class="ovr").
+
+    `codes` (..., n) are class indices, `scores` (..., n, k) one column per class; classes absent from a
+    resample are skipped.
+    """
+    per = np.stack([np.asarray(auc(codes == c, scores[..., c]), dtype=float) for c in classes])
+    with np.errstate(invalid="ignore"):
+        out = np.nanmean(per, axis=0) if per.size else np.float64(np.nan)
+    return float(out) if np.ndim(out) == 0 else out
 
 
 def mae(y: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -102,7 +122,13 @@ def classification_summary(labels: list[str], predictions: list[str]) -> dict[st
     }
 
 
-def latency_summary(latency_ms: np.ndarray) -> dict[str, float | None]:
+def latency_summary(latency_ms: np.ndarray, timing: str = "batch") -> dict[str, Any]:
+    """Per-sample percentiles when every sample was timed on its own; with batch timing each sample holds its
+    batch's mean, whose percentiles say nothing about a request's latency, so only the mean is reported."""
     if latency_ms.size == 0:
-        return {"p50": None, "p95": None}
-    return {"p50": float(np.percentile(latency_ms, 50)), "p95": float(np.percentile(latency_ms, 95))}
+        return {"p50": None, "p95": None, "mean": None, "timing": timing}
+    mean = float(np.mean(latency_ms))
+    if timing != "per_sample":
+        return {"p50": None, "p95": None, "mean": mean, "timing": "batch"}
+    return {"p50": float(np.percentile(latency_ms, 50)), "p95": float(np.percentile(latency_ms, 95)), "mean": mean,
+            "timing": "per_sample"}

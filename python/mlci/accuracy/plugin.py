@@ -25,6 +25,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,10 +33,38 @@ import pytest
 
 from ..errors import UserError
 from .data import Dataset, reopen
+from .outputs import Output, check_batch
 
 SPEC_ENV = "MLCI_ACCURACY_SPEC"
 PROPERTY = "mlci_batch"
 BATCH_FILE = "test_mlci_batches.py"
+
+
+class UserCodeError(Exception):
+    """The team's own code (import, load) failed in a worker: reported once, with the team's frames only."""
+
+
+_MLCI_DIR = str(Path(__file__).resolve().parents[1])
+_FOREIGN = ("importlib", "_pytest", "pluggy", "xdist", "execnet", os.sep + "pytest" + os.sep)
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The exception with the frames of the team's code only (no mlci, pytest or importlib frames)."""
+    te = traceback.TracebackException.from_exception(exc)
+    frames = [f for f in te.stack if not f.filename.startswith(_MLCI_DIR) and not f.filename.startswith("<frozen")
+              and not any(part in f.filename for part in _FOREIGN)]
+    te.stack = traceback.StackSummary.from_list(frames)
+    lines = list(te.format(chain=False))
+    if not frames:  # nothing of the team's: the exception line says it all
+        lines = lines[-1:] if lines else [f"{type(exc).__name__}: {exc}\n"]
+    return "".join(lines).rstrip()
+
+
+def _user_step(what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - any failure of the team's code is reported, not raised through pytest
+        raise UserCodeError(f"{what} failed:\n{user_traceback(exc)}") from None
 
 
 def resolve_callable(ref: str) -> Callable[..., Any]:
@@ -44,8 +73,19 @@ def resolve_callable(ref: str) -> Callable[..., Any]:
 
 
 def _jsonable(values: Any) -> list[Any]:
+    """predict's return value as a list of JSON values, one per input (rows of a 2-D array become lists)."""
     arr = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    return [v.item() if isinstance(v, np.generic) else v for v in arr]
+    return [_plain(v) for v in arr]
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
 
 
 @dataclass
@@ -58,34 +98,73 @@ class Worker:
     def batches(self) -> Batches:
         return Batches.of(self.spec)
 
+    @cached_property
+    def output(self) -> Output:
+        return Output.from_dict(self.spec.get("output"))
+
     def run(self, indices: list[int]) -> dict[str, Any]:
-        """Predict one batch; if it raises, retry sample by sample so each error names its sample."""
+        """Predict one batch, checked against the suite's output type.
+
+        If the batch raises, it is retried sample by sample so each error names its sample. A suite with a
+        latency gate times every sample on its own (`timing: per_sample`): a batch's mean is not a request's
+        latency. Otherwise each sample's latency is its batch's time divided by the batch size.
+        """
         try:
             inputs = self.dataset.take(indices)
         except UserError as exc:  # bad or tampered data (a file failing its digest): stop with its message
             return {"fatal": str(exc)}
+        if self.spec.get("timing") == "per_sample":
+            return self._one_by_one(indices)
         t0 = time.perf_counter()
         try:
-            preds = _jsonable(self.predict(inputs))
-            per = (time.perf_counter() - t0) * 1000 / max(len(indices), 1)
-            if len(preds) != len(indices):
-                return {"fatal": f"predict returned {len(preds)} predictions for a batch of {len(indices)} inputs"}
-            return {"pred": preds, "lat": [per] * len(indices), "err": [None] * len(indices)}
+            raw = self.predict(inputs)
         except Exception:  # noqa: BLE001 - isolate the failing samples below
-            pass
-        preds, lat, errs = [], [], []
+            return self._one_by_one(indices)
+        per = (time.perf_counter() - t0) * 1000 / max(len(indices), 1)
+        preds, fatal = _as_list(raw, len(indices))
+        if fatal:
+            return {"fatal": fatal}
+        preds, errs, fatal = check_batch(self.output, preds)
+        if fatal:
+            return {"fatal": fatal}
+        return {"pred": preds, "lat": [per] * len(indices), "err": errs}
+
+    def _one_by_one(self, indices: list[int]) -> dict[str, Any]:
+        preds: list[Any] = []
+        lat: list[float] = []
+        errs: list[str | None] = []
         for i in indices:
             one = self.dataset.take([i])
             t1 = time.perf_counter()
             try:
-                out = _jsonable(self.predict(one))
-                preds.append(out[0] if len(out) == 1 else None)
-                errs.append(None if len(out) == 1 else f"predict returned {len(out)} predictions for 1 input")
+                raw = self.predict(one)
+                lat.append((time.perf_counter() - t1) * 1000)
             except Exception as exc:  # noqa: BLE001 - a prediction error is data, not a crash
+                lat.append((time.perf_counter() - t1) * 1000)
                 preds.append(None)
                 errs.append(f"{type(exc).__name__}: {exc}")
-            lat.append((time.perf_counter() - t1) * 1000)
-        return {"pred": preds, "lat": lat, "err": errs}
+                continue
+            out, fatal = _as_list(raw, 1)
+            if fatal:
+                return {"fatal": fatal}
+            preds.append(out[0])
+            errs.append(None)
+        checked, missing, fatal = check_batch(self.output, preds)
+        if fatal:
+            return {"fatal": fatal}
+        return {"pred": checked, "lat": lat, "err": [e or m for e, m in zip(errs, missing, strict=True)]}
+
+
+def _as_list(raw: Any, n: int) -> tuple[list[Any], str | None]:
+    """One prediction per input, or the contract error to report (bad input: exit 2)."""
+    try:
+        preds = _jsonable(raw)
+    except TypeError:
+        return [], (f"predict returned {type(raw).__name__} for a batch of {n} input(s); it must return one "
+                    "prediction per input (a list or array)")
+    if len(preds) != n:
+        return preds, f"predict returned {len(preds)} predictions for a batch of {n} input(s); it must return one per input"
+    return preds, None
 
 
 def make_worker(spec: dict[str, Any]) -> Worker:
@@ -93,10 +172,14 @@ def make_worker(spec: dict[str, Any]) -> Worker:
     if root not in sys.path:
         sys.path.insert(0, root)
     ds = reopen(spec["data"])  # the controller's dataset, re-opened: memory maps and offsets, no full read
-    predict = resolve_callable(spec["predict"])
-    model = resolve_callable(spec["load"])() if spec.get("load") else None
-    params = [p for p in inspect.signature(predict).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    predict = _user_step(f"importing predict `{spec['predict']}`", lambda: resolve_callable(spec["predict"]))
+    model = _user_step(f"loading the model with `{spec['load']}`",
+                       lambda: resolve_callable(spec["load"])()) if spec.get("load") else None
+    try:
+        params = [p for p in inspect.signature(predict).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
     if model is not None and len(params) >= 2:
         def call(x: Any) -> Any:
             return predict(x, model)
@@ -139,18 +222,37 @@ def read_spec() -> dict[str, Any]:
         return json.load(fh)
 
 
+@dataclass
+class BrokenWorker:
+    """Stands in for a worker whose model or predict could not be loaded: every batch reports why."""
+
+    spec: dict[str, Any]
+    message: str
+
+    @cached_property
+    def batches(self) -> Batches:
+        return Batches.of(self.spec)
+
+    def run(self, indices: list[int]) -> dict[str, Any]:
+        return {"fatal": self.message}
+
+
 @pytest.fixture(scope="session")
-def mlci_worker() -> Worker:
+def mlci_worker() -> Worker | BrokenWorker:
     """The dataset and the team's model, loaded once per worker process."""
-    return make_worker(read_spec())
+    spec = read_spec()
+    try:
+        return make_worker(spec)
+    except UserCodeError as exc:
+        return BrokenWorker(spec, str(exc))
 
 
-def run_batch(worker: Worker, batch: int, node: pytest.Item) -> None:
+def run_batch(worker: Worker | BrokenWorker, batch: int, node: pytest.Item) -> None:
+    """One batch item. A contract error is reported through the item's property, not raised: the controller
+    stops the run with that one message, and pytest prints no failure dump of mlci's frames."""
     result = worker.run(worker.batches[batch])
     result["batch"] = batch
     node.user_properties.append((PROPERTY, json.dumps(result)))
-    if "fatal" in result:
-        raise AssertionError(result["fatal"])
 
 
 @dataclass

@@ -18,35 +18,44 @@ from ..fsutil import write_json_atomic, write_text_atomic
 from ..paths import accuracy_dir
 from . import metrics
 from .data import label_key
-from .gates import FAIL, INCONCLUSIVE, PASS, Evaluator
+from .gates import FAIL, INCONCLUSIVE, PASS, Evaluator, auc_estimate, auc_inputs
+from .outputs import ERROR_LABEL, Output, transform
 
 SCHEMA = "mlci.accuracy/1"
 EXIT_FOR = {PASS: EXIT_OK, FAIL: EXIT_FAIL, INCONCLUSIVE: EXIT_INCONCLUSIVE}
 
 
-def compute_metrics(task: str, labels: list[Any], preds: list[Any], errors: list[str | None],
-                    latency: list[float]) -> dict[str, Any]:
-    keep = [i for i, e in enumerate(errors) if e is None and preds[i] is not None]
+def compute_metrics(output: Output | str, on_error: str, labels: list[Any], preds: list[Any],
+                    errors: list[str | None], latency: list[float], timing: str = "batch") -> dict[str, Any]:
+    """The record's metrics block, from the same transformation and error view the gates decide on: under
+    `count_wrong` an errored sample is a wrong prediction here too (so metrics.accuracy equals the accuracy
+    gate's estimate); otherwise errored samples are left out and counted in `errors`."""
+    out_spec = Output.from_dict(None, task=output) if isinstance(output, str) else output
+    t = transform(out_spec, preds, errors)
+    n_err = sum(e is not None for e in t.errors)
     out: dict[str, Any] = {"mae": None, "rmse": None, "auc": None}
-    if task == "regression":
+    if out_spec.kind == "numbers":
+        keep = [i for i, e in enumerate(t.errors) if e is None]
         y = np.asarray([float(labels[i]) for i in keep])
         p = np.asarray([float(preds[i]) for i in keep])
         out.update(accuracy=None, macro_f1=None, n=len(keep), per_class={}, confusion={"labels": [], "matrix": []},
                    mae=float(metrics.mae(y, p)) if keep else None, rmse=float(metrics.rmse(y, p)) if keep else None)
     else:
-        y_raw = [labels[i] for i in keep]
-        if task == "scores":
-            scores = np.asarray([float(preds[i]) for i in keep])
-            out["auc"] = metrics.auc(np.asarray([int(float(v)) for v in y_raw]), scores) if keep else None
-            p_lab = ["1" if s >= 0.5 else "0" for s in scores]
-        else:
-            p_lab = [label_key(preds[i]) for i in keep]
-        out.update(metrics.classification_summary([label_key(v) for v in y_raw], p_lab))
+        keys = [label_key(v) for v in labels]
+        view = "lo" if on_error == "count_wrong" else "excl"
+        rows = [i for i in range(len(keys)) if view == "lo" or t.errors[i] is None]
+        p_lab = [t.labels[i] if t.errors[i] is None else ERROR_LABEL for i in rows]
+        out.update(metrics.classification_summary([keys[i] for i in rows], p_lab))
+        out["per_class"].pop(ERROR_LABEL, None)
+        if out_spec.has_scores and rows:
+            auc = auc_estimate(*auc_inputs(out_spec, keys, t.scores, t.errors, view))
+            out["auc"] = auc if np.isfinite(auc) else None
         predicted = set(p_lab)
         # a class the model never emitted on the sample: often a label-mapping bug, shown in the report
         out["labels_never_predicted"] = sorted(c for c, v in out["per_class"].items() if v["support"] and c not in predicted)
-    out["latency_ms"] = metrics.latency_summary(np.asarray(latency, dtype=float))
-    out["errors"] = sum(e is not None for e in errors)
+    out["latency_ms"] = metrics.latency_summary(np.asarray(latency, dtype=float), timing)
+    out["errors"] = n_err
+    out["errors_counted"] = "wrong" if on_error == "count_wrong" else "excluded"
     return out
 
 
@@ -69,7 +78,8 @@ def build_record(*, meta: dict[str, Any], ev: Evaluator, checks: list[dict[str, 
     rec["exit_code"] = EXIT_OK if provisional else EXIT_FOR[verdict]
     rec["provisional"] = provisional
     rec["gates"] = ev.gate_records()
-    rec["metrics"] = compute_metrics(ev.task, labels, preds, errors, latency)
+    rec["metrics"] = compute_metrics(ev.out, ev.on_error, labels, preds, errors, latency,
+                                     (meta.get("plan") or {}).get("timing", "batch"))
     rec["errors"] = [{"id": ids[i], "position": positions[i], "error": e} for i, e in enumerate(errors) if e is not None]
     rec["checks"] = checks
     rec["outcomes"] = {"positions": positions, "ids": ids, "labels": labels, "predictions": preds,

@@ -133,8 +133,12 @@ def _cross_checks(cfg: dict[str, Any], ctx: Ctx) -> None:
                       valid=", ".join(datasets) or "(none defined)")
         if not suite["gates"]:
             ctx.error(f"accuracy.suites.{name}.gates", "a suite needs at least one gate", "a list of gates")
+        output = suite["output"] or acc["output"]
         for i, g in enumerate(suite["gates"]):
             _check_gate(g, f"accuracy.suites.{name}.gates[{i}]", ctx)
+            if g["metric"] == "auc" and output == "labels":
+                ctx.error(f"accuracy.suites.{name}.gates[{i}].metric", "an auc gate ranks samples by score, but the "
+                          "suite's predict returns labels (accuracy.output)", "output: scores or probabilities")
     for name, ds in datasets.items():
         if ds["uri"].startswith("s3://"):
             continue

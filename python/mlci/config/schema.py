@@ -23,6 +23,7 @@ PROPORTION_METRICS = ("accuracy", "precision", "recall")
 HIGHER_BETTER = (*PROPORTION_METRICS, "f1", "macro_f1", "auc")
 LOWER_BETTER = ("mae", "rmse", "latency_p50", "latency_p95")
 METRICS = HIGHER_BETTER + LOWER_BETTER
+OUTPUTS = ("labels", "scores", "probabilities")  # what a predict function returns per sample
 BOUNDED_METRICS = HIGHER_BETTER  # all lie in [0, 1]
 
 STAGES = ("build", "unit", "acceptance", "accuracy", "deploy")
@@ -50,8 +51,12 @@ gate = Obj(
         "beta": Num(default=0.10, min=0, max=0.5, exclusive=True, doc="Risk of failing a model at threshold + margin."),
         "class": AnyOf(
             options=(Str(), Num(integer=True)),
-            doc="For precision/recall/f1: the class label to gate on (default: micro-averaged / macro for f1).",
+            doc="For precision/recall/f1: the class label (or its name from `accuracy.labels`) to gate on "
+            "(default: micro-averaged / macro for f1).",
         ),
+        "discordance": Num(min=0, max=1, exclusive=True,
+                           doc="Change gates: the share of samples on which candidate and baseline are expected to "
+                           "disagree (one right, one wrong); plans the fixed n the cap must hold. Default 0.1."),
     },
 )
 
@@ -72,6 +77,11 @@ suite = Obj(
         "timeout": Num(integer=True, default=60, min=1, doc="Minutes before the suite is aborted."),
         "checks": ListOf(item=Str(), doc="Team pytest files/dirs (repo-relative) run in the same session; the "
                          "`mlci_sample` fixture gives them the drawn sample and its predictions. A failing check fails the suite."),
+        "predict": Str(pattern=CALLABLE, pattern_doc=CALLABLE_DOC, doc="This suite's predict function; default "
+                       "`accuracy.predict`."),
+        "load": Str(pattern=CALLABLE, pattern_doc=CALLABLE_DOC, doc="This suite's model loader; default `accuracy.load`."),
+        "output": Str(choices=OUTPUTS, doc="What this suite's predict returns; default `accuracy.output`."),
+        "threshold": Num(doc="This suite's decision threshold; default `accuracy.threshold`."),
     },
 )
 
@@ -320,8 +330,28 @@ SCHEMA = Obj(
                 "batch_size": Num(integer=True, default=64, min=1, max=100000, doc="Samples per batch."),
                 "workers": AnyOf(options=(Str(choices=("auto",)), Num(integer=True, min=1, max=256)), default="auto",
                                  doc="pytest-xdist workers: auto or a number."),
+                "output": Str(default="labels", choices=OUTPUTS,
+                              doc="What predict returns per sample: `labels` (a class label), `scores` (one number, "
+                              "the positive class's score of a binary problem) or `probabilities` (one probability "
+                              "per class, in `classes` order). Every metric reads the labels this implies (threshold "
+                              "or argmax); AUC reads the scores."),
+                "threshold": Num(default=0.5, doc="Decision threshold of a binary `scores`/`probabilities` output: the "
+                                 "positive class is predicted when its score >= threshold. Recorded and shown."),
+                "classes": ListOf(item=AnyOf(options=(Str(), Num(integer=True))),
+                                  doc="Class labels in the model's column order (probabilities; for binary outputs the "
+                                  "second is the positive class); default the dataset's labels sorted, numbers "
+                                  "numerically (scikit-learn's order)."),
+                "labels": MapOf(value=Str(), int_keys=True, key_pattern=r"[^\s].{0,99}", key_doc="a class label",
+                                doc="Display names of classes, e.g. {0: stays, 1: churns}: shown in reports and "
+                                "usable as a gate's `class`."),
                 "on_error": Str(default="fail", choices=("fail", "count_wrong", "exclude"),
-                                doc="Policy for samples whose prediction raised."),
+                                doc="Samples whose predict raised or returned None/NaN: `fail` fails the suite; "
+                                "`count_wrong` counts them as wrong predictions in gates and metrics alike; `exclude` "
+                                "leaves them out of the estimates, but a gate passes only if it also passes with them "
+                                "counted wrong (and fails only if it also fails with them counted right)."),
+                "max_error_rate": Num(default=0.02, min=0, max=1,
+                                      doc="on_error exclude: share of the drawn samples that may be excluded; past it "
+                                      "the suite stops INCONCLUSIVE."),
                 "inconclusive": Str(default="unstable", choices=("unstable", "fail"),
                                     doc="What an INCONCLUSIVE verdict does to the Jenkins build."),
                 "suites": MapOf(value=suite, doc="Named suites."),

@@ -225,6 +225,7 @@ class MapOf(Node):
     value: Node = field(default_factory=Str)
     key_pattern: str = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
     key_doc: str = "a name of letters, digits, '_', '.', '-'"
+    int_keys: bool = False  # integer keys (YAML `0: stays`) are allowed and read as their decimal text
 
     def expected(self) -> str:
         return f"a mapping of name -> {self.value.expected()}"
@@ -238,6 +239,8 @@ class MapOf(Node):
         out = {}
         for key, item in value.items():
             sub = f"{path}.{key}"
+            if self.int_keys and isinstance(key, int) and not isinstance(key, bool):
+                key = str(key)
             if not isinstance(key, str) or not re.fullmatch(self.key_pattern, key):
                 ctx.error(sub, f"bad name {key!r}", self.key_doc)
             out[key] = self.value.check(item, sub, ctx)

@@ -51,6 +51,11 @@ def direction(metric: str, d: Any) -> str:
     return "better" if better else "worse"
 
 
+def risk(x: Any) -> str:
+    """alpha and beta as people write them (0.05, 0.1, 0.0333): three significant digits, never 0.0333333."""
+    return f"{x:.3g}" if is_number(x) else "–"
+
+
 def count(n: Any) -> str:
     return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else "–"
 

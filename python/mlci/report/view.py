@@ -47,7 +47,7 @@ def overall_verdict(verdicts: Sequence[str]) -> str:
 def gate_label(g: Mapping[str, Any]) -> str:
     label = str(g.get("metric") or "?")
     if g.get("class") is not None:
-        label += f" [{g['class']}]"
+        label += f" [{g.get('class_name') or g['class']}]"
     if g.get("kind") == "change":
         label += " vs baseline"
     return label
@@ -115,7 +115,6 @@ def _gates(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         else:
             estimate, interval = fmt.value(metric, g.get("estimate")), fmt.interval(metric, iv)
         alpha = g.get("alpha_configured", g.get("alpha"))
-        beta = g.get("beta_configured", g.get("beta"))
         rows.append({
             "label": gate_label(g),
             "metric": metric,
@@ -126,8 +125,9 @@ def _gates(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             "threshold": threshold_text(g),
             "used": fmt.count(g.get("samples_used")),
             "saved": _saved(g),
-            "risk": (f"α {alpha:g} · β {beta:g} · margin {fmt.delta(metric, margin).lstrip('+')}"
-                     if fmt.is_number(alpha) and fmt.is_number(beta) else ""),
+            "risk": _risk(g, metric, alpha, margin),
+            "rests_on": _rests_on(g, metric),
+            "levels": _levels(g),
             "verdict": verdict,
             "vclass": verdict.lower(),
             "message": str(g.get("message") or ""),
@@ -135,6 +135,78 @@ def _gates(record: Mapping[str, Any]) -> list[dict[str, Any]]:
                                     verdict=verdict),
         })
     return rows
+
+
+def _risk(g: Mapping[str, Any], metric: str, alpha: Any, margin: Any) -> str:
+    """α, β as configured (and the per-gate share when the suite splits β), margin: one format everywhere."""
+    beta, split, gates = g.get("beta_configured", g.get("beta")), g.get("beta"), g.get("gates")
+    if not (fmt.is_number(alpha) and fmt.is_number(beta)):
+        return ""
+    text = f"α {fmt.risk(alpha)} · β {fmt.risk(beta)}"
+    if fmt.is_number(split) and fmt.is_number(gates) and gates > 1:
+        text += f" ({fmt.risk(split)} per gate, {gates} gates)"
+    return text + f" · margin {fmt.delta(metric, margin).lstrip('+')}"
+
+
+def _rests_on(g: Mapping[str, Any], metric: str) -> str:
+    """The bound the verdict rests on, against what: 'lower 95% bound 92.1% ≥ 92.0%'."""
+    b = g.get("bound")
+    if not isinstance(b, dict) or not fmt.is_number(b.get("value")) or not fmt.is_number(b.get("against")):
+        return ""
+    change = g.get("kind") == "change"
+    show = (lambda v: fmt.delta(metric, v)) if change else (lambda v: fmt.value(metric, v))
+    value, against = b["value"], b["against"]
+    op = ("≥" if value >= against else "<") if b.get("side") == "lower" else ("≤" if value <= against else ">")
+    level = f" {b['level'] * 100:.0f}%" if fmt.is_number(b.get("level")) else ""
+    return f"{b.get('side', '')}{level} bound {show(value)} {op} {show(against)}"
+
+
+def _levels(g: Mapping[str, Any]) -> str:
+    """Confidence of the interval's ends, e.g. '95% / 90%' (lower / upper)."""
+    lv = g.get("interval_levels")
+    if not isinstance(lv, (list, tuple)) or len(lv) != 2 or not all(fmt.is_number(x) for x in lv):
+        return ""
+    lo, hi = (f"{x * 100:.0f}%" for x in lv)
+    return lo if lo == hi else f"{lo} / {hi}"
+
+
+def _metrics(record: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Every metric over the samples scored, whatever the verdict (a FAIL stops early but scored samples count)."""
+    m = record.get("metrics") or {}
+    rows = []
+    for metric in ("accuracy", "macro_f1", "auc", "mae", "rmse"):
+        if fmt.is_number(m.get(metric)):
+            rows.append({"label": metric.replace("_", "-") if metric == "macro_f1" else metric,
+                         "value": fmt.value(metric, m.get(metric))})
+    lat = m.get("latency_ms") or {}
+    if fmt.is_number(lat.get("p95")):
+        rows.append({"label": "latency p50 / p95 (per sample)",
+                     "value": f"{fmt.value('latency_p50', lat.get('p50'))} / {fmt.value('latency_p95', lat['p95'])}"})
+    elif fmt.is_number(lat.get("mean")):
+        rows.append({"label": "latency (batch time per sample)", "value": fmt.value("latency_p50", lat["mean"])})
+    if fmt.is_number(m.get("n")):
+        errors = m.get("errors") or 0
+        how = {"wrong": "counted wrong", "excluded": "left out"}.get(str(m.get("errors_counted")), "")
+        rows.append({"label": "samples scored", "value": fmt.count(m.get("n")) + (
+            f" ({fmt.count(errors)} prediction error{'s' if errors != 1 else ''}{', ' + how if how else ''})"
+            if errors else "")})
+    return rows
+
+
+def class_names(record: Mapping[str, Any]) -> dict[str, str]:
+    names = (((record.get("plan") or {}).get("output") or {}).get("names")) or {}
+    return {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
+
+
+def _named(label: Any, names: Mapping[str, str]) -> str:
+    key = str(label)
+    return f"{names[key]} ({key})" if key in names and names[key] != key else key
+
+
+def _output_text(record: Mapping[str, Any]) -> str:
+    out = (record.get("plan") or {}).get("output") or {}
+    text = out.get("transformation") if isinstance(out, dict) else None
+    return f"predictions: {text}" if isinstance(text, str) and text else ""
 
 
 def _deltas(record: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -166,6 +238,7 @@ def _deltas(record: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> li
 def _per_class(record: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     per_class = (record.get("metrics") or {}).get("per_class") or {}
     base_pc = ((baseline or {}).get("metrics") or {}).get("per_class") or {}
+    names = class_names(record)
     rows = []
     for label, m in per_class.items():
         if not isinstance(m, dict):
@@ -173,7 +246,7 @@ def _per_class(record: Mapping[str, Any], baseline: Mapping[str, Any] | None) ->
         b = base_pc.get(label) or {}
         d = m.get("f1") - b["f1"] if fmt.is_number(m.get("f1")) and fmt.is_number(b.get("f1")) else None
         rows.append({
-            "label": str(label),
+            "label": _named(label, names),
             "precision": fmt.value("precision", m.get("precision")),
             "recall": fmt.value("recall", m.get("recall")),
             "f1": fmt.value("f1", m.get("f1")),
@@ -192,7 +265,8 @@ def _pct(v: Any) -> float:
 
 def _confusion(record: Mapping[str, Any]) -> dict[str, Any]:
     conf = (record.get("metrics") or {}).get("confusion") or {}
-    labels = [str(x) for x in conf.get("labels") or []]
+    names = class_names(record)
+    labels = [_named(x, names) for x in conf.get("labels") or []]
     matrix = conf.get("matrix") or []
     valid = bool(labels) and len(matrix) == len(labels) and all(
         isinstance(row, list) and len(row) == len(labels) and all(fmt.is_number(c) for c in row) for row in matrix)
@@ -317,6 +391,8 @@ def _suite(record: dict[str, Any], inputs: Inputs) -> dict[str, Any]:
         "vclass": str(record.get("verdict")).lower(),
         "headline": _headline(record, gates),
         "samples": _samples(record),
+        "output": _output_text(record),
+        "metrics": _metrics(record),
         "sequential": bool((record.get("sample") or {}).get("sequential")),
         "used": fmt.count((record.get("sample") or {}).get("used")),
         "saved_text": _saved_text(gates, record),

@@ -13,6 +13,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from mlci.accuracy import data, metrics, sampling
 from mlci.accuracy.gates import Evaluator, plan_gates
+from mlci.accuracy.outputs import Output
 from mlci.accuracy.plugin import BATCH_FILE, PROPERTY, Controller
 from mlci.errors import UserError
 
@@ -89,6 +90,8 @@ def test_gate_plans_split_beta_and_refuse_impossible_requests():
     assert [p["beta"] for p in plans] == [0.05, 0.05]  # beta / k per gate
     assert plans[1]["fixed_n"] > 9 * plans[1]["critical"] / 1.0 > 0  # trials of one class scaled by its share
     with pytest.raises(UserError, match=r"needs n = \d+ samples .* dataset has 500"):
+        _plans([{"metric": "accuracy", "min": 0.9}], sequential=False, available=500, cap=500)
+    with pytest.raises(UserError, match=r"cannot deliver its beta within the dataset's 500 samples"):
         _plans([{"metric": "accuracy", "min": 0.9}], available=500, cap=500)
     with pytest.raises(UserError, match="does not occur"):
         _plans([{"metric": "recall", "min": 0.5, "class": "cat"}])
@@ -116,7 +119,8 @@ def test_evaluator_decides_on_the_prefix_and_applies_the_error_policy():
     for policy, trials, ok in (("count_wrong", 50, 49), ("exclude", 49, 49)):
         ev = Evaluator(plans, "classification", policy, drawn=50)
         ev.feed(labels, ["1"] * 49 + [None], errs, [0.1] * 50)
-        assert ev._trials(plans[0], 50) == (ok, trials)
+        rec = ev.gate_records()[0]
+        assert (rec["successes"], rec["trials"]) == (ok, trials)
 
 
 class _Report(SimpleNamespace):
@@ -143,8 +147,8 @@ def test_bootstrap_gates_for_auc_and_regression_metrics():
     scores = np.clip(0.5 * y + rng.normal(0.25, 0.2, 600), 0, 1)
     full = {"kind": "absolute", "max": None, "alpha": 0.05, "beta": 0.1, "class": None}
     plans = plan_gates([{**full, "metric": "auc", "min": 0.8, "margin": 0.1}], sequential=True, available=600,
-                       cap=600, prevalence={"0": 0.5, "1": 0.5}, where="t")
-    ev = Evaluator(plans, "scores", "fail", drawn=600, seed=1)
+                       cap=600, prevalence={"0": 0.5, "1": 0.5}, where="t", output=Output("scores", 0.5, ("0", "1")))
+    ev = Evaluator(plans, Output("scores", 0.5, ("0", "1")), "fail", drawn=600, seed=1)
     for lo in range(0, 600, 100):
         ev.feed(y[lo:lo + 100].tolist(), scores[lo:lo + 100].tolist(), [None] * 100, [0.1] * 100)
     rec = ev.gate_records()[0]
@@ -165,5 +169,5 @@ def test_bootstrap_gates_for_auc_and_regression_metrics():
 def test_labels_the_model_never_emits_are_reported():
     from mlci.accuracy.results import compute_metrics
 
-    m = compute_metrics("classification", ["1", "2", "3", "3"], ["1", "1", "3", "3"], [None] * 4, [0.1] * 4)
+    m = compute_metrics("classification", "fail", ["1", "2", "3", "3"], ["1", "1", "3", "3"], [None] * 4, [0.1] * 4)
     assert m["labels_never_predicted"] == ["2"] and m["accuracy"] == 0.75

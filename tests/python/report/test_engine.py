@@ -31,10 +31,11 @@ accuracy:
   load: digits_service.inference:load
   predict: digits_service.inference:predict
   batch_size: 50
+  on_error: exclude
   suites:
     smoke:
       dataset: digits-test
-      max_samples: 3000
+      max_samples: 4000
       gates:
         - {metric: accuracy, min: 0.90, margin: 0.02}
         - {metric: recall, class: 8, min: 0.7, margin: 0.1}
@@ -43,11 +44,12 @@ accuracy:
       max_samples: 3000
       gates:
         - {metric: accuracy, min: 0.97, margin: 0.02}
-    tight:
+    tight:  # predict raises on ~5% of the samples: more than max_error_rate may be left out -> INCONCLUSIVE
       dataset: digits-test
-      max_samples: 300
+      predict: flaky:predict
+      max_samples: 4000
       gates:
-        - {metric: accuracy, min: 0.92, margin: 0.02}
+        - {metric: accuracy, min: 0.90, margin: 0.02}
 report:
   baseline_branch: main
 """
@@ -68,6 +70,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (root / "models").mkdir()
     shutil.copy(trained / "digits.npz", root / "models" / "digits.npz")
     (service / "ml-ci.yaml").write_text(CONFIG)
+    (service / "flaky.py").write_text(
+        "import numpy as np\nfrom digits_service import inference\n\n"
+        "def predict(x, model=None):\n"
+        "    x = np.asarray(x)\n"
+        "    if (x.sum(axis=1).astype(int) % 20 == 0).any():\n"
+        "        raise ValueError('ink total divisible by 20')\n"
+        "    return inference.predict(x, model)\n")
     env = {**os.environ, "MLCI_MODELS_DIR": str(root / "models"), "MLCI_CACHE": str(root / "cache"),
            "GIT_COMMIT": COMMIT, "BRANCH_NAME": "feature/report"}
     procs = {verdict: subprocess.Popen(

@@ -138,7 +138,7 @@ def test_markdown_flavours(tmp_path, flavour):
         assert md.startswith("<!-- mlci-report:digits -->")
         assert "<details><summary>Per-class precision / recall / F1 (10 classes)</summary>" in md
         assert md.count("<details>") == md.count("</details>")
-    assert "| Gate | Estimate | Interval | Threshold | Samples used | Saved | Verdict |" in md
+    assert "| Gate | Estimate | Interval | Threshold | Verdict rests on | Samples used | Saved | Verdict |" in md
 
 
 def test_baseline_file_gives_deltas(tmp_path):
