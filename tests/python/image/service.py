@@ -1,6 +1,7 @@
-"""The example service, set up once per test process for the build/stage/pipeline tests.
+"""The example services, set up once per test process for the build/stage/pipeline tests.
 
-`prepared_service()` trains the digits model, uploads model + test set to a fresh bucket on the real S3 server,
+`prepared_example(name)` (`prepared_service()` for digits) trains the example's model, uploads model + data sets to
+a fresh bucket on the real S3 server,
 writes models.lock through `mlci models add`, makes a git working copy and builds the image with the real
 Docker engine -- once per process (memoised), because every later build reuses its layers. The tests that
 need it are in one xdist group, so `tests/run -n 2` builds it once.
@@ -87,18 +88,43 @@ def names_with_prefix(prefix: str) -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class Example:
+    """How to prepare one example service: its training script writes the model and the data sets to --out."""
+
+    name: str
+    model: str  # the model file training/train.py writes (placed under models/)
+    datasets: tuple[str, ...]  # data sets training/train.py writes as <name>.npz (uploaded to S3)
+
+
+EXAMPLES = {
+    "digits": Example("digits", "digits.npz", ("digits-test",)),
+    # scikit-learn model (joblib), predict returns probabilities; trains in a second, data sets deterministic
+    "churn": Example("churn", "churn.joblib", ("churn-test", "churn-train")),
+}
+
+
+def pin_dataset(cfg: str, bucket_prefix: str, name: str, sha: str) -> str:
+    """Point ml-ci.yaml's `sha256:` of dataset `name` at `sha` (the line after its uri)."""
+    pattern = rf"(uri: s3://{re.escape(bucket_prefix)}/data/{re.escape(name)}\.npz\n\s+sha256: )[0-9a-f]{{64}}"
+    new, count = re.subn(pattern, rf"\g<1>{sha}", cfg)
+    assert count == 1, f"dataset {name} not found in ml-ci.yaml"
+    return new
+
+
 @functools.cache
-def prepared_service() -> Service:
+def prepared_example(example: str = "digits") -> Service:
     import boto3
 
     from mlci.build.wheelhouse import mlci_wheelhouses
     from mlci.progress import Progress
 
+    spec = EXAMPLES[example]
     assert os.environ.get("AWS_ENDPOINT_URL"), "run through `make test` (tests/infra/up)"
     base = Path(tempfile.mkdtemp(prefix="mlci-t5-"))
     tag = uuid.uuid4().hex[:8]
     bucket = f"t5-{tag}"
-    image_name = f"mlci-t5-{tag}/digits"
+    image_name = f"mlci-t5-{tag}/{example}"
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=bucket)
 
@@ -109,22 +135,23 @@ def prepared_service() -> Service:
 
     atexit.register(cleanup)
 
-    root = base / "digits"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("models", ".mlci", "__pycache__", "models.lock"))
+    root = base / example
+    shutil.copytree(EXAMPLE.parent / example, root,
+                    ignore=shutil.ignore_patterns("models", ".mlci", "__pycache__", "models.lock"))
     trained = base / "trained"
     subprocess.run([sys.executable, str(root / "training" / "train.py"), "--out", str(trained)], check=True,
                    capture_output=True)
-    data = trained / "digits-test.npz"
-    sha = hashlib.sha256(data.read_bytes()).hexdigest()
-    s3.upload_file(str(data), bucket, "digits/data/digits-test.npz")
     cfg = (root / "ml-ci.yaml").read_text()
-    name = f"digits-t5{tag}"
-    cfg = cfg.replace("mlci-demo", bucket).replace("name: mlci/digits", f"name: {image_name}")
-    cfg = cfg.replace("service: digits\n", f"service: {name}\n")
-    cfg = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {sha}", cfg)
+    for dataset in spec.datasets:
+        data = trained / f"{dataset}.npz"
+        s3.upload_file(str(data), bucket, f"{example}/data/{dataset}.npz")
+        cfg = pin_dataset(cfg, f"mlci-demo/{example}", dataset, hashlib.sha256(data.read_bytes()).hexdigest())
+    name = f"{example}-t5{tag}"
+    cfg = cfg.replace("mlci-demo", bucket).replace(f"name: mlci/{example}", f"name: {image_name}")
+    cfg = cfg.replace(f"service: {example}\n", f"service: {name}\n")
     (root / "ml-ci.yaml").write_text(cfg)
     (root / "models").mkdir()
-    shutil.copy2(trained / "digits.npz", root / "models" / "digits.npz")
+    shutil.copy2(trained / spec.model, root / "models" / spec.model)
 
     pinned = base / "wheelhouse"
     pinned.mkdir()
@@ -134,15 +161,26 @@ def prepared_service() -> Service:
     env = {"MLCI_WHEELHOUSE": str(pinned)}
     for k in ("GIT_COMMIT", "BRANCH_NAME", "GIT_BRANCH", "MLCI_OUT", "MLCI_CONFIG", "MLCI_IMAGE"):
         env[k] = ""  # the service's own git and config, not the environment's
-    run_mlci("models", "add", "models/digits.npz", cwd=root, env=env, check=True)
+    run_mlci("models", "add", f"models/{spec.model}", cwd=root, env=env, check=True)
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "digits")
+    git(root, "commit", "-q", "-m", example)
     out = base / "out"
     run_mlci("build", "--out", str(out), cwd=root, env=env, check=True, timeout=900)
     return Service(root, out, bucket, image_name, env, name)
 
 
+def prepared_service() -> Service:
+    """The digits example (labels), prepared once per test process."""
+    return prepared_example("digits")
+
+
 @pytest.fixture()
 def service() -> Service:
     return prepared_service()
+
+
+@pytest.fixture()
+def churn() -> Service:
+    """The churn example (scikit-learn, probabilities), prepared once per test process."""
+    return prepared_example("churn")

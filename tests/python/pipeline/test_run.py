@@ -11,7 +11,7 @@ from mlci.errors import UserError
 from mlci.pipeline.run import StageOutcome, parse_stages, summary_table
 
 from ..conftest import run_mlci
-from ..image.service import GROUP, copy_service, names_with_prefix, service  # noqa: F401
+from ..image.service import GROUP, churn, copy_service, names_with_prefix, service  # noqa: F401
 
 
 def test_stage_selection_keeps_pipeline_order() -> None:
@@ -50,6 +50,29 @@ def test_full_local_pipeline_passes(service, tmp_path: Path) -> None:  # noqa: F
     assert json.loads((out / "build.json").read_text())["image"]["id"] == service.record["image"]["id"]
     assert json.loads((out / "accuracy" / "smoke" / "accuracy.json").read_text())["verdict"] == "PASS"
     assert (out / "junit" / "unit.xml").is_file() and (out / "junit" / "acceptance.xml").is_file()
+
+
+@GROUP
+def test_full_local_pipeline_passes_on_the_probability_service(churn, tmp_path: Path) -> None:  # noqa: F811
+    """The second example (scikit-learn in requirements.txt, predict returns probabilities, accuracy + macro-F1 +
+    AUC gates in one suite) through the same pipeline: built air-gapped, tested in its image, reported."""
+    out = tmp_path / "out"
+    proc = run_mlci("pipeline", "run", "--out", str(out), cwd=churn.root, env=churn.env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "=== pipeline PASSED (exit 0)" in proc.stdout
+    for name in ("build", "unit", "acceptance", "accuracy"):
+        assert any(line.split()[:2] == [name, "ok"] for line in proc.stdout.splitlines()), name
+    rec = json.loads((out / "accuracy" / "smoke" / "accuracy.json").read_text())
+    assert rec["verdict"] == "PASS" and [g["metric"] for g in rec["gates"]] == ["accuracy", "macro_f1", "auc"]
+    assert all(g["verdict"] == "PASS" for g in rec["gates"])
+    assert rec["plan"]["output"]["kind"] == "probabilities" and rec["plan"]["output"]["threshold"] == 0.5
+    # every metric from the same transformation: F1 on thresholded labels (not raw probabilities), AUC on scores
+    assert 0.9 < rec["metrics"]["macro_f1"] < 1 and 0.95 < rec["metrics"]["auc"] < 1
+    assert rec["gates"][1]["estimate"] == pytest.approx(rec["metrics"]["macro_f1"], abs=0.02)
+    assert len(rec["outcomes"]["predictions"][0]) == 2  # the raw probabilities are recorded
+    assert rec["image"]["digest"] == json.loads((out / "build.json").read_text())["image"]["digest"]
+    report = (out / "report" / "report.md").read_text()
+    assert "churns" in report and "0.5" in report
 
 
 @GROUP
