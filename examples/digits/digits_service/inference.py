@@ -17,9 +17,19 @@ def load() -> Model:
     return _model
 
 
-def predict(inputs: Any, model: Model | None = None) -> list[int]:
-    m = model or _model or load()
+def _batch(inputs: Any) -> np.ndarray:
     x = np.asarray(inputs, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != 64:
         raise ValueError(f"expected a batch of 64-pixel images, got shape {x.shape}")
-    return m.predict(x).tolist()
+    return x
+
+
+def predict(inputs: Any, model: Model | None = None) -> list[int]:
+    m = model or _model or load()
+    return m.predict(_batch(inputs)).tolist()
+
+
+def predict_proba(inputs: Any, model: Model | None = None) -> list[list[float]]:
+    """The ten class probabilities per image (a suite with `output: probabilities` gates AUC on them)."""
+    m = model or _model or load()
+    return m.scores(_batch(inputs)).tolist()

@@ -306,7 +306,24 @@ def open_dataset(path: Path, spec: DataSpec, *, folder: dict[str, Any] | None = 
     if len(ds) == 0:
         ds.close()
         raise UserError(f"dataset {path} is empty", hint="a test set needs labelled samples")
+    missing = missing_labels(ds.labels)
+    if missing.size:
+        ids = ds.ids.take(missing[:5].tolist())
+        ds.close()
+        raise UserError(f"dataset {path}: {missing.size} sample(s) have no label (NaN), e.g. id {', '.join(ids)}",
+                        hint="fix or drop those rows: a missing label is not a class")
     return ds
+
+
+def missing_labels(labels: Any) -> np.ndarray:
+    """Rows whose label is NaN (float, or the text 'nan') or None: not a class and not a number."""
+    arr = np.asarray(labels)
+    if arr.dtype.kind == "f":
+        return np.flatnonzero(np.isnan(arr))
+    if arr.dtype.kind in "biu":
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero([y is None or (isinstance(y, float) and y != y)
+                           or (isinstance(y, str) and y.strip().lower() == "nan") for y in arr.tolist()])
 
 
 def _open(fmt: str, path: Path, spec: DataSpec, workdir: Path, folder: dict[str, Any] | None) -> Dataset:

@@ -35,3 +35,30 @@ def service(tmp_path: Path, digits: dict[str, Path]) -> Path:
     (dst / "data").mkdir()
     shutil.copy(digits["data"], dst / "data" / "digits-test.npz")
     return dst
+
+
+CHURN = ROOT / "examples" / "churn"
+
+
+@pytest.fixture(scope="session")
+def churn_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """good/churn.joblib (accuracy ~0.95, AUC ~0.98), bad/churn.joblib (5 small boosting rounds: accuracy ~0.85,
+    macro-F1 ~0.81, AUC ~0.90) and both
+    20,000-row data sets, made by the example's own deterministic training script."""
+    out = tmp_path_factory.mktemp("churn-train")
+    train = CHURN / "training" / "train.py"
+    subprocess.run([sys.executable, str(train), "--out", str(out / "good")], check=True, capture_output=True)
+    (out / "weak.json").write_text('{"max_iter": 5, "learning_rate": 0.3, "max_leaf_nodes": 4}')
+    subprocess.run([sys.executable, str(train), "--data", str(out / "good" / "churn-train.npz"), "--out",
+                    str(out / "bad"), "--params", str(out / "weak.json")], check=True, capture_output=True)
+    return {"good": out / "good", "bad": out / "bad", "data": out / "good" / "churn-test.npz"}
+
+
+@pytest.fixture()
+def churn(tmp_path: Path, churn_files: dict[str, Path]) -> Path:
+    """A private copy of the churn service whose churn-test data set is the local data/churn-test.npz."""
+    dst = tmp_path / "churn"
+    shutil.copytree(CHURN, dst, ignore=shutil.ignore_patterns("models", ".mlci", "__pycache__"))
+    (dst / "data").mkdir()
+    shutil.copy(churn_files["data"], dst / "data" / "churn-test.npz")
+    return dst
