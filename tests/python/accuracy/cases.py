@@ -29,7 +29,9 @@ def configure(root: Path, suites: dict[str, Any], **accuracy: Any) -> Path:
 
 
 def run_suite(root: Path, suite: str, models: Path, out: Path, *args: str, env: dict[str, str] | None = None):
-    full = {"MLCI_CACHE": str(root.parent / "cache"), "MLCI_MODELS_DIR": str(models),
+    # one OpenMP thread per process, as the churn image sets it: scikit-learn's boosting otherwise starts a thread
+    # per core in every worker of a shared, loaded machine
+    full = {"MLCI_CACHE": str(root.parent / "cache"), "MLCI_MODELS_DIR": str(models), "OMP_NUM_THREADS": "1",
             "GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567", **(env or {})}
     return run_mlci("accuracy", "run", "--suite", suite, "--out", str(out), *args, cwd=root, env=full, timeout=300)
 
