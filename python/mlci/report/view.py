@@ -174,10 +174,10 @@ def _metrics(record: Mapping[str, Any]) -> list[dict[str, str]]:
     """Every metric over the samples scored, whatever the verdict (a FAIL stops early but scored samples count)."""
     m = record.get("metrics") or {}
     rows = []
-    for metric in ("accuracy", "macro_f1", "auc", "mae", "rmse"):
+    names = {"accuracy": "accuracy", "macro_f1": "macro-F1", "auc": "AUC", "mae": "MAE", "rmse": "RMSE"}
+    for metric, name in names.items():
         if fmt.is_number(m.get(metric)):
-            rows.append({"label": metric.replace("_", "-") if metric == "macro_f1" else metric,
-                         "value": fmt.value(metric, m.get(metric))})
+            rows.append({"label": name, "value": fmt.value(metric, m.get(metric))})
     lat = m.get("latency_ms") or {}
     if fmt.is_number(lat.get("p95")):
         rows.append({"label": "latency p50 / p95 (per sample)",
