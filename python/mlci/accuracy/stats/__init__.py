@@ -13,13 +13,12 @@ Design, in one place:
     at any stopping time -- batch-wise looks, truncation at max_samples and composite hypotheses included;
     symmetrically the false-FAIL rate at p >= min + margin is <= beta. Wald's approximate thresholds only
     promise alpha/(1-beta). The cost is < 5% more samples. At the cap the verdict is INCONCLUSIVE.
-  - The interval reported with a sequential verdict is anytime-valid: the beta-binomial mixture
-    confidence sequence {p : BetaBin(S; n, a, b) / Bin(S; n, p) < 1/alpha} (Robbins 1970; Howard et al.
-    2021), valid simultaneously for every n, so it may be read at the data-dependent stopping time. The
-    Beta(a, b) mixing prior is fixed before the data (mean halfway between min and min + margin, sd =
-    margin), which keeps the sequence tight where the decision is made. It is a (1 - alpha) two-sided
-    interval shown next to the SPRT's verdict; the verdict itself is the SPRT's (a simple-vs-simple test,
-    so its lower end can sit slightly below min on a PASS).
+  - The interval reported with a sequential verdict is the SPRT's own (sprt_design.py): inverting the
+    family of SPRTs indexed by their null gives an anytime-valid (1 - alpha) lower bound that clears min
+    exactly when the SPRT PASSes, and a (1 - beta) upper bound that is below min + margin exactly when it
+    FAILs. (The beta-binomial mixture confidence sequence in proportion.py, Robbins 1970, Howard et al.
+    2021, serves the change gates' discordance bound.) Before the run, the exact truncated operating
+    characteristic refuses a cap that cannot deliver P(PASS) >= 1 - beta at min + margin.
   - Fixed n (`sequential: false`): the exact one-sided binomial test, with the smallest n whose exact
     size is <= alpha and exact power at min + margin is >= 1 - beta (found by a search over n: power is a
     sawtooth in n). Interval: Clopper-Pearson at 1 - 2 alpha (its lower end is the exact one-sided bound
