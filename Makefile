@@ -1,5 +1,6 @@
 # Two commands for a newcomer on a fresh machine:
 #   make demo   runs the example service through the whole pipeline on local Docker + local S3
+#               (EXAMPLE=churn: the scikit-learn example whose predict returns probabilities)
 #   make test   runs every test (Python, Groovy) against the real engine, S3 server and Groovy
 SHELL := /bin/bash
 .PHONY: demo test infra down bench lint docs
@@ -8,7 +9,7 @@ infra:
 	@tests/infra/up
 
 demo: infra
-	@source .infra/env.sh && examples/demo
+	@source .infra/env.sh && MLCI_DEMO_EXAMPLE=$(EXAMPLE) examples/demo
 
 test: infra
 	@source .infra/env.sh && tests/run

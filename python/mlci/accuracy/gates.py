@@ -272,6 +272,11 @@ class Evaluator:
         elif self.task == "classification":
             self._bp += [ERR] * len(labels)
         n = len(self.labels)
+        for i in self._counts:
+            for view in ("lo", "hi", "excl"):
+                k, tr = self._count(self.plans[i], start, n, view)
+                self._counts[i][view][0] += k
+                self._counts[i][view][1] += tr
         bad = sum(e is not None for e in self.errors)
         if self.on_error == "fail" and any(e is not None for e in t.errors):
             self._close_undecided(n, "the suite stopped at the first prediction error")
@@ -283,11 +288,6 @@ class Evaluator:
                        f"({self.max_errors} of the {self.drawn} drawn); a verdict would rest on samples the model "
                        "could not predict", n)
             return self.verdict
-        for i in self._counts:
-            for view in ("lo", "hi", "excl"):
-                k, tr = self._count(self.plans[i], start, n, view)
-                self._counts[i][view][0] += k
-                self._counts[i][view][1] += tr
         self._look(start, n)
         decided = [s.verdict for s in self.states]
         if FAIL in decided:
@@ -317,6 +317,7 @@ class Evaluator:
                 s.counts = {v: tuple(c) for v, c in self._counts[i].items()}
             elif method == "bootstrap-bca" and n >= 3:
                 s.extra = self._bootstrap_gate(s.plan, n)
+                s.extra.pop("verdict")
 
     def finish(self) -> str:
         """Close a run whose samples ran out before the cap (shard, or fewer batches than drawn)."""

@@ -13,8 +13,6 @@ import pytest
 
 from .cases import DATASET, configure, record, run_suite, write_module
 
-pytestmark = pytest.mark.xdist_group("accuracy-e2e")
-
 # A predict that knows the test set's labels (it reads the data file) and raises on every sample the real model gets
 # wrong: the worst case for `exclude`, which once dropped exactly those samples and passed the model at 1.0000.
 CRASH_WHEN_WRONG = """\

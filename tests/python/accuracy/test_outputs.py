@@ -12,8 +12,6 @@ from tests.python.conftest import run_mlci
 
 from .cases import configure, record, run_suite, write_module
 
-pytestmark = pytest.mark.xdist_group("accuracy-e2e")
-
 
 def _outcomes(rec: dict) -> tuple[np.ndarray, np.ndarray]:
     o = rec["outcomes"]

@@ -11,8 +11,6 @@ from mlci.accuracy.stats import mcnemar
 
 from .cases import configure, record, run_suite, write_module
 
-pytestmark = pytest.mark.xdist_group("accuracy-e2e")
-
 
 def test_a_per_class_gate_whose_class_is_too_rare_for_the_cap_is_refused(service, digits, churn, churn_files,
                                                                           tmp_path):
@@ -76,25 +74,21 @@ def test_latency_gates_time_each_sample_on_its_own(service, digits, churn, churn
 
 def test_change_gate_fixed_n_and_samples_saved_come_from_the_plan(service, digits, churn, churn_files, tmp_path):
     """The same model as its own baseline: no discordant pair at all. Once that reported 'fixed n 1'."""
-    planned = mcnemar.planned_n(0.1, 0.02, 0.05, 0.1)
+    default, planned = mcnemar.planned_n(0.1, 0.02, 0.05, 0.1), mcnemar.planned_n(0.05, 0.02, 0.05, 0.1)
+    assert (default, planned) == (2620, 1320)
     for root, models in ((service, digits["good"]), (churn, churn_files["good"])):
-        configure(root, {"change": {"max_samples": 3000, "gates": [{"metric": "accuracy", "kind": "change",
+        # the default plan assumes candidate and baseline disagree on 10% of the samples: 2,620 > the cap
+        configure(root, {"change": {"max_samples": 1500, "gates": [{"metric": "accuracy", "kind": "change",
                                                                     "margin": 0.02}]}})
+        proc = run_suite(root, "change", models, tmp_path / f"{root.name}-0", "--baseline-models", str(models))
+        assert proc.returncode == 2 and "needs n = 2620 paired samples at a discordance of 0.1" in proc.stderr
+        assert "set `discordance:` on the gate" in proc.stderr
+        # a team that knows its models disagree less says so, and the plan follows
+        configure(root, {"change": {"max_samples": 1500, "gates": [{"metric": "accuracy", "kind": "change",
+                                                                    "margin": 0.02, "discordance": 0.05}]}})
         proc = run_suite(root, "change", models, tmp_path / root.name, "--baseline-models", str(models), "-n", "0")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         g = record(tmp_path / root.name, "change")["gates"][0]
         assert g["candidate_wins"] == g["candidate_losses"] == 0 and g["observed_discordance"] == 0
-        assert g["fixed_n"] == planned == 2620 and g["discordance"] == 0.1
+        assert g["fixed_n"] == planned and g["discordance"] == 0.05
         assert g["samples_saved"] == planned - g["samples_used"] > 0
-        # a cap below the planned n is refused, naming the discordance the plan assumes
-        configure(root, {"change": {"max_samples": 2000, "gates": [{"metric": "accuracy", "kind": "change",
-                                                                    "margin": 0.02}]}})
-        proc = run_suite(root, "change", models, tmp_path / f"{root.name}-2", "--baseline-models", str(models))
-        assert proc.returncode == 2 and "needs n = 2620 paired samples at a discordance of 0.1" in proc.stderr
-        # a team that knows its models disagree less says so, and the plan follows
-        configure(root, {"change": {"max_samples": 2000, "gates": [{"metric": "accuracy", "kind": "change",
-                                                                    "margin": 0.02, "discordance": 0.05}]}})
-        proc = run_suite(root, "change", models, tmp_path / f"{root.name}-3", "--baseline-models", str(models))
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert record(tmp_path / f"{root.name}-3", "change")["gates"][0]["fixed_n"] == mcnemar.planned_n(
-            0.05, 0.02, 0.05, 0.1)

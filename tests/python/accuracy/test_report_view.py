@@ -13,8 +13,6 @@ from tests.python.conftest import run_mlci
 
 from .cases import configure, record, run_suite
 
-pytestmark = pytest.mark.xdist_group("accuracy-e2e")
-
 CHURN_GATES = [{"metric": "accuracy", "min": 0.92, "margin": 0.02}, {"metric": "macro_f1", "min": 0.90, "margin": 0.03},
                {"metric": "auc", "min": 0.95, "margin": 0.02}]
 DIGITS_GATES = [{"metric": "accuracy", "min": 0.88, "margin": 0.03}, {"metric": "macro_f1", "min": 0.85, "margin": 0.04},
