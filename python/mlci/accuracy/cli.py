@@ -55,6 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .baseline import baseline_predictions
     from .data import label_key
     from .engine import choose_workers, code_digest, execute, model_files, prepare
+    from .outputs import judged_settings
 
     started, t0 = _now(), time.monotonic()
     cfg = load_config(args.config)
@@ -92,7 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    "available": len(prep.dataset), "batch_size": prep.batch_size, "workers": res.workers},
         "plan": {"gates": prep.plans, "task": prep.task, "output": prep.output.to_dict(), "on_error": acc["on_error"],
                  "max_error_rate": acc["max_error_rate"], "drawn": prep.drawn, "batch_size": prep.batch_size,
-                 "timing": prep.spec()["timing"]},
+                 "timing": prep.spec()["timing"], "settings": judged_settings(acc, prep.suite)},
         "on_error": acc["on_error"],
         "baseline": base_info,
     }

@@ -83,7 +83,8 @@ def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int,
         plan: dict[str, Any] = {
             "metric": metric, "kind": kind, "class": cls, "threshold": threshold,
             "direction": ">=" if higher else "<=", "margin": g["margin"], "alpha": g["alpha"], "beta": beta,
-            "beta_configured": g["beta"], "gates": k, "fixed_n": None, "needed": None,
+            "beta_configured": g["beta"], "class_configured": g.get("class"), "gates": k, "fixed_n": None,
+            "needed": None,
         }
         if kind == "change":
             plan["method"] = "mcnemar-sprt" if sequential else "mcnemar-exact"
@@ -486,8 +487,8 @@ class Evaluator:
 
     def _record(self, s: GateState) -> dict[str, Any]:
         p = s.plan
-        rec = {k: p.get(k) for k in ("metric", "kind", "class", "threshold", "direction", "margin", "alpha", "beta",
-                                     "beta_configured", "method", "achievable_beta", "discordance")}
+        rec = {k: p.get(k) for k in ("metric", "kind", "class", "class_configured", "threshold", "direction", "margin",
+                                     "alpha", "beta", "beta_configured", "method", "achievable_beta", "discordance")}
         rec["gates"] = p.get("gates", 1)
         rec["class_name"] = self.out.name(p["class"]) if p.get("class") is not None else None
         rec.update(verdict=s.verdict, samples_used=s.used, fixed_n=p["fixed_n"],

@@ -118,6 +118,17 @@ def resolve(acc: dict[str, Any], suite: dict[str, Any], labels: Sequence[str], *
     return Output(kind, float(threshold), classes, names)
 
 
+def judged_settings(acc: dict[str, Any], suite: dict[str, Any]) -> dict[str, Any]:
+    """What besides model, data, code and gates decides a suite's verdict: which functions predict, how their
+    output becomes labels and scores, and how prediction errors count. Recorded in accuracy.json (plan.settings);
+    a stored result is reusable only under the same settings."""
+    threshold = suite.get("threshold") if suite.get("threshold") is not None else acc.get("threshold", 0.5)
+    return {"predict": suite.get("predict") or acc.get("predict"), "load": suite.get("load") or acc.get("load"),
+            "output": suite.get("output") or acc.get("output") or "labels", "threshold": float(threshold),
+            "classes": [label_key(c) for c in acc.get("classes") or []], "on_error": acc.get("on_error"),
+            "max_error_rate": acc.get("max_error_rate")}
+
+
 def bad_number(value: Any) -> bool:
     """None, NaN or infinity: a missing prediction."""
     return value is None or (isinstance(value, float) and not math.isfinite(value))

@@ -386,7 +386,8 @@ def find_reusable(cfg: Any, *, suite: str, model_files: dict[str, str], dataset_
             and dataset.get("sha256") == dataset_sha256
             and model.get("code_digest") == code_digest
         )
-        return same_inputs and gates_match(record.get("gates") or [], configured_gates(cfg, suite))
+        return same_inputs and gates_match(record.get("gates") or [], configured_gates(cfg, suite)) \
+            and same_settings(record, cfg, suite)
 
     return _read(cfg, "running the suite", lambda st: st.first_pass(st.inputs_prefix(suite, want), accept))
 
@@ -408,6 +409,18 @@ def configured_gates(cfg: Any, suite: str) -> list[dict[str, Any]] | None:
         return None
 
 
+def same_settings(record: Mapping[str, Any], cfg: Any, suite: str) -> bool:
+    """Predict functions, prediction type, threshold and error policy as recorded equal today's (a record without
+    them predates them: not reusable)."""
+    from ..accuracy.outputs import judged_settings
+
+    try:
+        want = judged_settings(cfg["accuracy"], cfg["accuracy"]["suites"][suite])
+    except (KeyError, TypeError):
+        return True
+    return (record.get("plan") or {}).get("settings") == want
+
+
 def _gate_spec_from_config(g: Mapping[str, Any]) -> tuple[Any, ...]:
     threshold = g.get("min") if g.get("min") is not None else g.get("max")
     return (g.get("metric"), g.get("kind", "absolute"), _cls(g.get("class")), _num(threshold),
@@ -418,7 +431,8 @@ def _gate_spec_from_record(g: Mapping[str, Any]) -> tuple[Any, ...]:
     # the engine may spend a smaller alpha/beta per gate than configured; `*_configured` is what ml-ci.yaml said
     alpha = g.get("alpha_configured", g.get("alpha"))
     beta = g.get("beta_configured", g.get("beta"))
-    return (g.get("metric"), g.get("kind", "absolute"), _cls(g.get("class")), _num(g.get("threshold")),
+    cls = g.get("class_configured", g.get("class"))  # as ml-ci.yaml said it (a name from accuracy.labels, say)
+    return (g.get("metric"), g.get("kind", "absolute"), _cls(cls), _num(g.get("threshold")),
             _num(g.get("margin")), _num(alpha), _num(beta))
 
 

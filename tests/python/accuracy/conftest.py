@@ -27,14 +27,18 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"good": out / "good", "bad": out / "bad", "data": out / "digits-test.npz"}
 
 
+def private_copy(example: Path, dst: Path, test_set: Path) -> Path:
+    """A copy of an example service (no models, no outputs) with its test set at data/<example>-test.npz."""
+    shutil.copytree(example, dst, ignore=shutil.ignore_patterns("models", ".mlci", "__pycache__"))
+    (dst / "data").mkdir()
+    shutil.copy(test_set, dst / "data" / f"{example.name}-test.npz")
+    return dst
+
+
 @pytest.fixture()
 def service(tmp_path: Path, digits: dict[str, Path]) -> Path:
     """A private copy of the digits service with the test set at data/digits-test.npz."""
-    dst = tmp_path / "digits"
-    shutil.copytree(EXAMPLE, dst, ignore=shutil.ignore_patterns("models", ".mlci", "__pycache__"))
-    (dst / "data").mkdir()
-    shutil.copy(digits["data"], dst / "data" / "digits-test.npz")
-    return dst
+    return private_copy(EXAMPLE, tmp_path / "digits", digits["data"])
 
 
 CHURN = ROOT / "examples" / "churn"
@@ -43,8 +47,8 @@ CHURN = ROOT / "examples" / "churn"
 @pytest.fixture(scope="session")
 def churn_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """good/churn.joblib (accuracy ~0.95, AUC ~0.98), bad/churn.joblib (5 small boosting rounds: accuracy ~0.85,
-    macro-F1 ~0.81, AUC ~0.90) and both
-    20,000-row data sets, made by the example's own deterministic training script."""
+    macro-F1 ~0.81, AUC ~0.90) and both 20,000-row data sets, made by the example's own deterministic training
+    script."""
     out = tmp_path_factory.mktemp("churn-train")
     train = CHURN / "training" / "train.py"
     subprocess.run([sys.executable, str(train), "--out", str(out / "good")], check=True, capture_output=True)
@@ -56,9 +60,5 @@ def churn_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture()
 def churn(tmp_path: Path, churn_files: dict[str, Path]) -> Path:
-    """A private copy of the churn service whose churn-test data set is the local data/churn-test.npz."""
-    dst = tmp_path / "churn"
-    shutil.copytree(CHURN, dst, ignore=shutil.ignore_patterns("models", ".mlci", "__pycache__"))
-    (dst / "data").mkdir()
-    shutil.copy(churn_files["data"], dst / "data" / "churn-test.npz")
-    return dst
+    """A private copy of the churn service with the test set at data/churn-test.npz."""
+    return private_copy(CHURN, tmp_path / "churn", churn_files["data"])

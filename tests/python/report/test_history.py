@@ -11,6 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from mlci.accuracy.outputs import judged_settings
 from mlci.config import load_config
 from mlci.errors import UserError
 from mlci.report import history
@@ -70,6 +71,7 @@ def test_find_reusable_matches_all_digests_and_gates(tmp_path, s3_bucket):
     cfg = make_cfg(tmp_path, f"s3://{s3_bucket}/h")
     rec = accuracy_record("PASS", branch="main")
     rec["gates"][0]["threshold"] = 0.9
+    rec["plan"] = {"settings": judged_settings(cfg["accuracy"], cfg["accuracy"]["suites"]["smoke"])}
     rid = history.append_record(cfg, rec)
     args = dict(suite="smoke", model_files=rec["model"]["files"], dataset_sha256=rec["dataset"]["sha256"],
                 code_digest=rec["model"]["code_digest"])
@@ -82,6 +84,13 @@ def test_find_reusable_matches_all_digests_and_gates(tmp_path, s3_bucket):
     cfg.data["report"]["reuse"] = False  # the cache switched off
     assert history.find_reusable(cfg, **args) is None
     cfg.data["report"]["reuse"] = True
+    # what turns predictions into a verdict changed since the record: not reusable
+    for key, value in (("threshold", 0.3), ("predict", "digits_service.inference:other"), ("on_error", "exclude")):
+        saved = cfg.data["accuracy"][key]
+        cfg.data["accuracy"][key] = value
+        assert history.find_reusable(cfg, **args) is None, key
+        cfg.data["accuracy"][key] = saved
+    assert history.find_reusable(cfg, **args) is not None
     # gates changed since the record: a PASS at the old threshold is not reusable
     cfg.data["accuracy"]["suites"]["smoke"]["gates"][0]["min"] = 0.95
     assert history.find_reusable(cfg, **args) is None
