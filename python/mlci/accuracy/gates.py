@@ -528,8 +528,8 @@ class Evaluator:
         if p["method"] == "sprt":
             lo, hi = pass_bound(kp, tp, p["margin"], a), fail_bound(kf, tf, p["margin"], b)
             levels = [1 - a, 1 - b]
-            how = (f"anytime-valid bounds of the SPRT itself: lower {1 - a:.0%} (PASS when it clears min), upper "
-                   f"{1 - b:.0%} (FAIL when it is below min + margin)")
+            how = (f"SPRT bounds (anytime-valid; lower {1 - a:.0%}: PASS when it clears min; upper {1 - b:.0%}: "
+                   "FAIL when it is below min + margin)")
             test = Sprt(p["threshold"], p["threshold"] + p["margin"], a, b)
             detail = (f"SPRT log-LR {test.llr(kp, tp):.2f} vs [{test.lower:.2f}, {test.upper:.2f}]" if tp
                       else "no trials")
