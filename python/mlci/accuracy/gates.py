@@ -564,7 +564,8 @@ class Evaluator:
                    interval_method=("anytime-valid" if anytime else "exact") + " (discordance x McNemar bounds); "
                    f"at least {1 - p['alpha']:.0%} per end",
                    interval_levels=[1 - p["alpha"], 1 - p["alpha"]],
-                   bound={"side": "lower", "value": interval[0], "level": 1 - p["alpha"], "against": -p["margin"]},
+                   # the verdict is the paired McNemar test's, not a comparison of this interval with -margin
+                   bound=None, test="paired McNemar non-inferiority test" + (" (sequential)" if anytime else ""),
                    candidate_wins=wins, candidate_losses=losses,
                    observed_discordance=(wins + losses) / nn if nn else None,
                    baseline_accuracy=float(base.mean()) if nn else None)
