@@ -33,7 +33,7 @@ QUICK = [{"metric": "accuracy", "min": 0.85, "margin": 0.05}]
 
 def configure(service: Path, datasets: dict[str, Any], dataset: str, gates: list[dict[str, Any]], *,
               predict: str = "digits_service.inference:predict", load: str | None = "digits_service.inference:load",
-              remote: str | None = None, max_samples: int = 3000) -> Path:
+              remote: str | None = None, max_samples: int = 4000) -> Path:  # SMOKE needs 3,150 for its beta
     cfg = {"service": "digits", "artifacts": {"data": datasets},
            "accuracy": {"load": load, "predict": predict, "batch_size": 50,
                         "suites": {"smoke": {"dataset": dataset, "max_samples": max_samples, "gates": gates}}}}
