@@ -7,8 +7,10 @@
 #   2. mlci from the wheelhouse    no package index needed: wheels are bind-mounted from images; its
 #                                  dependencies and mlci itself are separate layers (an mlci upgrade
 #                                  reinstalls one small wheel)
-#   3. dependency file             models.lock + the part of ml-ci.yaml that pull reads (extracted in a
-#                                  side stage: other config edits do not touch the model layer)
+#   3. dependency file             what artifacts.models.lock names (models.lock, models/*.dvc, dvc.lock; DVC's
+#                                  remote URLs) + the part of ml-ci.yaml that pull reads, extracted from the
+#                                  build context in a side stage: code and other config edits do not touch the
+#                                  model layer
 #   4. models pull                 credentials and the S3 endpoint are secret files (never in a layer, not in
 #                                  the cache key); the download cache persists across builds (cache mount)
 #   5. requirements                from the service wheelhouse, no network
@@ -32,11 +34,10 @@ RUN --mount=type=bind,from=mlci-deps,source=/wheels,target=/wheels \
 RUN --mount=type=bind,from=mlci-wheels,source=/wheels,target=/wheels \
     pip install --quiet --no-index --no-cache-dir --no-deps /wheels/mlci-*.whl && mlci --version
 
-# 3. the model dependency file, and from ml-ci.yaml only what the pull reads (remote, lock, dest)
+# 3. the model dependency file(s), and from ml-ci.yaml only what the pull reads (remote, lock, dest); the build
+#    context is mounted, not copied: nothing of it lands in a layer here
 FROM mlci AS model-spec
-WORKDIR /spec
-COPY ml-ci.yaml models.lock ./
-RUN mlci build --model-spec /spec
+RUN --mount=type=bind,target=/context mlci build --model-spec /spec --from /context
 
 FROM mlci
 WORKDIR /app
@@ -55,7 +56,8 @@ RUN --mount=type=bind,from=service-wheels,source=/wheels,target=/wheels/service 
     pip install --quiet --no-index --no-cache-dir --find-links /wheels/service --find-links /wheels/mlci \
         -r requirements.txt
 
-# 6. code (keep .dockerignore tight: .git, .mlci, models/ and caches stay out)
+# 6. code (keep .dockerignore tight: .git, .mlci, the model files (`models/*`, keeping `!models/*.dvc`), DVC's
+#    cache/tmp/config.local and other caches stay out)
 COPY . .
 
 # Change to your service's start command (ml-ci.yaml tests.acceptance.serve.command overrides it for tests).

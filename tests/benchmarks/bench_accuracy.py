@@ -7,9 +7,11 @@
    loop calling the same predict on the same samples in one process; target <= 5%. The in-process engine
    (-n 0) is shown too.
 2. speed-up of 2 workers vs 1 on a CPU-bound model (~--ms ms of pure-Python work per sample); target >= 1.8x.
-3. samples used by the sequential gate (Wald SPRT, Ville thresholds, looks every 50 samples) vs the exact
-   fixed n at the same alpha/beta, for true accuracy at min - margin, min, min + margin, min + 2 margin;
-   target >= 40% fewer at min - margin and min + 2 margin.
+3. samples used by the sequential gate, old design (open Wald SPRT, Ville thresholds) and new design
+   (truncated SPRT, boundaries meeting at N, exact OC), looks every 50 samples, vs the exact fixed n at the
+   same alpha/beta: mean, p90 and max at true accuracy min - margin, min, the three values between min and
+   min + margin, min + margin, min + 2 margin; targets: >= 70% fewer at min - margin and min + 2 margin, mean
+   <= fixed n elsewhere (and, for the new design, its exact expected samples <= fixed n at every value).
 4. empirical false-PASS rate at true accuracy = min and false-FAIL rate at min + margin over --runs runs,
    uncapped and with the smoke suite's cap (max_samples 3000); target <= alpha / beta within Monte-Carlo
    error (2 standard errors).
@@ -39,6 +41,7 @@ import yaml  # noqa: E402
 
 from mlci.accuracy.stats import fixed_n  # noqa: E402
 from mlci.accuracy.stats.sprt import Sprt  # noqa: E402
+from mlci.accuracy.stats.truncated import TruncatedSprt  # noqa: E402
 
 MIN, MARGIN, ALPHA, BETA, LOOK = 0.90, 0.02, 0.05, 0.10, 50
 
@@ -152,19 +155,27 @@ def plain_time(svc: Path) -> tuple[float, int, float]:
     return dt, len(preds), dc
 
 
-def simulate(p: float, runs: int, cap: int, rng: np.random.Generator, chunk_runs: int = 250) -> tuple[np.ndarray, np.ndarray]:
-    """(verdict codes 1 PASS / -1 FAIL / 0 INCONCLUSIVE, samples used) for `runs` SPRTs on Bernoulli(p)."""
+def simulate(p: float, runs: int, cap: int, rng: np.random.Generator, trunc: TruncatedSprt | None = None,
+             chunk_runs: int = 250) -> tuple[np.ndarray, np.ndarray]:
+    """(verdict codes 1 PASS / -1 FAIL / 0 INCONCLUSIVE, samples used) for `runs` gates on Bernoulli(p): the open
+    SPRT, or the truncated SPRT `trunc` (whose cuts meet at its maximum N = cap)."""
     test = Sprt(MIN, MIN + MARGIN, ALPHA, BETA)
     looks = np.arange(LOOK, cap + 1, LOOK)
+    if trunc is not None:
+        lower_cut, upper_cut = trunc.boundaries(looks)
     verdicts, used = [], []
     for start in range(0, runs, chunk_runs):
         r = min(chunk_runs, runs - start)
         k = np.cumsum(rng.random((r, cap)) < p, axis=1, dtype=np.int32)[:, looks - 1]
-        llr = test.llr(k, looks[None, :])
-        hit = (llr >= test.upper) | (llr <= test.lower)
+        if trunc is None:
+            llr = test.llr(k, looks[None, :])
+            up, down = llr >= test.upper, llr <= test.lower
+        else:
+            up, down = k >= upper_cut, k <= lower_cut
+        hit = up | down
         any_hit = hit.any(axis=1)
         first = hit.argmax(axis=1)
-        v = np.where(any_hit, np.where(llr[np.arange(r), first] >= test.upper, 1, -1), 0)
+        v = np.where(any_hit, np.where(up[np.arange(r), first], 1, -1), 0)
         verdicts.append(v)
         used.append(np.where(any_hit, looks[first], cap))
     return np.concatenate(verdicts), np.concatenate(used)
@@ -176,8 +187,12 @@ def main() -> None:
     ap.add_argument("--ms", type=float, default=5.0, help="CPU work per sample in the benchmark model (ms)")
     ap.add_argument("--samples", type=int, default=4000, help="samples per engine run (figures 1-2)")
     ap.add_argument("--repeat", type=int, default=2, help="timing repeats (best of)")
+    ap.add_argument("--stats-only", action="store_true", help="figures 3-4 only (simulations, no engine runs)")
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (figures 1-2 assume idle cores)")
+    if args.stats_only:
+        statistics_figures(args)
+        return
 
     burn = calibrate(args.ms)
     with tempfile.TemporaryDirectory(prefix="mlci-bench-acc-") as tmp:
@@ -224,21 +239,41 @@ def main() -> None:
           " when other jobs hold the cores):")
     print(f"   {'1 worker (baseline)':30} {s1:6.2f}s")
     print(f"   {'2 workers':30} {s2:6.2f}s {'':6} {'':7}         speed-up {s1 / s2:.2f}x")
+    statistics_figures(args)
 
+
+def statistics_figures(args: argparse.Namespace) -> None:
+    """Figures 3-4: samples used and error rates of the sequential designs, by simulation."""
     rng = np.random.default_rng(2026)
     plan = fixed_n.exact_n(MIN, MIN + MARGIN, ALPHA, BETA)
-    print(f"\n3. samples used: sequential (SPRT, looks every {LOOK}) vs exact fixed n = {plan.n} "
-          f"(min {MIN}, margin {MARGIN}, alpha {ALPHA}, beta {BETA}; {args.runs} runs each, uncapped)")
-    print(f"   {'true accuracy':>14} {'SPRT mean':>10} {'median':>7} {'p90':>6} {'fixed n':>8} {'ratio':>6} {'saved':>7}  target")
-    for label, p in (("min - margin", MIN - MARGIN), ("min", MIN), ("min + margin", MIN + MARGIN),
-                     ("min + 2 margin", MIN + 2 * MARGIN)):
-        v, used = simulate(p, args.runs, 20000, rng)
-        mean = used.mean()
-        saved = 1 - mean / plan.n
-        target = "saved >= 40%" if label in ("min - margin", "min + 2 margin") else ""
-        ok = ("ok" if saved >= 0.40 else "MISSED") if target else ""
-        print(f"   {label + f' {p:.2f}':>14} {mean:10.0f} {np.median(used):7.0f} {np.percentile(used, 90):6.0f} "
-              f"{plan.n:8d} {mean / plan.n:6.2f} {100 * saved:6.1f}%  {target} {ok}".rstrip())
+    trunc = TruncatedSprt(MIN, MIN + MARGIN, ALPHA, BETA, batch=LOOK)
+    d = trunc.design
+    print(f"\n3. samples used (looks every {LOOK}) vs the exact fixed n = {plan.n} (min {MIN}, margin {MARGIN}, alpha "
+          f"{ALPHA}, beta {BETA}; {args.runs} runs each): old = open SPRT (uncapped), new = truncated SPRT (N = "
+          f"{d.max_n}, exact size {d.size:.4f}, exact false FAIL {d.false_fail:.4f})")
+    print(f"   {'true accuracy':>20} {'design':>6} {'mean':>6} {'p90':>6} {'max':>6} {'fixed n':>8} {'ratio':>6} "
+          f"{'saved':>7} {'INCONC':>6}  target")
+    for label, p in (("min - margin", MIN - MARGIN), ("min", MIN), ("", MIN + MARGIN / 4), ("", MIN + MARGIN / 2),
+                     ("", MIN + 3 * MARGIN / 4), ("min + margin", MIN + MARGIN), ("min + 2 margin", MIN + 2 * MARGIN)):
+        extreme = label in ("min - margin", "min + 2 margin")
+        for name, (v, used) in (("old", simulate(p, args.runs, 20000, rng)),
+                                ("new", simulate(p, args.runs, d.max_n, rng, trunc))):
+            mean = used.mean()
+            saved = 1 - mean / plan.n
+            if extreme:
+                target = "saved >= 70%"
+                ok = "ok" if saved >= 0.70 else "MISSED"
+            else:
+                target = "mean <= fixed n"
+                ok = "ok" if mean <= plan.n else "MISSED"
+            print(f"   {(label + ' ' if label else '') + f'{p:.3f}':>20} {name:>6} {mean:6.0f} {np.percentile(used, 90):6.0f} "
+                  f"{used.max():6d} {plan.n:8d} {mean / plan.n:6.2f} {100 * saved:6.1f}% {np.mean(v == 0):6.3f}  "
+                  f"{target} {ok}")
+    grid = np.linspace(MIN - 2 * MARGIN, MIN + 3 * MARGIN, 101)
+    _, _, asn = trunc.operating_characteristic(grid)
+    print(f"   new design, exact expected samples over true accuracy {grid[0]:.2f}..{grid[-1]:.2f} (101 points): max "
+          f"{asn.max():.0f} at {grid[asn.argmax()]:.3f} = {asn.max() / plan.n:.2f} x fixed n (target <= 1) "
+          f"{'ok' if asn.max() <= plan.n else 'MISSED'}; every run decided by N = {d.max_n}")
 
     print(f"\n4. error rates over {args.runs} runs each (Monte-Carlo standard error in brackets)")
     print(f"   {'case':44} {'rate':>7} {'(se)':>8} {'bound':>6}  inconclusive  target")

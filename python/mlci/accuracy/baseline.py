@@ -29,14 +29,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..artifacts.hashing import hash_file
 from ..errors import StageFailed, UserError
 from ..fsutil import read_json, write_json_atomic
 from ..paths import cache_dir
-from .engine import PLAN_SCHEMA, Prepared, code_digest, collect_predictions, hash_tree, model_files
+from . import data
+from .engine import PLAN_SCHEMA, Prepared, code_digest, collect_predictions, hash_tree, local_digest, model_files
 
 PREDICTIONS_SCHEMA = "mlci.baseline-predictions/1"
 ERROR = "__error__"  # a baseline prediction that raised (scored as wrong for the baseline)
@@ -95,14 +99,18 @@ def write_plan(prep: Prepared, directory: Path, workers: int | str, *, copy_data
         cache = cache_dir(prep.cfg["artifacts"]["cache"]).resolve()
         src = Path(doc["data"]["path"]).resolve()
         if cache not in src.parents:
-            name = "dataset" + "".join(src.suffixes[-2:])
-            shutil.copyfile(src, directory / name)
-            doc["data"]["file"] = name
+            if src.is_dir():  # a local folder dataset
+                shutil.copytree(src, directory / "dataset", symlinks=False)
+                doc["data"]["file"] = "dataset"
+            else:
+                name = "dataset" + "".join(src.suffixes[-2:])
+                shutil.copyfile(src, directory / name)
+                doc["data"]["file"] = name
     write_json_atomic(directory / "plan.json", doc)
     return directory / "plan.json"
 
 
-def read_plan(path: Path) -> tuple[dict[str, Any], Path]:
+def read_plan(cfg: Any, path: Path) -> tuple[dict[str, Any], Path]:
     """(plan, dataset path): the plan's path when it holds the planned bytes, else the copy next to the plan."""
     try:
         plan = read_json(path)
@@ -113,7 +121,7 @@ def read_plan(path: Path) -> tuple[dict[str, Any], Path]:
     want = plan["data"]["sha256"]
     for candidate in [Path(plan["data"]["path"])] + ([path.parent / plan["data"]["file"]] if plan["data"].get("file")
                                                      else []):
-        if candidate.is_file() and hash_file(candidate) == want:
+        if candidate.exists() and local_digest(cfg, candidate) == want:
             return plan, candidate
     raise UserError(f"the dataset of plan {path} (sha256 {want[:12]}) is not available here",
                     hint="run in a container that mounts the artifacts cache, or plan with the dataset copied")
@@ -122,21 +130,28 @@ def read_plan(path: Path) -> tuple[dict[str, Any], Path]:
 def predict_plan(cfg: Any, plan_path: Path, workers: int | str | None = None) -> dict[str, Any]:
     """`mlci accuracy predict`: this service's predictions (its own predict/load and model files) on a plan's
     samples, in this process. The document records which model files and code produced them."""
-    plan, data_path = read_plan(plan_path)
+    plan, data_path = read_plan(cfg, plan_path)
     acc = cfg["accuracy"]
     suite = acc["suites"].get(plan["suite"]) or {}  # this service's own predict/load for the suite
     predict = suite.get("predict") or acc["predict"]
     if not predict:
         raise UserError("accuracy.predict is not set", hint="set accuracy.predict: module:callable")
     d = plan["data"]
-    spec = {"root": str(cfg.root), "predict": predict, "load": suite.get("load") or acc["load"],
-            "output": plan.get("output"), "timing": "batch",  # checked against the candidate's output type
-            "data": {"path": str(data_path), "format": d["format"], "inputs": d["inputs"], "label": d["label"],
-                     "id": d["id"]},
-            "batches": plan["batches"]}
     started = time.monotonic()
-    w = workers if workers is not None else plan.get("workers") or 0
-    preds = collect_predictions(spec, w, None, "baseline")
+    spec = data.DataSpec.from_json(d["spec"])
+    ds = data.open_dataset(data_path, replace(spec, format=d["format"]),
+                           folder=None if data_path.is_dir() else d.get("folder"))
+    try:
+        order = ds.workdir / "sample.npy"
+        np.save(order, np.asarray(plan["sample"], dtype=np.int64))
+        run = {"root": str(cfg.root), "predict": predict, "load": suite.get("load") or acc["load"],
+               "output": plan.get("output"), "timing": "batch",  # checked against the candidate's output type
+               "data": ds.worker_spec(),
+               "batches": {"path": str(order), "size": plan["batch_size"], "total": len(plan["sample"])}}
+        w = workers if workers is not None else plan.get("workers") or 0
+        preds = collect_predictions(run, w, None, "baseline")
+    finally:
+        ds.close()
     image = os.environ.get("MLCI_IMAGE_DIGEST")
     return {"schema": PREDICTIONS_SCHEMA, "suite": plan["suite"], "sample_digest": plan["sample_digest"],
             "dataset_sha256": d["sha256"], "predictions": preds,

@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from ..errors import StageFailed, UserError
 from ..progress import Progress
 from . import data, outputs, sampling
 from .gates import LATENCY, Evaluator, plan_gates, task_for
-from .plugin import SPEC_ENV, Controller, InProcessLoop, write_batch_module
+from .plugin import SPEC_ENV, Batches, Controller, InProcessLoop, write_batch_module
 
 PLAN_SCHEMA = "mlci.accuracy-plan/1"
 
@@ -31,12 +31,11 @@ PLAN_SCHEMA = "mlci.accuracy-plan/1"
 class DataRef:
     name: str
     uri: str
-    path: Path
+    path: Path  # a file, a local folder, or the verified manifest of a folder in S3
     sha256: str
-    format: str | None
-    inputs: str
-    label: str
-    id: str | None
+    format: str
+    spec: data.DataSpec
+    folder: dict[str, Any] | None = None  # what a folder dataset needs besides its path
 
 
 def fetch_dataset(cfg: Any, name: str) -> Path:
@@ -49,31 +48,68 @@ def fetch_dataset(cfg: Any, name: str) -> Path:
     return Path(fetch(cfg, name))
 
 
+def scan_folder(cfg: Any, path: Path) -> list[Any]:
+    """A local folder dataset's files with their sha256 (stat stamps in the cache skip unchanged files)."""
+    from ..artifacts import folder
+    from ..artifacts.cache import Cache
+
+    return folder.scan(path, Cache(_cache_root(cfg)))
+
+
+def local_digest(cfg: Any, path: Path) -> str:
+    """The digest a local dataset is pinned by: a file's sha256, a folder's manifest sha256."""
+    if path.is_dir():
+        from ..artifacts import folder
+
+        return folder.digest(scan_folder(cfg, path))
+    return hash_file(path)
+
+
 def resolve_data(cfg: Any, suite: dict[str, Any], override: str | None) -> DataRef:
     """--data wins; then a named dataset (local path or s3:// via the artifacts cache); then a local path."""
     name = suite["dataset"]
     entry = cfg["artifacts"]["data"].get(name)
-    fmt, inputs, label, ident = (entry["format"], entry["inputs"], entry["label"], entry["id"]) if entry else (None, "x", "y", None)
+    spec = data.DataSpec.from_entry(entry)
+    fetched = bool(entry and entry["uri"].startswith("s3://") and not override)
     if override:
         path = Path(override).expanduser().resolve()
         uri = entry["uri"] if entry else str(path)
-    elif entry and entry["uri"].startswith("s3://"):
+    elif fetched:
         path, uri = fetch_dataset(cfg, name), entry["uri"]
     else:
         uri = entry["uri"] if entry else name
         path = cfg.resolve(uri)
-    if not path.is_file():
-        raise UserError(f"dataset file {path} not found", where=f"accuracy suite dataset '{name}'",
+    if not path.exists():
+        raise UserError(f"dataset {path} not found", where=f"accuracy suite dataset '{name}'",
                         hint="check the path, run `mlci data pull`, or pass --data PATH")
-    fetched = bool(entry and entry["uri"].startswith("s3://") and not override)
-    # a fetched file was verified against its sha256 by the artifacts cache: do not hash it twice
-    digest = entry["sha256"] if fetched and entry["sha256"] else hash_file(path)
+    # the format: from the uri's extension (a cached copy is named by its digest), a folder by being one
+    fmt = spec.format or data.detect_format(path if path.is_dir() else Path(uri if not override else str(path)), None)
+    folder: dict[str, Any] | None = None
+    if fmt == "folder" and path.is_dir():
+        from ..artifacts import folder as manifest
+
+        files = scan_folder(cfg, path)
+        folder, digest = {"files": files}, manifest.digest(files)
+    elif fmt == "folder":
+        folder = {"uri": uri if not override else str(path), "jobs": cfg["artifacts"]["jobs"],
+                  "cache": str(_cache_root(cfg))}
+        # a fetched manifest was verified against its sha256 by the artifacts cache: do not hash it twice
+        digest = entry["sha256"] if fetched and entry["sha256"] else hash_file(path)
+    elif not path.is_file():
+        raise UserError(f"dataset {path} is a directory but format is '{fmt}'", where=f"artifacts.data.{name}",
+                        hint="a folder dataset takes `format: folder` (or leave `format:` out)")
+    else:
+        digest = entry["sha256"] if fetched and entry["sha256"] else hash_file(path)
     if entry and entry["sha256"] and digest != entry["sha256"] and not override:
         raise UserError(f"dataset {path} has sha256 {digest}, expected {entry['sha256']}",
                         where=f"artifacts.data.{name}", hint="re-pull the dataset or update its sha256")
-    if not fmt:  # from the uri's extension: a cached copy is named by its digest
-        fmt = data.detect_format(Path(uri if not override else str(path)), None)
-    return DataRef(name if entry else Path(name).stem, uri, path, digest, fmt, inputs, label, ident)
+    return DataRef(name if entry else Path(name).stem, uri, path, digest, fmt, spec, folder)
+
+
+def _cache_root(cfg: Any) -> Path:
+    from ..paths import cache_dir
+
+    return cache_dir(cfg["artifacts"]["cache"])
 
 
 def hash_tree(files: dict[str, Path]) -> dict[str, str]:
@@ -114,7 +150,7 @@ def run_session(spec: dict[str, Any], controller: Controller, workers: int | str
         spec_path = os.path.join(tmp, "spec.json")
         with open(spec_path, "w", encoding="utf-8") as fh:
             json.dump(spec, fh)
-        batch_module = write_batch_module(tmp, len(spec["batches"]))
+        batch_module = write_batch_module(tmp, len(Batches.of(spec)))
         ini = os.path.join(tmp, "pytest.ini")
         Path(ini).write_text("[pytest]\n", encoding="utf-8")
         args = [*checks, batch_module, "-c", ini, "--rootdir", tmp, "-p", "mlci.accuracy.plugin",
@@ -147,10 +183,6 @@ def choose_workers(flag: str | None, configured: Any, n_batches: int) -> int | s
     return min(n, max(n_batches, 1)) if n else 0
 
 
-def chunk(items: np.ndarray, size: int) -> list[list[int]]:
-    return [items[i:i + size].tolist() for i in range(0, len(items), size)]
-
-
 @dataclass
 class Prepared:
     """Everything decided before inference: data, seed, sample order, gate plans, batches."""
@@ -180,12 +212,17 @@ class Prepared:
 
     def spec(self) -> dict[str, Any]:
         acc = self.cfg["accuracy"]
-        r = self.ref
         return {"root": str(self.cfg.root), "predict": self.suite.get("predict") or acc["predict"],
                 "load": self.suite.get("load") or acc["load"], "output": self.output.to_dict(),
                 "timing": "per_sample" if any(p["metric"] in LATENCY for p in self.plans) else "batch",
-                "data": {"path": str(r.path), "format": r.format, "inputs": r.inputs, "label": r.label, "id": r.id},
-                "batches": chunk(self.indices, self.batch_size)}
+                "data": self.dataset.worker_spec(), "batches": self._batches()}
+
+    def _batches(self) -> dict[str, Any]:
+        """The sample order for the workers: a .npy in the dataset's scratch directory (see plugin.Batches)."""
+        path = self.dataset.workdir / "sample.npy"  # the dataset (and its directory) belongs to this run
+        if not path.exists():
+            np.save(path, np.ascontiguousarray(self.indices, dtype=np.int64))
+        return {"path": str(path), "size": self.batch_size, "total": len(self.positions)}
 
     def sample_digest(self) -> str:
         return hashlib.sha256(json.dumps(self.indices.tolist()).encode()).hexdigest()
@@ -198,10 +235,12 @@ class Prepared:
                 "seed_source": self.seed_source,
                 "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
                 "data": {"name": r.name, "uri": r.uri, "sha256": r.sha256, "path": str(r.path), "format": r.format,
-                         "inputs": r.inputs, "label": r.label, "id": r.id},
+                         "spec": r.spec.to_json(),
+                         # a folder in S3: its verified manifest plus where its files are fetched from and cached
+                         "folder": {k: v for k, v in r.folder.items() if k != "files"} if r.folder else None},
                 "output": self.output.to_dict(),
-                "sample_digest": self.sample_digest(), "batches": chunk(self.indices, self.batch_size),
-                "workers": workers}
+                "sample_digest": self.sample_digest(), "sample": self.indices.tolist(),
+                "batch_size": self.batch_size, "workers": workers}
 
 
 def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, data_override: str | None,
@@ -213,29 +252,27 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     if not cfg["accuracy"]["predict"]:
         raise UserError("accuracy.predict is not set", hint="set accuracy.predict: module:callable")
     ref = resolve_data(cfg, suite, data_override)
-    ds = data.load(ref.path, ref.format, ref.inputs, ref.label, ref.id)
+    ds = data.open_dataset(ref.path, replace(ref.spec, format=ref.format), folder=ref.folder)
     task = task_for(suite["gates"])
     if task == "regression":
         try:
-            [float(v) for v in ds.labels]
+            np.asarray(ds.labels, dtype=np.float64)
         except (TypeError, ValueError):
             raise UserError(f"dataset {ref.path}: regression gates (mae/rmse) need numeric labels") from None
-        strata = ["all"] * len(ds)
+        codes, classes = np.zeros(len(ds), dtype=np.int64), ["all"]
     else:
-        strata = [data.label_key(v) for v in ds.labels]
-    output = outputs.resolve(cfg["accuracy"], suite, strata if task != "regression" else [],
+        codes, classes = data.label_codes(ds.labels)
+    output = outputs.resolve(cfg["accuracy"], suite, classes if task != "regression" else [],
                              regression=task == "regression", where=f"accuracy.suites.{suite_name}")
     models, code = model_files(cfg), code_digest(cfg)
     chosen, source = sampling.choose_seed(seed, suite["seed"], suite=suite_name, dataset_sha=ref.sha256,
                                           models=models, code=code)
-    order = sampling.stratified_order(strata, chosen)
+    order = sampling.stratified_order_codes(codes, chosen)
     available = len(ds)
     cap = min(suite["max_samples"] or available, available)
     seq = suite["sequential"] if sequential is None else sequential
-    counts: dict[str, int] = {}
-    for s in strata:
-        counts[s] = counts.get(s, 0) + 1
-    prevalence = {k: v / available for k, v in counts.items()}
+    counts = np.bincount(codes, minlength=len(classes))
+    prevalence = {c: int(k) / available for c, k in zip(classes, counts.tolist(), strict=True)}
     plans = plan_gates(suite["gates"], sequential=seq, available=available, cap=cap, prevalence=prevalence,
                        where=f"accuracy.suites.{suite_name}", output=output, batch_size=suite["batch_size"])
     drawn = cap if seq else min(cap, max(p["needed"] for p in plans))
@@ -244,7 +281,7 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     if positions.size == 0:
         raise UserError(f"--shard {shard} gets no samples out of {drawn}", hint="use fewer shards")
     return Prepared(cfg, suite_name, suite, ref, ds, task, chosen, source, plans, drawn, order[:drawn], sh, positions,
-                    suite["batch_size"], set(counts) if task != "regression" else set(), output, models, code)
+                    suite["batch_size"], set(classes) if task != "regression" else set(), output, models, code)
 
 
 @dataclass
@@ -270,7 +307,7 @@ class RunResult:
 def collect_predictions(spec: dict[str, Any], workers: int | str, env: dict[str, str] | None,
                         label: str) -> list[Any]:
     """Predictions for every batch of `spec` (no stopping), e.g. for a baseline model."""
-    n = len(spec["batches"])
+    n = len(Batches.of(spec))
     out: dict[int, list[Any]] = {}
     progress = Progress(n, label)
 
@@ -293,14 +330,13 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
             checks: list[str], on_error: str) -> RunResult:
     """Run the candidate session, feeding the evaluator the prefix in pre-drawn order."""
     spec = prep.spec()
-    n_batches = len(spec["batches"])
+    n_batches = len(Batches.of(spec))
     workers = choose_workers(workers_flag, prep.cfg["accuracy"]["workers"], n_batches)
     total = len(prep.positions)
     ev = Evaluator(prep.plans, prep.output, on_error, drawn=total, seed=prep.seed,
                    max_errors=outputs.error_budget(prep.cfg["accuracy"]["max_error_rate"], total))
     known = outputs.known_labels(prep.output, prep.label_set)
-    indices = prep.indices.tolist()
-    labels_all = prep.dataset.labels
+    indices = prep.indices  # a numpy view: a million-sample run keeps no list of a million ints
     progress = Progress(total, f"accuracy:{prep.suite_name}", unit="samples")
     col = Collected([None] * total, [None] * total, [0.0] * total)
     bad_labels: list[str] = []
@@ -320,7 +356,7 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
             return True
         if ev.verdict is not None:  # a batch that was in flight when the verdict was reached
             return True
-        verdict = ev.feed([labels_all[i] for i in idx], result["pred"], result["err"], result["lat"],
+        verdict = ev.feed(prep.dataset.label_values(idx), result["pred"], result["err"], result["lat"],
                           baseline[lo:hi] if baseline is not None else None)
         if (b + 1) % step == 0 or verdict or hi == total:
             progress.advance(hi - lo, f"{hi}/{total} samples" + (f": {verdict} ({ev.reason})" if verdict else ""))

@@ -34,7 +34,7 @@ from .data import label_key
 from .outputs import Output, imputed_score, transform
 from .stats import bootstrap, fixed_n, mcnemar, proportion
 from .stats.sprt import Sprt
-from .stats.sprt_design import fail_bound, looks_for, operating_curve, pass_bound
+from .stats.sprt_design import fail_bound, looks_for, needed_cap, oc_at_cap, pass_bound
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 ERR = -1  # code of a prediction counted wrong (no class)
@@ -138,16 +138,14 @@ def _check_sequential(plan: dict[str, Any], g: dict[str, Any], *, cap: int, avai
     """Refuse a sequential gate whose cap leaves P(PASS) at min + margin below 1 - beta (undecided paths end
     INCONCLUSIVE at the cap); name the beta the plan achieves and the cap that would deliver the stated one."""
     test = Sprt(plan["threshold"], plan["threshold"] + plan["margin"], plan["alpha"], plan["beta"])
-    curve = operating_curve(test, looks_for(cap, batch_size, share), plan["threshold"] + plan["margin"])
-    achieved = 1.0 - float(curve.passed[-1]) if len(curve.passed) else 1.0
+    p1 = plan["threshold"] + plan["margin"]
+    achieved = 1.0 - oc_at_cap(test, looks_for(cap, batch_size, share), p1)[0]
     plan["achievable_beta"] = achieved
     if achieved <= plan["beta"] * (1 + 1e-9):
         return
-    full = operating_curve(test, looks_for(available, batch_size, share), plan["threshold"] + plan["margin"])
-    ok = np.flatnonzero(full.passed >= 1 - plan["beta"])
-    if ok.size:
-        need = math.ceil(int(full.looks[ok[0]]) / share)
-        how = f"raise max_samples to >= {need}"
+    trials = needed_cap(test, looks_for(available, batch_size, share), p1, 1 - plan["beta"])
+    if trials is not None:
+        how = f"raise max_samples to >= {math.ceil(trials / share)}"
     else:
         how = f"the dataset ({available} samples) cannot deliver it: use a larger test set"
     per = f" ({_g(plan['beta'])} per gate: beta {_g(plan['beta_configured'])} split over {plan['gates']} gates)" \
@@ -564,7 +562,8 @@ class Evaluator:
                    interval_method=("anytime-valid" if anytime else "exact") + " (discordance x McNemar bounds); "
                    f"at least {1 - p['alpha']:.0%} per end",
                    interval_levels=[1 - p["alpha"], 1 - p["alpha"]],
-                   bound={"side": "lower", "value": interval[0], "level": 1 - p["alpha"], "against": -p["margin"]},
+                   # the verdict is the paired McNemar test's, not a comparison of this interval with -margin
+                   bound=None, test="paired McNemar non-inferiority test" + (" (sequential)" if anytime else ""),
                    candidate_wins=wins, candidate_losses=losses,
                    observed_discordance=(wins + losses) / nn if nn else None,
                    baseline_accuracy=float(base.mean()) if nn else None)

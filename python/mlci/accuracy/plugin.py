@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .data import Dataset
-from .data import load as load_dataset
+from ..errors import UserError
+from .data import Dataset, reopen
 from .outputs import Output, check_batch
 
 SPEC_ENV = "MLCI_ACCURACY_SPEC"
@@ -95,6 +95,10 @@ class Worker:
     predict: Callable[[Any], Any]
 
     @cached_property
+    def batches(self) -> Batches:
+        return Batches.of(self.spec)
+
+    @cached_property
     def output(self) -> Output:
         return Output.from_dict(self.spec.get("output"))
 
@@ -105,9 +109,12 @@ class Worker:
         latency gate times every sample on its own (`timing: per_sample`): a batch's mean is not a request's
         latency. Otherwise each sample's latency is its batch's time divided by the batch size.
         """
+        try:
+            inputs = self.dataset.take(indices)
+        except UserError as exc:  # bad or tampered data (a file failing its digest): stop with its message
+            return {"fatal": str(exc)}
         if self.spec.get("timing") == "per_sample":
             return self._one_by_one(indices)
-        inputs = self.dataset.take(indices)
         t0 = time.perf_counter()
         try:
             raw = self.predict(inputs)
@@ -164,8 +171,7 @@ def make_worker(spec: dict[str, Any]) -> Worker:
     root = spec["root"]
     if root not in sys.path:
         sys.path.insert(0, root)
-    d = spec["data"]
-    ds = load_dataset(Path(d["path"]), d["format"], d["inputs"], d["label"], d["id"])
+    ds = reopen(spec["data"])  # the controller's dataset, re-opened: memory maps and offsets, no full read
     predict = _user_step(f"importing predict `{spec['predict']}`", lambda: resolve_callable(spec["predict"]))
     model = _user_step(f"loading the model with `{spec['load']}`",
                        lambda: resolve_callable(spec["load"])()) if spec.get("load") else None
@@ -182,6 +188,35 @@ def make_worker(spec: dict[str, Any]) -> Worker:
     return Worker(spec, ds, call)
 
 
+@dataclass(frozen=True)
+class Batches:
+    """The run's samples (dataset rows in pre-drawn order) cut into batches, read from a memory-mapped .npy:
+    a million-sample order costs every worker a shared 8 MB file, not a million Python ints from the spec."""
+
+    path: str
+    size: int
+    total: int
+
+    @cached_property
+    def order(self) -> np.ndarray:
+        return np.load(self.path, mmap_mode="r")
+
+    def __len__(self) -> int:
+        return -(-self.total // self.size)
+
+    def __getitem__(self, b: int) -> list[int]:
+        if not 0 <= b < len(self):
+            raise IndexError(b)
+        return self.order[b * self.size:(b + 1) * self.size].tolist()
+
+    def head(self, n: int) -> list[int]:
+        return self.order[:n].tolist()
+
+    @classmethod
+    def of(cls, spec: dict[str, Any]) -> Batches:
+        return cls(**spec["batches"])
+
+
 def read_spec() -> dict[str, Any]:
     with open(os.environ[SPEC_ENV], encoding="utf-8") as fh:
         return json.load(fh)
@@ -193,6 +228,10 @@ class BrokenWorker:
 
     spec: dict[str, Any]
     message: str
+
+    @cached_property
+    def batches(self) -> Batches:
+        return Batches.of(self.spec)
 
     def run(self, indices: list[int]) -> dict[str, Any]:
         return {"fatal": self.message}
@@ -211,7 +250,7 @@ def mlci_worker() -> Worker | BrokenWorker:
 def run_batch(worker: Worker | BrokenWorker, batch: int, node: pytest.Item) -> None:
     """One batch item. A contract error is reported through the item's property, not raised: the controller
     stops the run with that one message, and pytest prints no failure dump of mlci's frames."""
-    result = worker.run(worker.spec["batches"][batch])
+    result = worker.run(worker.batches[batch])
     result["batch"] = batch
     node.user_properties.append((PROPERTY, json.dumps(result)))
 
@@ -225,11 +264,11 @@ class Sample:
 
     @property
     def ids(self) -> list[str]:
-        return [self.worker.dataset.ids[i] for i in self.indices]
+        return self.worker.dataset.ids.take(self.indices)
 
     @property
     def labels(self) -> list[Any]:
-        return [self.worker.dataset.labels[i] for i in self.indices]
+        return self.worker.dataset.label_values(self.indices)
 
     @property
     def inputs(self) -> Any:
@@ -237,7 +276,7 @@ class Sample:
 
     @cached_property
     def predictions(self) -> list[Any]:
-        size = max(len(b) for b in self.worker.spec["batches"]) if self.worker.spec["batches"] else 1
+        size = self.worker.batches.size
         out: list[Any] = []
         for start in range(0, len(self.indices), size):
             out += self.worker.run(self.indices[start:start + size]).get("pred", [])
@@ -247,9 +286,8 @@ class Sample:
 @pytest.fixture(scope="session")
 def mlci_sample(mlci_worker: Worker) -> Sample:
     spec = mlci_worker.spec
-    limit = spec.get("check_samples") or sum(len(b) for b in spec["batches"])
-    flat = [i for b in spec["batches"] for i in b][:limit]
-    return Sample(mlci_worker, flat)
+    batches = mlci_worker.batches
+    return Sample(mlci_worker, batches.head(spec.get("check_samples") or batches.total))
 
 
 def write_batch_module(directory: str, n_batches: int) -> str:

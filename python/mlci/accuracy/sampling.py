@@ -41,15 +41,45 @@ def choose_seed(flag: int | None, configured: int | None, *, suite: str, dataset
 
 def stratified_order(labels: Sequence[str], seed: int) -> np.ndarray:
     """A permutation of range(len(labels)) whose every prefix is stratified by label."""
+    _, codes = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+    return stratified_order_codes(codes, seed)
+
+
+def stratified_order_codes(codes: np.ndarray, seed: int) -> np.ndarray:
+    """`stratified_order` on integer class codes (code order = the classes' sorted order), in O(n log n): the
+    controller of a million-row dataset holds one small integer per row, never the label strings."""
     rng = np.random.default_rng(seed)
-    labels_arr = np.asarray(labels, dtype=object)
-    keys = np.empty(len(labels_arr))
-    for cls in sorted(set(labels_arr.tolist())):
-        idx = np.flatnonzero(labels_arr == cls)
-        perm = rng.permutation(idx)
+    codes = np.asarray(codes, dtype=np.int64).reshape(-1)
+    n = len(codes)
+    keys = np.empty(n)
+    by_class = np.argsort(codes, kind="stable")  # each class's rows, ascending, one class after the other
+    bounds = np.cumsum(np.bincount(codes)) if n else np.zeros(0, dtype=np.int64)
+    start = 0
+    for end in bounds.tolist():
+        if end == start:
+            continue
+        perm = rng.permutation(by_class[start:end])
         keys[perm] = (np.arange(len(perm)) + rng.random()) / len(perm)
-    tiebreak = rng.random(len(labels_arr))
-    return np.lexsort((tiebreak, keys))
+        start = end
+    tiebreak = rng.random(n)
+    return _sort_by(keys, tiebreak)
+
+
+def _sort_by(keys: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """np.lexsort((tiebreak, keys)), ~8x faster on a million rows: sort by key, then order the (rare) runs of
+    equal keys by tiebreak, then by index, exactly as the stable lexsort does."""
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    equal = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
+    if equal.size:
+        starts = equal[np.r_[True, np.diff(equal) > 1]]
+        for start in starts.tolist():
+            end = start + 1
+            while end < len(order) and sorted_keys[end] == sorted_keys[start]:
+                end += 1
+            run = order[start:end]
+            order[start:end] = run[np.lexsort((run, tiebreak[run]))]
+    return order
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

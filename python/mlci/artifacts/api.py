@@ -174,6 +174,15 @@ def _expand(entries: list[Entry], dl: Downloader) -> list[Entry]:
     return out
 
 
+DVC_PUSH_HINT = ("the DVC remote lacks this object: run `dvc push` where the model was added (and commit the "
+                 ".dvc / dvc.lock file that names it)")
+
+
+def _missing_hint(entries: list[Entry]) -> str | None:
+    """For DVC's objects (md5) a missing object means an un-pushed `dvc add`."""
+    return DVC_PUSH_HINT if any(e.algo == "md5" for e in entries) else None
+
+
 def _run_all(items: list[Any], fn: Any, jobs: int) -> list[Any]:
     """fn over items in a thread pool; every item runs, then one error names every failure."""
     errors: list[tuple[Any, BaseException]] = []
@@ -210,6 +219,7 @@ def pull_models(cfg: Config, *, lock: str | None = None, dest: str | None = None
     jobs = int(jobs or cfg["artifacts"]["jobs"])
     report = _Report(sum(e.size or 0 for e in entries), "models")
     dl = Downloader(cache, jobs, on_bytes=report.bytes, log=report.log)
+    dl.missing_hint = _missing_hint(entries)
     try:
         files = _expand(entries, dl)
         targets = {e.path: _target(dest_dir, e) for e in files}  # all paths checked before anything is written
@@ -273,6 +283,7 @@ def status(cfg: Config, *, lock: str | None = None, dest: str | None = None, ful
     cache = _cache(cfg)
     jobs = int(jobs or cfg["artifacts"]["jobs"])
     dl = Downloader(cache, jobs)
+    dl.missing_hint = _missing_hint(entries)
     try:
         files = _expand(entries, dl)
     finally:
@@ -303,32 +314,75 @@ def status(cfg: Config, *, lock: str | None = None, dest: str | None = None, ful
 
 
 # --- add ---------------------------------------------------------------------------------------------------------
-def add_models(cfg: Config, files: list[str], *, remote: str | None = None, lock: str | None = None,
-               jobs: int | None = None) -> list[Entry]:
-    """Upload files content-addressed (skipping objects already there) and write/update the mlci lock file."""
-    import boto3.s3.transfer
+class _Uploader:
+    """Content-addressed uploads to `<remote>/sha256/<2>/<62>`: an object already there (same size) is skipped,
+    and every uploaded file is copied into the local cache, so the next pull of it is a cache hit."""
 
+    def __init__(self, cfg: Config, remote: str, jobs: int, report: _Report):
+        import boto3.s3.transfer
+
+        from .. import s3 as s3mod
+
+        self.s3mod, self.remote, self.report = s3mod, remote, report
+        self.cache = _cache(cfg)
+        self.client = s3mod.client(max_pool=2 * jobs + 4)
+        self.dl = Downloader(self.cache, jobs, log=report.log)
+        self.tconf = boto3.s3.transfer.TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=16 << 20,
+                                                      max_concurrency=max(2, jobs))
+
+    def put(self, p: Path, name: str, sha: str | None = None) -> tuple[str, int, str, str]:
+        """(sha256, size, uri, 'uploaded' | 'already in S3') for the file `p` (`name` is how messages call it)."""
+        size = p.stat().st_size
+        sha = sha or hash_file(p, "sha256")
+        uri = lockfile.object_uri(self.remote, sha)
+        bucket, key = self.s3mod.parse_uri(uri)
+        state = "already in S3"
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+            exists = int(head["ContentLength"]) == size
+        except Exception as exc:  # noqa: BLE001 - 404 is the expected case
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code not in ("404", "NoSuchKey", "NotFound"):
+                raise self.s3mod.explain(exc, uri) from None
+            exists = False
+        if not exists:
+            self.dl.call(lambda: self.client.upload_file(str(p), bucket, key, Config=self.tconf,
+                                                         ExtraArgs={"Metadata": {"sha256": sha}}), uri, name)
+            state = "uploaded"
+        try:
+            self.cache.insert_copy(p, "sha256", sha)
+        except OSError as exc:  # the cache is an optimisation: never fail an upload for it
+            self.report.log(f"warning: could not copy {name} into the cache: {exc}")
+        return sha, size, uri, state
+
+    def close(self) -> None:
+        self.dl.close()
+
+
+def _upload_remote(cfg: Config, remote: str | None) -> str:
     from .. import s3 as s3mod
 
-    spec = str(lock) if lock is not None else cfg["artifacts"]["models"]["lock"]
-    lock_path = _arg_path(cfg, spec) if lock is not None else cfg.resolve(spec)
-    if dvc.is_dvc_file(lock_path) or _GLOB_CHARS & set(spec):
-        raise UserError(f"{lock_path} is a DVC file or a glob: `mlci models add` writes an mlci lock file",
-                        hint="with DVC use `dvc add` + `dvc push`; or pass --lock models.lock")
     remote = remote or cfg["artifacts"]["remote"]
     if not remote:
         raise UserError("no remote to upload to", where=str(cfg.path),
                         hint="set artifacts.remote: s3://bucket/prefix in ml-ci.yaml or pass --remote")
     s3mod.parse_uri(remote)
+    return remote
+
+
+def add_models(cfg: Config, files: list[str], *, remote: str | None = None, lock: str | None = None,
+               jobs: int | None = None) -> list[Entry]:
+    """Upload files content-addressed (skipping objects already there) and write/update the mlci lock file."""
+    spec = str(lock) if lock is not None else cfg["artifacts"]["models"]["lock"]
+    lock_path = _arg_path(cfg, spec) if lock is not None else cfg.resolve(spec)
+    if dvc.is_dvc_file(lock_path) or _GLOB_CHARS & set(spec):
+        raise UserError(f"{lock_path} is a DVC file or a glob: `mlci models add` writes an mlci lock file",
+                        hint="with DVC use `dvc add` + `dvc push`; or pass --lock models.lock")
+    remote = _upload_remote(cfg, remote)
     dest_dir = cfg.resolve(cfg["artifacts"]["models"]["dest"])
     old = lockfile.read(lock_path) if lock_path.exists() else []
     jobs = int(jobs or cfg["artifacts"]["jobs"])
-    cache = _cache(cfg)
     report = _Report(len(files), "models add")
-    client = s3mod.client(max_pool=2 * jobs + 4)
-    dl = Downloader(cache, jobs, log=report.log)
-    tconf = boto3.s3.transfer.TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=16 << 20,
-                                             max_concurrency=max(2, jobs))
     seen: dict[str, str] = {}
     for name in files:
         p = Path(name).expanduser().resolve()
@@ -338,43 +392,107 @@ def add_models(cfg: Config, files: list[str], *, remote: str | None = None, lock
         if rel in seen:
             raise UserError(f"{name} and {seen[rel]} would both be stored as '{rel}'", hint="add one of them")
         seen[rel] = name
+    up = _Uploader(cfg, remote, jobs, report)
 
     def one(name: str) -> Entry:
         t0 = time.monotonic()
         p = Path(name).expanduser().resolve()
         rel = os.path.relpath(p, dest_dir).replace(os.sep, "/") if dest_dir in p.parents else p.name
-        size = p.stat().st_size
-        sha = hash_file(p, "sha256")
-        uri = lockfile.object_uri(remote, sha)
-        bucket, key = s3mod.parse_uri(uri)
-        state = "already in S3"
-        try:
-            head = client.head_object(Bucket=bucket, Key=key)
-            exists = int(head["ContentLength"]) == size
-        except Exception as exc:  # noqa: BLE001 - 404 is the expected case
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            if code not in ("404", "NoSuchKey", "NotFound"):
-                raise s3mod.explain(exc, uri) from None
-            exists = False
-        if not exists:
-            dl.call(lambda: client.upload_file(str(p), bucket, key, Config=tconf,
-                                               ExtraArgs={"Metadata": {"sha256": sha}}), uri, name)
-            state = "uploaded"
-        try:
-            cache.insert_copy(p, "sha256", sha)
-        except OSError as exc:  # the cache is an optimisation: never fail an upload for it
-            report.log(f"warning: could not copy {name} into the cache: {exc}")
+        sha, size, uri, state = up.put(p, name)
         report.file(1, f"{rel}  {human_bytes(size)}  {time.monotonic() - t0:.2f}s  {state} -> {uri}")
         return Entry(path=rel, algo="sha256", digest=sha, size=size, uri=uri, where=str(lock_path))
 
     try:
         new = _run_all(list(files), one, jobs)
     finally:
-        dl.close()
+        up.close()
     merged = lockfile.merge(old, new)
     lockfile.write(lock_path, merged)
     report.close(f"{len(new)} file(s) recorded in {lock_path}")
     return new
+
+
+def add_dataset(cfg: Config, name: str, path: str, *, remote: str | None = None, fmt: str | None = None,
+                labels: str | None = None, jobs: int | None = None) -> dict[str, Any]:
+    """`mlci data add NAME PATH`: upload a dataset file (or a folder's files and its manifest) content-addressed,
+    then write `uri`, `sha256` and `format` of `artifacts.data.NAME` into ml-ci.yaml in place (comments and
+    layout kept; the entry's other keys untouched). Returns {name, uri, sha256, format, files, uploaded}."""
+    import re
+    import tempfile
+
+    from ..accuracy.data import detect_format
+    from ..config.loader import parse_yaml, validate
+    from ..config.yamledit import set_values
+    from ..fsutil import write_text_atomic
+    from . import folder
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise UserError(f"dataset name '{name}' is not valid", hint="letters, digits, '_', '.', '-' (e.g. speech-test)")
+    p = Path(path).expanduser().resolve()
+    if not p.exists():
+        raise UserError(f"{path} does not exist", hint="pass a dataset file or a folder")
+    fmt = fmt or detect_format(p, None)
+    if p.is_dir() != (fmt == "folder"):
+        raise UserError(f"{path} is {'a folder' if p.is_dir() else 'a file'} but the format is '{fmt}'",
+                        hint="a folder dataset is a directory (format folder); other formats are one file")
+    remote = _upload_remote(cfg, remote)
+    jobs = int(jobs or cfg["artifacts"]["jobs"])
+    entry = cfg["artifacts"]["data"].get(name) or {}
+    values: dict[str, Any] = {}
+    if fmt == "folder":
+        files = folder.scan(p, _cache(cfg))
+        table = labels or entry.get("labels")
+        present = {f.path for f in files}
+        if table is None:
+            found = [t for t in ("labels.csv", "labels.jsonl", "labels.parquet") if t in present]
+            if len(found) != 1:
+                raise UserError(f"{path}: {'no' if not found else 'more than one'} labels table at the top",
+                                hint="add one labels.csv/.jsonl/.parquet naming each file and its label, or pass "
+                                "--labels FILE")
+        elif table not in present:
+            raise UserError(f"{path}: labels table '{table}' is not in the folder", hint="pass --labels FILE")
+        if labels:
+            values["labels"] = labels
+        report = _Report(len(files) + 1, "data add")
+        up = _Uploader(cfg, remote, jobs, report)
+        try:
+            def one(f: folder.FileRef) -> str:
+                state = up.put(p / f.path, f.path, f.sha256)[3]
+                report.file(1, f"{f.path}  {human_bytes(f.size)}  {state}")
+                return state
+
+            states = _run_all(files, one, jobs)
+            with tempfile.TemporaryDirectory(prefix="mlci-manifest-") as tmp:
+                m = Path(tmp) / "manifest.json"
+                m.write_bytes(folder.render(files))
+                sha, _, uri, state = up.put(m, f"{name} manifest")
+                states.append(state)
+                report.file(1, f"manifest  {len(files)} files  {state} -> {uri}")
+        finally:
+            up.close()
+        count = len(files)
+    else:
+        report = _Report(1, "data add")
+        up = _Uploader(cfg, remote, jobs, report)
+        try:
+            sha, size, uri, state = up.put(p, str(path))
+        finally:
+            up.close()
+        report.file(1, f"{p.name}  {human_bytes(size)}  {state} -> {uri}")
+        states, count = [state], 1
+    values = {"uri": uri, "sha256": sha, "format": fmt, **values}
+    text = cfg.path.read_text(encoding="utf-8")
+    new_text = set_values(text, ["artifacts", "data", name], values, str(cfg.path))
+    data, lines = parse_yaml(new_text, str(cfg.path))
+    _, issues = validate(data, lines)
+    if issues:
+        raise UserError(f"{cfg.path} would not be valid after recording the dataset: {issues[0].render(str(cfg.path))}",
+                        hint="fix the file, then run the command again (the upload is done and will be skipped)")
+    if new_text != text:
+        write_text_atomic(cfg.path, new_text)
+    report.close(f"artifacts.data.{name}: {uri} (sha256 {sha[:12]}...) recorded in {cfg.path}")
+    return {"name": name, "uri": uri, "sha256": sha, "format": fmt, "files": count,
+            "uploaded": sum(s == "uploaded" for s in states)}
 
 
 # --- datasets and single objects ------------------------------------------------------------------------------------
@@ -395,6 +513,14 @@ def _dataset(cfg: Config, name: str) -> tuple[Path, str]:
     cache = _cache(cfg)
     if not uri.startswith("s3://"):
         path = cfg.resolve(uri)
+        if path.is_dir():  # a folder dataset: pinned by the digest of its manifest
+            from . import folder
+
+            actual = folder.digest(folder.scan(path, cache))
+            if sha and actual != sha:
+                raise UserError(f"folder {path} has manifest sha256 {actual}, expected {sha}", where=where,
+                                hint="restore the folder, or re-pin it: `mlci data add NAME DIR` (or update sha256)")
+            return path, "local"
         if not path.is_file():
             raise UserError(f"dataset file {path} does not exist", where=where, hint="fix artifacts.data uri")
         if sha:
@@ -414,6 +540,30 @@ def _dataset(cfg: Config, name: str) -> tuple[Path, str]:
     finally:
         dl.close()
     return fetched.path, "cache hit" if fetched.hit else "downloaded"
+
+
+def _pull_folder(cfg: Config, name: str, manifest_path: Path, dest: Path | None) -> int:
+    """Fetch every file a folder manifest lists into the cache, verified (and place them under `dest`)."""
+    from . import folder
+
+    uri = cfg["artifacts"]["data"][name]["uri"]
+    where = f"{cfg.path}: artifacts.data.{name}"
+    refs = list(folder.parse(manifest_path.read_bytes(), uri).values())
+    base = folder.objects_base(uri)
+    jobs = int(cfg["artifacts"]["jobs"])
+    dl = Downloader(_cache(cfg), jobs)
+    targets = {r.path: safe_join(dest, r.path, what=f"manifest path '{r.path}'") for r in refs} if dest else {}
+
+    def one(r: folder.FileRef) -> int:
+        fetched = dl.ensure("sha256", r.sha256, lockfile.object_uri(base, r.sha256), r.size, f"{where} ({r.path})")
+        if dest is not None:
+            place(fetched.path, targets[r.path])
+        return r.size
+
+    try:
+        return sum(_run_all(refs, one, jobs))
+    finally:
+        dl.close()
 
 
 def fetch_by_digest(cfg: Config, sha256: str, dest: Path) -> Path:
@@ -452,11 +602,22 @@ def pull_data(cfg: Config, names: list[str] | None = None, dest: str | None = No
     for name in wanted:
         t0 = time.monotonic()
         path, state = _dataset(cfg, name)
-        if dest is not None:
-            target = _arg_path(cfg, dest) / Path(datasets[name]["uri"]).name
-            place(path, target)
-            path = target
-        size = path.stat().st_size
+        target = None if dest is None else _arg_path(cfg, dest) / (
+            name if datasets[name]["format"] == "folder" or path.is_dir() else Path(datasets[name]["uri"]).name)
+        if path.is_dir():  # a local folder
+            from . import folder
+
+            files = folder.list_files(path)
+            for rel, src in files if target is not None else []:
+                place(src, target / rel)
+            size = sum(src.stat().st_size for _, src in files)
+        elif datasets[name]["format"] == "folder":  # the manifest of a folder in S3: fetch its files too
+            size = _pull_folder(cfg, name, path, target)
+        else:
+            if target is not None:
+                place(path, target)
+            size = path.stat().st_size
+        path = target or path
         seconds = time.monotonic() - t0
         report.file(1, f"{name}  {human_bytes(size)}  {seconds:.2f}s  {state}")
         rows.append({"name": name, "path": str(path), "size": size, "state": state, "seconds": round(seconds, 3)})

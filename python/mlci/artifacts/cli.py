@@ -1,4 +1,4 @@
-"""`mlci models add|pull|verify|status`, `mlci data pull [NAME...]` and `mlci cache gc`."""
+"""`mlci models add|pull|verify|status`, `mlci data pull [NAME...]|add NAME PATH` and `mlci cache gc`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     dpull.add_argument("--json", action="store_true")
     dpull.add_argument("-c", "--config", help="path to ml-ci.yaml (default ./ml-ci.yaml or $MLCI_CONFIG)")
     dpull.set_defaults(func=cmd_data_pull)
+    dadd = dcmds.add_parser("add", help="upload a dataset file or folder content-addressed and record its uri and "
+                            "sha256 under artifacts.data.NAME in ml-ci.yaml (comments and layout kept)")
+    dadd.add_argument("name", metavar="NAME")
+    dadd.add_argument("path", metavar="PATH", help="a .npz/.csv/.jsonl/.parquet file, or a folder with a labels table")
+    dadd.add_argument("--remote", help="s3://bucket/prefix (default artifacts.remote)")
+    dadd.add_argument("--format", choices=("npz", "csv", "jsonl", "parquet", "folder"),
+                      help="default from the file extension (a directory is a folder)")
+    dadd.add_argument("--labels", help="folder: the labels table inside it (default labels.csv/.jsonl/.parquet)")
+    dadd.add_argument("--jobs", type=int, help="parallel uploads (default artifacts.jobs)")
+    dadd.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    dadd.add_argument("-c", "--config", help="path to ml-ci.yaml (default ./ml-ci.yaml or $MLCI_CONFIG)")
+    dadd.set_defaults(func=cmd_data_add)
 
     cache = sub.add_parser("cache", help="the local artifact cache shared by the builds on an agent")
     ccmds = cache.add_subparsers(dest="cache_cmd", required=True)
@@ -124,6 +136,14 @@ def cmd_data_pull(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             print(f"{r['name']}\t{r['path']}")
+    return EXIT_OK
+
+
+def cmd_data_add(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    row = api.add_dataset(cfg, args.name, args.path, remote=args.remote, fmt=args.format, labels=args.labels,
+                          jobs=args.jobs)
+    print(json.dumps(row, sort_keys=True) if args.json else f"{row['name']}\t{row['uri']}\t{row['sha256']}")
     return EXIT_OK
 
 

@@ -79,6 +79,8 @@ def retryable(exc: BaseException) -> bool:
 class Downloader:
     """Fetches objects into a Cache; thread-safe, one instance per pull."""
 
+    missing_hint: str | None = None  # how to fix an object missing from S3 (e.g. `dvc push` for DVC's objects)
+
     def __init__(self, cache: Cache, jobs: int, on_bytes: Callable[[int], None] | None = None,
                  log: Callable[[str], None] | None = None):
         self.cache = cache
@@ -112,7 +114,10 @@ class Downloader:
                 return fn()
             except Exception as exc:  # noqa: BLE001 - classified below
                 if not retryable(exc) or time.monotonic() - last_progress > retry_seconds():
-                    raise _located(s3mod.explain(exc, uri, what), where) from None
+                    err = _located(s3mod.explain(exc, uri, what), where)
+                    if self.missing_hint and _is_missing(exc):
+                        err.hint = self.missing_hint
+                    raise err from None
                 attempt += 1
                 delay = min(10.0, 0.2 * 2 ** min(attempt, 8)) * (0.5 + random.random() / 2)
                 if attempt in (1, 4) or attempt % 10 == 0:
@@ -354,6 +359,13 @@ class _Job:
             raise _size_error(self.uri, total, self.size, self.where)
         if self.etag is None:
             self.etag = str(resp.get("ETag", ""))
+
+
+def _is_missing(exc: BaseException) -> bool:
+    """An S3 'no such object' answer (HEAD gives a bare 404, GET a NoSuchKey)."""
+    response = getattr(exc, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    return code in ("NoSuchKey", "404", "NotFound") or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
 
 
 def _size_error(uri: str, size: int, expected: int, where: str | None) -> IntegrityError:

@@ -25,7 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="build the mlci runtime image (docker/Dockerfile) instead, tag mlci:<version>")
     p.add_argument("--tag", default=None, help="with --runtime: the tag (default mlci:<version>)")
     p.add_argument("--model-spec", metavar="DIR", default=None,
-                   help="(inside an image build) reduce DIR/ml-ci.yaml to what `mlci models pull` reads")
+                   help="(inside an image build) write to DIR what `mlci models pull` reads: ml-ci.yaml reduced, "
+                   "the dependency file(s), DVC's remotes (from --from CONTEXT; without it, reduce DIR/ml-ci.yaml "
+                   "in place)")
+    p.add_argument("--from", dest="model_spec_from", metavar="CONTEXT", default=None,
+                   help="with --model-spec: the build context to take them from")
     p.set_defaults(func=run)
 
 
@@ -33,9 +37,13 @@ def run(args: argparse.Namespace) -> int:
     if args.model_spec:
         from pathlib import Path
 
-        from .modelspec import reduce_in_place
+        from .modelspec import extract, reduce_in_place
 
-        reduce_in_place(Path(args.model_spec))
+        if args.model_spec_from:
+            for name in extract(Path(args.model_spec_from), Path(args.model_spec)):
+                print(f"model spec: {name}")
+        else:
+            reduce_in_place(Path(args.model_spec))
         return 0
     if args.runtime:
         from .runtime import build_runtime

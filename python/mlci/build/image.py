@@ -41,10 +41,11 @@ def models_provenance(cfg: Config) -> Models:
     from ..artifacts import api
 
     lock_rel = cfg["artifacts"]["models"]["lock"]
-    lock_path = cfg.resolve(lock_rel)
-    if not lock_path.is_file():
+    files, _ = api.dependency_files(cfg)  # a glob (models/*.dvc) must match at least one file
+    if not all(f.is_file() for f in files):
         raise UserError(f"model dependency file {lock_rel} does not exist", where=str(cfg.path),
-                        hint="create it with `mlci models add FILE` (or set artifacts.models.lock)")
+                        hint="create it with `mlci models add FILE` (or `dvc add` + `dvc push` with "
+                        "artifacts.models.lock: models/*.dvc), or set artifacts.models.lock")
     return Models(lock_rel, api.lock_digest(cfg), api.lock_files(cfg))
 
 

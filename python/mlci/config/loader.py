@@ -128,7 +128,7 @@ def _cross_checks(cfg: dict[str, Any], ctx: Ctx) -> None:
         ctx.error("accuracy.predict", "required when accuracy.suites are defined", "module:callable")
     for name, suite in acc["suites"].items():
         ds = suite["dataset"]
-        if ds not in datasets and not re.search(r"\.(npz|csv|jsonl)$", ds):
+        if ds not in datasets and not re.search(r"\.(npz|csv|jsonl|parquet|pq)$", ds):
             ctx.error(f"accuracy.suites.{name}.dataset", f"'{ds}' is not a dataset under artifacts.data",
                       valid=", ".join(datasets) or "(none defined)")
         if not suite["gates"]:

@@ -86,14 +86,31 @@ suite = Obj(
 )
 
 dataset = Obj(
-    doc="A labelled test set.",
+    doc="A labelled test set: one file, or a folder of files with a labels table.",
     fields={
-        "uri": Str(required=True, doc="s3://... object, or a path relative to the service repo."),
-        "sha256": Str(pattern=SHA256, pattern_doc="64 lowercase hex digits", doc="Expected content digest (verified on pull)."),
-        "format": Str(choices=("npz", "csv", "jsonl"), doc="File format; default from the file extension."),
-        "inputs": Str(default="x", doc="Array (npz) or field (csv/jsonl) holding the inputs."),
-        "label": Str(default="y", doc="Array (npz) or field (csv/jsonl) holding the labels."),
-        "id": Str(doc="Field holding a stable sample id (csv/jsonl); default the row index."),
+        "uri": Str(required=True, doc="s3://... object (a folder: its manifest), or a path relative to the service "
+                   "repo (a file or a folder); `mlci data add NAME PATH` uploads one and writes uri and sha256."),
+        "sha256": Str(pattern=SHA256, pattern_doc="64 lowercase hex digits",
+                      doc="Expected content digest (verified on pull); a folder's is its manifest's."),
+        "format": Str(choices=("npz", "csv", "jsonl", "parquet", "folder"),
+                      doc="File format; default from the file extension (a directory is a folder). Parquet needs "
+                      "pyarrow in the image (add it to requirements.txt)."),
+        "inputs": ListOf(item=Str(), doc="Input column(s) (arrays for npz): one name, a list, or '*' for every column "
+                         "but the label, the id and `exclude`; default `x` (a folder: its `files` columns)."),
+        "exclude": ListOf(item=Str(), doc="With `inputs: '*'`: further columns that are not inputs (timestamps, "
+                          "notes)."),
+        "label": Str(default="y", doc="Column (array for npz) holding the labels."),
+        "id": Str(doc="Column holding a stable sample id; default the row number (npz: an `id` array if present)."),
+        "batch_as": Str(default="auto", choices=("auto", "records", "array", "columns"),
+                        doc="What predict receives per batch: `records` a list of {column: value}; `array` a 2-D "
+                        "numpy array (rows x numeric input columns); `columns` {column: values}; `auto` the values "
+                        "of a single input column (npz/Parquet numbers as a numpy array), records for several."),
+        "files": ListOf(item=Str(), default=["file"],
+                        doc="Folder: the labels-table column(s) naming each sample's file, relative to the folder."),
+        "read": Str(default="path", choices=("path", "bytes", "text"),
+                    doc="Folder: predict gets each file as a local path, its bytes, or its UTF-8 text."),
+        "labels": Str(doc="Folder: the labels table inside it (.csv, .jsonl or .parquet); default the one "
+                      "labels.csv/labels.jsonl/labels.parquet at its top."),
     },
 )
 

@@ -151,6 +151,8 @@ def _risk(g: Mapping[str, Any], metric: str, alpha: Any, margin: Any) -> str:
 def _rests_on(g: Mapping[str, Any], metric: str) -> str:
     """The bound the verdict rests on, against what: 'lower 95% bound 92.1% ≥ 92.0%'."""
     b = g.get("bound")
+    if g.get("kind") == "change" and isinstance(g.get("test"), str):
+        return g["test"]  # the paired test decides; its interval is shown for scale
     if not isinstance(b, dict) or not fmt.is_number(b.get("value")) or not fmt.is_number(b.get("against")):
         return ""
     change = g.get("kind") == "change"

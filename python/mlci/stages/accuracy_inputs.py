@@ -38,7 +38,7 @@ KEY_SCHEMA = "mlci.result-key/1"
 
 
 def _dataset_sha256(cfg: Config, suite: str) -> str | None:
-    """The dataset digest known without downloading it: the configured sha256, or a local file's hash."""
+    """The dataset digest known without downloading it: the configured sha256, or a local file's (folder's) digest."""
     name = cfg["accuracy"]["suites"][suite]["dataset"]
     entry = cfg["artifacts"]["data"].get(name)
     if entry and entry["sha256"]:
@@ -47,6 +47,10 @@ def _dataset_sha256(cfg: Config, suite: str) -> str | None:
     if uri.startswith("s3://"):
         return None
     path = cfg.resolve(uri)
+    if path.is_dir():
+        from ..accuracy.engine import local_digest
+
+        return local_digest(cfg, path)
     return hash_file(path) if path.is_file() else None
 
 

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from mlci.accuracy import metrics
 from mlci.accuracy.stats.sprt import Sprt, run_on_prefix
-from mlci.accuracy.stats.sprt_design import fail_bound, looks_for, operating_curve, pass_bound
+from mlci.accuracy.stats.sprt_design import cuts, fail_bound, looks_for, needed_cap, oc_at_cap, pass_bound
 
 
 @pytest.mark.parametrize("p0,margin,cap,batch,p", [
@@ -21,30 +21,43 @@ from mlci.accuracy.stats.sprt_design import fail_bound, looks_for, operating_cur
     (0.80, 0.05, 500, 20, 0.83),    # in between
     (0.95, 0.02, 2000, 64, 0.97),
 ])
-def test_operating_curve_matches_simulation(p0, margin, cap, batch, p):
+def test_oc_at_the_cap_matches_simulation(p0, margin, cap, batch, p):
     test = Sprt(p0, p0 + margin, 0.05, 0.1)
     looks = looks_for(cap, batch)
-    curve = operating_curve(test, looks, p)
+    exact_pass, exact_fail = oc_at_cap(test, looks, p)
     rng = np.random.default_rng(7)
     runs = 6000
     verdicts = [run_on_prefix(test, (rng.random(cap) < p).astype(np.int8), looks)[0] for _ in range(runs)]
-    for verdict, exact in (("PASS", curve.passed[-1]), ("FAIL", curve.failed[-1])):
+    for verdict, exact in (("PASS", exact_pass), ("FAIL", exact_fail)):
         seen = verdicts.count(verdict)
         lo, hi = binom.ppf([0.0005, 0.9995], runs, exact)  # 99.9% band of the simulated count around the exact value
         assert lo <= seen <= hi, (verdict, seen / runs, exact)
-    assert np.all(np.diff(curve.passed) >= -1e-12) and curve.passed[-1] + curve.failed[-1] <= 1 + 1e-9
 
 
-def test_operating_curve_at_one_look_is_the_binomial_tail():
+def test_oc_at_one_look_is_the_binomial_tail_and_cuts_match_the_sprt():
     """One look at n: PASS exactly when k reaches the smallest k with LLR >= log(1/alpha)."""
     test = Sprt(0.9, 0.92, 0.05, 0.1)
     n = 1000
     k = np.arange(n + 1)
     k_pass = int(k[test.llr(k, n) >= test.upper][0])
     k_fail = int(k[test.llr(k, n) <= test.lower][-1])
-    curve = operating_curve(test, np.array([n]), 0.92)
-    assert curve.passed[0] == pytest.approx(binom.sf(k_pass - 1, n, 0.92), rel=1e-9)
-    assert curve.failed[0] == pytest.approx(binom.cdf(k_fail, n, 0.92), rel=1e-9)
+    assert [c.tolist() for c in cuts(test, np.array([n]))] == [[k_pass], [k_fail]]
+    p_pass, p_fail = oc_at_cap(test, np.array([n]), 0.92)
+    assert p_pass == pytest.approx(binom.sf(k_pass - 1, n, 0.92), rel=1e-9)
+    assert p_fail == pytest.approx(binom.cdf(k_fail, n, 0.92), rel=1e-9)
+    for m in range(1, 400):  # the cuts are Sprt.decide's borders at every trial count
+        r, a = (int(c[0]) for c in cuts(test, np.array([m])))
+        assert test.decide(r, m) == "PASS" and (r == 0 or test.decide(r - 1, m) != "PASS")
+        assert a < 0 or (test.decide(a, m) == "FAIL" and test.decide(a + 1, m) != "FAIL")
+
+
+def test_needed_cap_is_the_first_look_that_delivers_beta():
+    test = Sprt(0.9, 0.92, 0.05, 0.1)
+    looks = looks_for(6471, 50)
+    need = needed_cap(test, looks, 0.92, 0.9)
+    assert need == 3150  # digits' smoke: the 3000 cap delivered 0.895
+    assert oc_at_cap(test, looks_for(need, 50), 0.92)[0] >= 0.9 > oc_at_cap(test, looks_for(need - 50, 50), 0.92)[0]
+    assert needed_cap(Sprt(0.9, 0.903, 0.05, 0.1), looks, 0.903, 0.9) is None  # no cap within the dataset
 
 
 def test_per_class_looks_scale_with_the_share():

@@ -53,7 +53,8 @@ def test_datasets_in_three_formats(tmp_path: Path):
     assert ds.ids == ["7", "8", "9", "10"] and ds.take([1, 3]).tolist() == [[3, 4, 5], [9, 10, 11]]
     (tmp_path / "b.csv").write_text("f1,f2,label,key\n1,2.5,cat,a\n3,4,dog,b\n")
     ds = data.load(tmp_path / "b.csv", inputs="f1,f2", label="label", id_field="key")
-    assert ds.inputs == [{"f1": 1, "f2": 2.5}, {"f1": 3, "f2": 4}] and ds.labels == ["cat", "dog"] and ds.ids == ["a", "b"]
+    assert ds.take([0, 1]) == [{"f1": 1, "f2": 2.5}, {"f1": 3, "f2": 4}]
+    assert ds.labels.tolist() == ["cat", "dog"] and ds.ids == ["a", "b"]
     (tmp_path / "img.png").write_bytes(b"x")
     (tmp_path / "c.jsonl").write_text(json.dumps({"x": "img.png", "y": 1}) + "\n" + json.dumps({"x": {"t": "hi"}, "y": 0}) + "\n")
     ds = data.load(tmp_path / "c.jsonl")

@@ -32,4 +32,17 @@ Design, in one place:
   at its own alpha keeps the suite's false-PASS rate <= max alpha). A good model fails when *any* gate
   fails, so beta is split evenly (Bonferroni): each of k gates runs at beta / k, which keeps the suite's
   false-FAIL rate <= beta.
+
+Modules beside the ones the gates use today (to be wired into the gate evaluator):
+
+* truncated.py -- the truncated SPRT: the SPRT's log likelihood ratio with boundaries that meet at a maximum N
+  (1.5 x the exact fixed n), calibrated on the exact operating characteristic (dynamic programming over the
+  binomial paths at the batch looks) so that alpha and beta hold exactly, every run is decided by N, and the
+  expected sample size stays below the fixed n at every true value.
+* betting.py -- anytime-valid gates for the mean of any per-sample score in [0, 1] (Waudby-Smith & Ramdas 2024):
+  a PASS test and a FAIL test by betting, their confidence bounds, and the planned n for beta (simulation).
+* paired.py -- change gates for any metric (AUC, F1, MAE, RMSE, latency): paired BCa bootstrap with absolute
+  and relative margins; a paired betting version for bounded per-sample scores.
+* slices.py -- per-slice gates: weighted Holm over slices on both sides, a minimum sample count per slice,
+  budget allocation and a stratified pre-drawn order.
 """

@@ -1,11 +1,11 @@
-"""What a truncated SPRT can deliver, computed exactly before anything runs; the bounds its verdict rests on.
+"""What the open SPRT can deliver under a cap, computed exactly before anything runs; the bounds its verdict rests on.
 
-`operating_curve` is the exact probability that the SPRT of stats/sprt.py has PASSed (or FAILed) by each look,
-for a true proportion p, when looks fall at given trial counts (the engine looks after every batch) and the test
-stops at the last look (the cap): a dynamic program over the successes of the paths still running, stepped
-from look to look with scipy's binomial pmf. The continuation region at any trial count is a short band of
-success counts, so the state stays small. The plan uses it at p = min + margin: when the cap arrives before
-P(PASS) reaches 1 - beta, undecided paths end INCONCLUSIVE and the gate's stated beta is not delivered.
+`oc_at_cap` is the exact probability that the SPRT of stats/sprt.py has PASSed (or FAILed) by the last look, for
+a true proportion p, when looks fall at given trial counts (the engine looks after every batch) and the test
+stops at the last look (the cap): the SPRT's thresholds become integer cuts on the successes at each look and
+truncated.operating_characteristic carries the binomial paths from look to look (dynamic programming). The
+plan uses it at p = min + margin: when the cap arrives before P(PASS) reaches 1 - beta, undecided paths end
+INCONCLUSIVE and the gate's stated beta is not delivered. `needed_cap` finds the first look that delivers it.
 
 `pass_bound` and `fail_bound` invert the same test family. Indexing the SPRT by its null p0 (alternative
 p0 + margin), its log likelihood ratio k log((p0+m)/p0) + (n-k) log((1-p0-m)/(1-p0)) strictly decreases in p0, so
@@ -18,49 +18,52 @@ p0 + margin), its log likelihood ratio k log((p0+m)/p0) + (n-k) log((1-p0-m)/(1-
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.stats import binom
 
 from .sprt import Sprt
+from .truncated import operating_characteristic
 
 
-@dataclass(frozen=True)
-class Curve:
-    looks: np.ndarray  # trial counts at the looks
-    passed: np.ndarray  # P(PASS by look i)
-    failed: np.ndarray  # P(FAIL by look i)
+def cuts(test: Sprt, looks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per look n: the fewest successes that PASS (llr >= upper) and the most that FAIL (llr <= lower), exactly
+    as Sprt.decide rules at the borders."""
+    n = np.asarray(looks, dtype=np.int64)
+    d = test.step_success - test.step_failure
+    r = np.ceil((test.upper - n * test.step_failure) / d).astype(np.int64)
+    a = np.floor((test.lower - n * test.step_failure) / d).astype(np.int64)
+    r = np.where(test.llr(r - 1, n) >= test.upper, r - 1, r)
+    r = np.where(test.llr(r, n) < test.upper, r + 1, r)
+    a = np.where(test.llr(a + 1, n) <= test.lower, a + 1, a)
+    a = np.where(test.llr(a, n) > test.lower, a - 1, a)
+    return r, a
 
 
-def operating_curve(test: Sprt, looks: np.ndarray, p: float) -> Curve:
-    """Exact cumulative P(PASS) and P(FAIL) by each look for true proportion p."""
+def oc_at_cap(test: Sprt, looks: np.ndarray, p: float) -> tuple[float, float]:
+    """Exact (P(PASS), P(FAIL)) by the last look for true proportion p; the rest is INCONCLUSIVE at the cap."""
     looks = np.asarray(looks, dtype=np.int64)
-    dist = np.array([1.0])  # P(k successes and still running), k = offset .. offset + len - 1
-    offset, trials = 0, 0
-    passed = np.zeros(len(looks))
-    failed = np.zeros(len(looks))
-    acc_pass = acc_fail = 0.0
-    for i, t in enumerate(looks):
-        step = int(t) - trials
-        if step > 0:
-            dist = np.convolve(dist, binom.pmf(np.arange(step + 1), step, p))
-            trials = int(t)
-        k = offset + np.arange(len(dist))
-        llr = test.llr(k, trials)
-        up, down = llr >= test.upper, llr <= test.lower
-        acc_pass += float(dist[up].sum())
-        acc_fail += float(dist[down].sum())
-        dist = np.where(up | down, 0.0, dist)
-        live = np.flatnonzero(dist > 1e-300)
-        if live.size == 0:
-            dist, passed[i:], failed[i:] = np.array([0.0]), acc_pass, acc_fail
-            break
-        dist = dist[live[0]:live[-1] + 1]
-        offset += int(live[0])
-        passed[i], failed[i] = acc_pass, acc_fail
-    return Curve(looks, passed, failed)
+    if looks.size == 0:
+        return 0.0, 0.0
+    r, a = cuts(test, looks)
+    p_pass, p_fail, _ = operating_characteristic(looks, r, a, [p])
+    return float(p_pass[0]), float(p_fail[0])
+
+
+def needed_cap(test: Sprt, looks: np.ndarray, p: float, target: float) -> int | None:
+    """The first look (trial count) by which P(PASS | p) reaches `target`, or None within these looks
+    (P(PASS by a look) only grows with the look: bisection)."""
+    looks = np.asarray(looks, dtype=np.int64)
+    if looks.size == 0 or oc_at_cap(test, looks, p)[0] < target:
+        return None
+    lo, hi = 0, looks.size - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if oc_at_cap(test, looks[:mid + 1], p)[0] >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return int(looks[lo])
 
 
 def looks_for(drawn: int, batch_size: int, share: float = 1.0) -> np.ndarray:

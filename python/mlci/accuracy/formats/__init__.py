@@ -1,0 +1,1 @@
+"""Dataset formats behind `mlci.accuracy.data`: one module per format, each a `Dataset` subclass."""
