@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
@@ -43,3 +45,19 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
 def read_json(path: str | os.PathLike[str]) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def read_user_text(path: str | os.PathLike[str], what: str, missing_hint: str) -> str:
+    """The text of a file the user wrote; missing, unreadable and non-UTF-8 files are UserErrors naming it (for
+    bad bytes: the line and offset)."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist", hint=missing_hint) from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise UserError(f"{what} is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}",
+                        where=f"{path}:{line}", hint="save it as UTF-8 (or restore it from git)") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}") from None

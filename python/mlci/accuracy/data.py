@@ -19,9 +19,12 @@ has") and as floats for regression.
 
 from __future__ import annotations
 
+import csv
 import shutil
 import tempfile
 import weakref
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -284,6 +287,20 @@ def detect_format(path: Path, fmt: str | None) -> str:
     return EXTENSIONS[ext]
 
 
+# What a damaged or hostile file makes the readers raise: a truncated .npz (BadZipFile, EOFError, zlib.error), a
+# .csv field beyond csv's limit (csv.Error), a .jsonl row nested past the parser's recursion limit, bad bytes.
+UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, csv.Error, RecursionError)
+
+
+def unreadable(path: Path, fmt: str, exc: BaseException) -> UserError:
+    """The exit-2 error for a dataset file the readers could not take (never a traceback)."""
+    if isinstance(exc, UserError):
+        return exc
+    why = "nested too deeply" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+    return UserError(f"cannot read dataset {path}: {why}", hint=f"is it a valid, complete .{fmt} file? "
+                     "Re-create or re-download it")
+
+
 def new_workdir() -> Path:
     """Per-run scratch for files the workers share (unpacked arrays, Arrow copies, fetched folder files)."""
     return Path(tempfile.mkdtemp(prefix="mlci-data-"))
@@ -300,8 +317,10 @@ def open_dataset(path: Path, spec: DataSpec, *, folder: dict[str, Any] | None = 
     workdir = new_workdir()
     try:
         ds = _open(fmt, path, spec, workdir, folder)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(workdir, ignore_errors=True)
+        if isinstance(exc, UNREADABLE):
+            raise unreadable(path, fmt, exc) from None
         raise
     if len(ds) == 0:
         ds.close()

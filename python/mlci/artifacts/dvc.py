@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..config.loader import parse_yaml
 from ..errors import UserError
+from ..fsutil import read_user_text
 from .entries import Entry, check_digest, check_relpath, check_unique
 
 _SECTION = re.compile(r"""^\s*\[\s*'?(?:(core)|remote\s+"([^"]+)")'?\s*\]\s*$""")
@@ -56,7 +57,7 @@ def read_remotes(dvc_dir: Path) -> tuple[str | None, dict[str, str]]:
         if not f.is_file():
             continue
         section: tuple[str, str] | None = None
-        for line in f.read_text(encoding="utf-8").splitlines():
+        for line in read_user_text(f, "DVC config", "run `dvc remote add`").splitlines():
             if not line.strip() or line.lstrip().startswith(("#", ";")):
                 continue
             m = _SECTION.match(line)
@@ -144,11 +145,7 @@ def parse(text: str, filename: str) -> list[_Out]:
 
 def entries(dvc_file: Path, dest_prefix: str = "") -> list[Entry]:
     """Entries (md5, DVC remote URIs) of one DVC file; `dest_prefix` is where its directory maps under DEST."""
-    try:
-        text = dvc_file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"DVC file {dvc_file} does not exist", hint="fix artifacts.models.lock or --lock") from None
-    outs = parse(text, str(dvc_file))
+    outs = parse(read_user_text(dvc_file, "DVC file", "fix artifacts.models.lock or --lock"), str(dvc_file))
     dvc_dir = find_dvc_dir(dvc_file.resolve().parent)
     default, urls = read_remotes(dvc_dir) if dvc_dir else (None, {})
     result = []

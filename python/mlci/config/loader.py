@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
+from ..fsutil import read_user_text
 from .schema import BOUNDED_METRICS, HIGHER_BETTER, LOWER_BETTER, PROPORTION_METRICS, SCHEMA
 from .spec import Ctx, Issue
 
@@ -65,46 +66,172 @@ def safe_join(root: Path, relative: str, *, what: str) -> Path:
     return full
 
 
-def _line_map(node: yaml.Node, path: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
-    out = {} if out is None else out
+# Bounds on what a YAML document may make the loader do. libyaml already refuses nesting beyond 1,000 levels;
+# the constructor, the schema and every consumer recurse, so mlci stops far earlier. Aliases let a 700-byte
+# document denote billions of nodes ("billion laughs"): the nodes they add beyond the text's own are counted.
+MAX_DEPTH = 64
+ALIAS_BUDGET = 10_000
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it
+
+
+class YamlLimitError(yaml.constructor.ConstructorError):
+    """A document beyond the loader's bounds (too deep, aliases expanding too far, a non-scalar key)."""
+
+
+_MAP, _SEQ, _STR = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def build(loader: Any, root: yaml.Node, *, aliases: bool = True) -> tuple[Any, dict[str, int]]:
+    """(data, {dotted key path: line}) of a composed document, bounded before anything recursive touches it.
+
+    One iterative pass over the node graph, each node built once (an alias shares its anchor's node and value),
+    so the cost is the text's size even for an alias bomb, and a 2,000-entry lock file costs milliseconds.
+    Refused, as YAMLErrors at the offending line: nesting deeper than MAX_DEPTH, a list or mapping used as a key,
+    a duplicate key, a recursive alias, any alias when `aliases` is False (files mlci writes hold none), and
+    aliases that would add more than ALIAS_BUDGET nodes. Plain maps, lists and scalars are built here; other
+    tags (!!set, !!omap, merge keys) go to the safe constructor, which the bounds above already make safe.
+    """
+    lines: dict[str, int] = {}
+    size: dict[int, int] = {}  # id(node) -> node count of its expansion
+    built: dict[int, Any] = {}
+    open_: set[int] = set()
+    keys = 0  # key nodes in the text (each belongs to one mapping node)
+    stack: list[tuple[yaml.Node, str, int, bool]] = [(root, "", 1, False)]
+    while stack:
+        node, path, depth, closing = stack.pop()
+        nid = id(node)
+        if closing:
+            open_.discard(nid)
+            size[nid] = 1 + _expansion(node, size)
+            built[nid] = _collection(loader, node, built)
+            continue
+        if nid in size or nid in open_:
+            if nid in open_:
+                raise _limit("a recursive alias (an anchor used inside itself)", node)
+            if not aliases:
+                raise _limit("aliases (*name) are not allowed in this file: mlci writes it without any", node)
+            continue  # shared node: built once, counted in the total below
+        if depth > MAX_DEPTH:
+            raise _limit(f"nesting deeper than {MAX_DEPTH} levels", node)
+        if isinstance(node, yaml.ScalarNode):
+            size[nid] = 1
+            built[nid] = _scalar(loader, node)
+            continue
+        open_.add(nid)
+        stack.append((node, path, depth, True))
+        if isinstance(node, yaml.MappingNode):
+            keys += len(node.value)
+            for key_node, value_node in reversed(node.value):
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise _limit("a list or mapping used as a key: keys are names", key_node)
+                sub = f"{path}.{key_node.value}" if path else str(key_node.value)
+                lines.setdefault(sub, key_node.start_mark.line + 1)
+                stack.append((value_node, sub, depth + 1, False))
+        else:
+            items = node.value
+            for i in range(len(items) - 1, -1, -1):
+                sub = f"{path}[{i}]"
+                lines.setdefault(sub, items[i].start_mark.line + 1)
+                stack.append((items[i], sub, depth + 1, False))
+    extra = size[id(root)] - len(size) - keys
+    if extra > ALIAS_BUDGET:
+        raise _limit(f"aliases expand this document by {extra:,} nodes; at most {ALIAS_BUDGET:,} are allowed", root)
+    return built[id(root)], lines
+
+
+def _expansion(node: yaml.Node, size: dict[int, int]) -> int:
+    """Nodes below `node` once its aliases are expanded (keys are scalars: one node each)."""
     if isinstance(node, yaml.MappingNode):
+        return sum(1 + size[id(v)] for _, v in node.value)
+    return sum(size[id(c)] for c in node.value)
+
+
+def _scalar(loader: Any, node: yaml.ScalarNode) -> Any:
+    if node.tag == _STR:
+        return node.value
+    construct = loader.yaml_constructors.get(node.tag) or loader.yaml_constructors[None]  # None: unknown tag
+    try:
+        return construct(loader, node)
+    except (ValueError, TypeError, OverflowError, AttributeError) as exc:  # `!!int x`, 5,000 digits, Feb 30th, `!!timestamp x`
+        raise yaml.constructor.ConstructorError(None, None, f"cannot read {node.value[:40]!r}: {str(exc)[:120]}",
+                                                node.start_mark) from None
+
+
+def _collection(loader: Any, node: yaml.Node, built: dict[int, Any]) -> Any:
+    if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
+        return [built[id(c)] for c in node.value]
+    if isinstance(node, yaml.MappingNode) and node.tag == _MAP and all(k.tag != _MERGE for k, _ in node.value):
+        out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            sub = f"{path}.{key_node.value}" if path else str(key_node.value)
-            out[sub] = key_node.start_mark.line + 1
-            _line_map(value_node, sub, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            sub = f"{path}[{i}]"
-            out[sub] = item.start_mark.line + 1
-            _line_map(item, sub, out)
-    return out
+            key = _scalar(loader, key_node)
+            if key in out:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+            out[key] = built[id(value_node)]
+        return out
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise yaml.constructor.ConstructorError(None, None, str(exc)[:160], node.start_mark) from None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (YAML silently keeps the last one, hiding mistakes)."""
+def _limit(problem: str, node: yaml.Node) -> YamlLimitError:
+    return YamlLimitError(None, None, problem, node.start_mark)
+
+
+class _UniqueKeyLoader(_Loader):  # type: ignore[misc,valid-type]
+    """Safe loader whose documents are built by `build` (bounded; duplicate keys refused: YAML silently keeps
+    the last one, hiding mistakes), so `yaml.load_all(text, Loader=_UniqueKeyLoader)` is bounded too."""
+
+    aliases = True
+    lines: dict[str, int] = {}
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        data, self.lines = build(self, node, aliases=self.aliases)
+        return data
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """For tagged mappings and merges only: explicit keys must be unique (merged ones may be overridden)."""
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == _MERGE:
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{key}'", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
-def parse_yaml(text: str, filename: str) -> tuple[Any, dict[str, int]]:
+class _NoAliasLoader(_UniqueKeyLoader):
+    aliases = False
+
+
+def parse_yaml(text: str, filename: str, *, aliases: bool = True) -> tuple[Any, dict[str, int]]:
+    """(data, {dotted key path: line}) of one YAML document; every problem is a UserError naming the file and
+    line. Parsed once (libyaml when available) and bounded by `build`; `aliases=False` for files mlci writes."""
+    loader = (_UniqueKeyLoader if aliases else _NoAliasLoader)(text)
     try:
-        node = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}" if mark else filename
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"not valid YAML: {problem}", where=where, hint="fix the YAML syntax at that line") from None
-    return data, (_line_map(node) if node is not None else {})
+        raise UserError(f"not valid YAML: {problem}", where=where, hint="fix the YAML at that line") from None
+    finally:
+        loader.dispose()
+    return data, loader.lines
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text for people and tools: block style, key order kept, and no anchors or aliases, ever."""
+    return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def validate(data: Any, lines: dict[str, int] | None = None) -> tuple[dict[str, Any], list[Issue]]:
@@ -149,11 +276,6 @@ def _cross_checks(cfg: dict[str, Any], ctx: Ctx) -> None:
         hpa = env["hpa"]
         if hpa and hpa["min"] > hpa["max"]:
             ctx.error(f"deploy.environments.{name}.hpa.min", f"min {hpa['min']} > max {hpa['max']}", "min <= max")
-    for key in ("models", ):
-        for sub in ("lock", "dest"):
-            value = cfg["artifacts"][key][sub]
-            if value.startswith("/") or ".." in Path(value).parts:
-                ctx.error(f"artifacts.{key}.{sub}", f"'{value}' escapes the repository", "a relative path inside the repo")
 
 
 def _check_gate(g: dict[str, Any], path: str, ctx: Ctx) -> None:
@@ -201,10 +323,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise UserError(f"config file {name} not found", hint="run in the service repo or pass -c PATH/ml-ci.yaml")
     if p.is_dir():
         raise UserError(f"config path {name} is a directory", hint=f"pass the file, e.g. {p / DEFAULT_FILE}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {name}: {exc}") from None
+    text = read_user_text(p, "config file", "run in the service repo or pass -c PATH/ml-ci.yaml")
     if not text.strip():
         raise UserError(f"{name} is empty", hint="start from examples/digits/ml-ci.yaml; `service:` is required")
     data, lines = parse_yaml(text, name)

@@ -6,7 +6,7 @@ The README's reference table and the Jenkins steps' help pages are generated fro
 
 from __future__ import annotations
 
-from .spec import AnyOf, Bool, ListOf, MapOf, Num, Obj, Str
+from .spec import AnyOf, Bool, ListOf, MapOf, Num, Obj, RelPath, Str
 
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 DNS_DOC = "a DNS label: lowercase letters, digits and '-', at most 63 characters"
@@ -114,11 +114,14 @@ dataset = Obj(
     },
 )
 
+# A Kubernetes quantity, never negative: 100m, 0.5, 2, 128Mi, 1G, 1e3.
+QUANTITY = r"(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?"
+quantity = AnyOf(options=(Str(pattern=QUANTITY, pattern_doc="a quantity such as 100m, 2, 128Mi or 1G"), Num(min=0)))
 resources = Obj(
     fields={
-        "requests": MapOf(value=AnyOf(options=(Str(), Num())), key_pattern=r"cpu|memory|ephemeral-storage",
+        "requests": MapOf(value=quantity, key_pattern=r"cpu|memory|ephemeral-storage",
                           key_doc="cpu, memory or ephemeral-storage", doc="Resource requests."),
-        "limits": MapOf(value=AnyOf(options=(Str(), Num())), key_pattern=r"cpu|memory|ephemeral-storage|nvidia\.com/gpu",
+        "limits": MapOf(value=quantity, key_pattern=r"cpu|memory|ephemeral-storage|nvidia\.com/gpu",
                         key_doc="cpu, memory, ephemeral-storage or nvidia.com/gpu", doc="Resource limits."),
     },
     doc="Kubernetes resources.",
@@ -180,7 +183,7 @@ environment = Obj(
     },
 )
 
-# --- train (issue 9: training in the pipeline) ---------------------------------------------------
+# --- train: training in the pipeline -------------------------------------------------------------
 TRAIN_TAG_DOC = "a tag pattern with {service} and {n}, e.g. {service}-model-{n}"
 train_section = Obj(
     default=None,
@@ -188,14 +191,14 @@ train_section = Obj(
     "against the current one and publishes it only on PASS (omit to disable).",
     fields={
         "image": Str(doc="Training image repository; default `mlci/<service>-train`."),
-        "dockerfile": Str(default="training/Dockerfile", doc="Training Dockerfile relative to the repo (may differ "
+        "dockerfile": RelPath(default="training/Dockerfile", doc="Training Dockerfile relative to the repo (may differ "
                           "from the serving image's)."),
-        "context": Str(default=".", doc="Build context relative to the repo; its files are the `code` of the run cache."),
+        "context": RelPath(default=".", doc="Build context relative to the repo; its files are the `code` of the run cache."),
         "base": Str(doc="BASE_IMAGE build argument for the training image (e.g. a CUDA image); default "
                     "`image.base`; $MLCI_BASE_IMAGE (an agent's mirror) wins, as for `mlci build`."),
         "build_args": MapOf(value=Str(), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*", key_doc="a build-arg name",
                             doc="Extra build arguments (never secrets)."),
-        "requirements": Str(default="requirements.txt",
+        "requirements": RelPath(default="requirements.txt",
                             doc="Requirements of the training code, built into a host wheelhouse and installed "
                             "offline (SERVICE_WHEELS build arg, as for the service image)."),
         "command": Str(required=True, doc="Shell command run in the training image from /workspace. Model files go to "
@@ -203,9 +206,9 @@ train_section = Obj(
                        "file is $MLCI_TRAIN_PARAMS."),
         "inputs": ListOf(item=Str(), doc="Names of datasets under `artifacts.data` (each needs a `sha256`): pulled "
                          "verified, pinned by digest, recorded."),
-        "params": Str(doc="Parameters file (YAML/JSON) relative to the repo; its digest keys the run cache and its "
+        "params": RelPath(doc="Parameters file (YAML/JSON) relative to the repo; its digest keys the run cache and its "
                       "content goes into the training record."),
-        "outputs": ListOf(item=Str(pattern=r"[A-Za-z0-9_.][A-Za-z0-9_.\-/]*", pattern_doc="a relative file name"),
+        "outputs": ListOf(item=RelPath(pattern=r"[A-Za-z0-9_.][A-Za-z0-9_.\-/]*", pattern_doc="a relative file name"),
                           min_items=1, required=True,
                           doc="Model files the command writes under $MLCI_TRAIN_OUT; published as "
                           "`artifacts.models.dest/<file>`."),
@@ -265,8 +268,8 @@ SCHEMA = Obj(
             doc="The service image.",
             fields={
                 "name": Str(doc="Image repository, e.g. registry.example.com/ml/digits; default `mlci/<service>`."),
-                "dockerfile": Str(default="Dockerfile", doc="Dockerfile path relative to the repo."),
-                "context": Str(default=".", doc="Build context relative to the repo."),
+                "dockerfile": RelPath(default="Dockerfile", doc="Dockerfile path relative to the repo."),
+                "context": RelPath(default=".", doc="Build context relative to the repo."),
                 "base": Str(default="python:3.11-slim", doc="BASE_IMAGE build argument."),
                 "build_args": MapOf(value=Str(), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*", key_doc="a build-arg name",
                                     doc="Extra build arguments (never secrets: use the secret mounts)."),
@@ -284,8 +287,8 @@ SCHEMA = Obj(
                 "models": Obj(
                     doc="The model dependency file.",
                     fields={
-                        "lock": Str(default="models.lock", doc="Dependency file: mlci lock, a .dvc file, a glob of .dvc files (models/*.dvc) or dvc.lock."),
-                        "dest": Str(default="models/", doc="Where model files are placed, relative to the repo."),
+                        "lock": RelPath(default="models.lock", doc="Dependency file: mlci lock, a .dvc file, a glob of .dvc files (models/*.dvc) or dvc.lock."),
+                        "dest": RelPath(default="models/", doc="Where model files are placed, relative to the repo."),
                     },
                 ),
                 "data": MapOf(value=dataset, doc="Named test sets."),
@@ -377,7 +380,7 @@ SCHEMA = Obj(
         "deploy": Obj(
             doc="Kubernetes deploys.",
             fields={
-                "templates": Str(doc="Directory of Jinja2 manifest templates; default the built-in Deployment/Service."),
+                "templates": RelPath(doc="Directory of Jinja2 manifest templates; default the built-in Deployment/Service."),
                 "rollout_timeout": Num(integer=True, default=300, min=1, doc="Seconds to wait for the rollout."),
                 "kubernetes_version": Str(default="1.30", pattern=r"1\.\d{2}", pattern_doc="major.minor, e.g. 1.30",
                                           doc="Kubernetes version whose schemas rendered manifests are validated against (offline)."),

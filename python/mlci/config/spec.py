@@ -8,6 +8,7 @@ which values are valid. Each node validates a value and returns the value with d
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,11 +122,45 @@ class Num(Node):
         if isinstance(value, bool) or not ok_type:
             ctx.error(path, f"got {_typename(value)} {value!r}", self.expected())
             return value
+        if not math.isfinite(value):  # .nan/.inf pass every comparison below and break statistics later
+            ctx.error(path, f"{value!r} is not a finite number", self.expected())
+            return value
         low_bad = self.min is not None and (value <= self.min if self.exclusive else value < self.min)
         high_bad = self.max is not None and (value >= self.max if self.exclusive else value > self.max)
         if low_bad or high_bad:
             ctx.error(path, f"{value!r} is out of range", self.expected())
         return value
+
+
+@dataclass
+class RelPath(Str):
+    """A path inside the repository: relative and without `..` (checked without touching disk, so `config check`
+    refuses a traversal before any command would read or write there)."""
+
+    def expected(self) -> str:
+        return self.pattern_doc or "a path relative to the repository"
+
+    def check(self, value: Any, path: str, ctx: Ctx) -> Any:
+        before = len(ctx.issues)
+        value = super().check(value, path, ctx)
+        if len(ctx.issues) == before and isinstance(value, str):
+            problem = path_problem(value)
+            if problem:
+                ctx.error(path, f"'{value}' {problem}", "a path relative to the repository, without '..'")
+        return value
+
+
+def path_problem(value: str) -> str | None:
+    """Why a repo-relative path from config is unsafe (absolute, escaping with '..', NUL), or None."""
+    if not value.strip():
+        return "is empty"
+    if "\0" in value:
+        return "contains a NUL byte"
+    if value.startswith(("/", "~")) or re.match(r"[A-Za-z]:[\\/]", value):
+        return "escapes the repository (an absolute path)"
+    if ".." in re.split(r"[\\/]+", value):
+        return "escapes the repository ('..')"
+    return None
 
 
 @dataclass
