@@ -13,6 +13,13 @@ EXIT_USAGE = 2
 EXIT_INCONCLUSIVE = 3
 
 
+def clip(value: object, limit: int = 80) -> str:
+    """repr() of a value from user input, shortened: an error message must stay readable when the value is a
+    70,000-character string."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 12]}...({len(text):,} chars)"
+
+
 class UserError(Exception):
     """A problem with the user's input: says what is wrong, where, and how to fix it."""
 

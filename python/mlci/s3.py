@@ -1,22 +1,23 @@
 """S3 access through the plain boto3 credential chain (env, shared files, IAM role; AWS_ENDPOINT_URL honoured).
 
 Errors are translated into UserErrors that name the URI and the fix; nothing here knows about test servers.
+boto3 and botocore are imported on first use only: importing them costs ~0.3 s, and a warm `mlci models pull`
+(everything already in place) makes no S3 call at all.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from functools import lru_cache
 from typing import Any
 
-import boto3
-import botocore.exceptions
-from botocore.config import Config as BotoConfig
-
 from .errors import UserError
 
 _S3_RE = re.compile(r"s3://([^/]+)/?(.*)")
+READ_TIMEOUT = 60
+CONNECT_TIMEOUT = 10
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
@@ -29,33 +30,51 @@ def parse_uri(uri: str) -> tuple[str, str]:
 _CLIENT_LOCK = threading.Lock()
 
 
-def client(max_pool: int = 32, max_attempts: int = 8) -> Any:
+def client(max_pool: int = 32, max_attempts: int = 8, timeout: float | None = None) -> Any:
     """A shared client: boto3 clients are thread-safe, and one connection pool serves all download threads.
 
-    Creation is serialised: it loads botocore's service model (~0.3 s of CPU), and threads racing on an
-    empty cache would each build their own. `max_attempts` bounds botocore's own retries; the artifacts
-    downloader passes a small value and retries itself (longer, logged, resuming mid-stream), so a Jenkins
-    log shows why a pull is waiting."""
+    Creation is serialised: the first loads botocore's service model (~0.3 s of CPU), and threads racing on an
+    empty cache would each load it. `max_attempts` bounds botocore's own attempts (1: none repeated; the
+    artifacts downloader retries itself, logged and within a wall-time budget). `timeout` caps the connect and
+    read timeouts (whole seconds, at least 1), so a caller with 3 s of budget left never waits 60 s on one read.
+    """
+    read = READ_TIMEOUT if timeout is None else max(1, min(READ_TIMEOUT, math.ceil(timeout)))
     with _CLIENT_LOCK:
-        return _client(max_pool, max_attempts)
+        return _client(max_pool, max_attempts, read)
 
 
-@lru_cache(maxsize=8)
-def _client(max_pool: int, max_attempts: int) -> Any:
+@lru_cache(maxsize=1)
+def _session() -> Any:
+    import boto3
+
+    return boto3.session.Session()
+
+
+@lru_cache(maxsize=64)
+def _client(max_pool: int, max_attempts: int, read_timeout: int) -> Any:
+    from botocore.config import Config as BotoConfig
+
     cfg = BotoConfig(
-        retries={"max_attempts": max_attempts, "mode": "adaptive"},
+        retries={"total_max_attempts": max_attempts, "mode": "adaptive" if max_attempts > 1 else "standard"},
         max_pool_connections=max_pool,
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=min(CONNECT_TIMEOUT, read_timeout),
+        read_timeout=read_timeout,
     )
-    return boto3.session.Session().client("s3", config=cfg)
+    return _session().client("s3", config=cfg)
 
 
-client.cache_clear = _client.cache_clear  # type: ignore[attr-defined]
+def _clear() -> None:
+    _client.cache_clear()
+    _session.cache_clear()
+
+
+client.cache_clear = _clear  # type: ignore[attr-defined]
 
 
 def explain(exc: Exception, uri: str, what: str = "object") -> UserError:
     """Map a boto3/botocore exception to an actionable message."""
+    import botocore.exceptions
+
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return UserError(
             f"no AWS credentials found while reading {uri}",

@@ -20,7 +20,6 @@ import os
 import posixpath
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,10 @@ from ..config.loader import Config, safe_join
 from ..errors import UserError
 from ..progress import Progress, human_bytes
 from . import dvc, lockfile
-from .cache import Cache, dest_stamp_ok, place, plain
+from .cache import Cache, clean_temps, dest_stamp_ok, place, plain
 from .entries import Entry, check_unique
 from .hashing import hash_file, is_hex, stamp_of
+from .pool import Pool
 from .transfer import Downloader, Fetched
 
 _GLOB_CHARS = set("*?[")
@@ -106,12 +106,12 @@ def _place_fetched(dl: Downloader, e: Entry, target: Path) -> Fetched:
     the two (the only window in which a pull can lose it)."""
     fetched = dl.ensure(e.algo, e.digest, e.uri, e.size, e.where)
     try:
-        place(fetched.path, target)
+        place(fetched.path, target, dl.stop)
     except FileNotFoundError:
         if fetched.path.exists():
             raise
         fetched = dl.ensure(e.algo, e.digest, e.uri, e.size, e.where)
-        place(fetched.path, target)
+        place(fetched.path, target, dl.stop)
     return fetched
 
 
@@ -183,10 +183,10 @@ def _missing_hint(entries: list[Entry]) -> str | None:
     return DVC_PUSH_HINT if any(e.algo == "md5" for e in entries) else None
 
 
-def _run_all(items: list[Any], fn: Any, jobs: int) -> list[Any]:
-    """fn over items in a thread pool; every item runs, then one error names every failure."""
+def _run_all(items: list[Any], fn: Any, jobs: int, dl: Downloader | None = None) -> list[Any]:
+    """fn over items on daemon threads; every item runs, then one error names every failure. On Ctrl-C (or any
+    other escape) `dl` is cancelled: no transfer continues and no file is placed after it."""
     errors: list[tuple[Any, BaseException]] = []
-    results: list[Any] = []
 
     def guarded(item: Any) -> Any:
         try:
@@ -195,8 +195,16 @@ def _run_all(items: list[Any], fn: Any, jobs: int) -> list[Any]:
             errors.append((item, exc))
             return None
 
-    with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="mlci-file") as pool:
-        results = list(pool.map(guarded, items))
+    pool = Pool(jobs, "mlci-file")
+    try:
+        futures = [pool.submit(guarded, item) for item in items]
+        results = [f.result() for f in futures]
+    except BaseException:
+        if dl is not None:
+            dl.cancel()
+        pool.shutdown(cancel=True)
+        raise
+    pool.shutdown()
     if errors:
         if len(errors) == 1:
             exc = errors[0][1]
@@ -246,10 +254,11 @@ def pull_models(cfg: Config, *, lock: str | None = None, dest: str | None = None
                         counted=out.downloaded)
             return out
 
-        outcomes: list[_Outcome] = _run_all(files, one, jobs)
+        outcomes: list[_Outcome] = _run_all(files, one, jobs, dl)
     finally:
         dl.close()
     cache.save_dest_stamps(dest_dir, {o.entry.path: o.stamp for o in outcomes if o.stamp})
+    clean_temps({t.parent for t in targets.values()})
     seconds = time.monotonic() - started
     downloaded = sum(o.downloaded for o in outcomes)
     summary = {
@@ -346,8 +355,8 @@ class _Uploader:
                 raise self.s3mod.explain(exc, uri) from None
             exists = False
         if not exists:
-            self.dl.call(lambda: self.client.upload_file(str(p), bucket, key, Config=self.tconf,
-                                                         ExtraArgs={"Metadata": {"sha256": sha}}), uri, name)
+            self.dl.call(lambda s3: s3.upload_file(str(p), bucket, key, Config=self.tconf,
+                                                   ExtraArgs={"Metadata": {"sha256": sha}}), uri, name)
             state = "uploaded"
         try:
             self.cache.insert_copy(p, "sha256", sha)
@@ -557,11 +566,11 @@ def _pull_folder(cfg: Config, name: str, manifest_path: Path, dest: Path | None)
     def one(r: folder.FileRef) -> int:
         fetched = dl.ensure("sha256", r.sha256, lockfile.object_uri(base, r.sha256), r.size, f"{where} ({r.path})")
         if dest is not None:
-            place(fetched.path, targets[r.path])
+            place(fetched.path, targets[r.path], dl.stop)
         return r.size
 
     try:
-        return sum(_run_all(refs, one, jobs))
+        return sum(_run_all(refs, one, jobs, dl))
     finally:
         dl.close()
 
@@ -588,6 +597,16 @@ def fetch_by_digest(cfg: Config, sha256: str, dest: Path) -> Path:
     return target
 
 
+def _file_name(uri: str, where: str) -> str:
+    """The file name a dataset gets in `data pull --dest`: the last part of its URI, which must be a name (an
+    S3 key may end in `..`, `.` or `/`, none of which names a file inside DEST)."""
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    if name in ("", ".", "..") or uri.endswith("/") or "\\" in name or "\0" in name:
+        raise UserError(f"'{uri}' does not end in a file name that can be placed in --dest", where=where,
+                        hint="point the dataset at an object whose key ends in a file name, e.g. .../test.npz")
+    return name
+
+
 def pull_data(cfg: Config, names: list[str] | None = None, dest: str | None = None) -> list[dict[str, Any]]:
     """`mlci data pull`: fetch datasets (all when none named) into the cache, optionally placed in DEST."""
     datasets = cfg["artifacts"]["data"]
@@ -603,7 +622,8 @@ def pull_data(cfg: Config, names: list[str] | None = None, dest: str | None = No
         t0 = time.monotonic()
         path, state = _dataset(cfg, name)
         target = None if dest is None else _arg_path(cfg, dest) / (
-            name if datasets[name]["format"] == "folder" or path.is_dir() else Path(datasets[name]["uri"]).name)
+            name if datasets[name]["format"] == "folder" or path.is_dir()
+            else _file_name(datasets[name]["uri"], f"{cfg.path}: artifacts.data.{name}.uri"))
         if path.is_dir():  # a local folder
             from . import folder
 

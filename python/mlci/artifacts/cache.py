@@ -4,7 +4,7 @@ Layout under the cache root ($MLCI_CACHE, else artifacts.cache, else ~/.cache/ml
 as a BuildKit cache mount and builds share it too)::
 
     objects/<algo>/<2 hex>/<rest>       verified objects, read-only (sha256 from mlci, md5 from DVC)
-    objects/<algo>/<2 hex>/<rest>.ok    stamp (size mtime_ns inode device) taken right after verification;
+    objects/<algo>/<2 hex>/<rest>.ok    stamp (size mtime_ns inode device ctime_ns) taken right after verification;
                                         its own mtime is the object's last use (`mlci cache gc` evicts by it)
     locks/<algo>-<digest>.lock          flock: one download per object even when several pulls race
     partial/<algo>-<digest>.part(.json) interrupted downloads, resumed by the next pull
@@ -12,8 +12,11 @@ as a BuildKit cache mount and builds share it too)::
     dest-stamps/<hash of DEST>.json     stamps of files placed in a DEST, so a warm pull hashes nothing
 
 Why stamps: re-hashing multi-GB models on every build costs seconds to minutes; a file whose size, mtime,
-inode and device are unchanged since it was verified has not been rewritten. Anything that writes to it
-changes the mtime, and a stamp mismatch triggers a re-hash, never blind trust.
+inode, device and ctime are unchanged since it was verified has not been rewritten. Anything that writes to
+it changes the mtime and the ctime (which, unlike the mtime, nobody can set back), and a stamp mismatch
+triggers a re-hash, never blind trust. Files placed in a DEST are copies (or reflinks), never hard links of
+the objects, so editing one cannot reach the cache; an object edited in the cache itself (a container with
+the cache mounted, a chmod) fails its stamp and is re-verified, and quarantined if it no longer matches.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +36,7 @@ from typing import Any
 
 from ..fsutil import write_json_atomic
 from .hashing import Stamp, hash_file, same_stamp, stamp_of
+from .pool import Cancelled
 
 
 class Cache:
@@ -192,27 +197,107 @@ def plain(digest: str) -> str:
 
 
 def dest_stamp_ok(record: list[Any] | None, key: str, stamp: Stamp | None) -> bool:
-    return bool(record) and record[-1] == key and same_stamp(record[:4], stamp)
+    return bool(record) and record[-1] == key and same_stamp(record[:-1], stamp)
 
 
-def place(obj: Path, target: Path) -> None:
-    """Put a cached object at `target`: hardlink (instant, no extra space), copy across devices.
+# Placement. A placed file is its own inode (a reflink where the filesystem has them, else a copy), never a
+# hard link of the cache object: a model edited in place in one workspace must not change the object every
+# other build on the agent is given. Cancelling (Ctrl-C) takes _PLACING, so no file is placed after it.
+_PLACING = threading.Lock()
+_TEMPS: set[Path] = set()
+_FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, XFS, overlayfs on them)
+_COPY_CHUNK = 64 << 20
+TEMP_INFIX = ".mlci-"
+STALE_TEMP_S = 900
 
-    Always through a temp name and a rename: an existing file at `target` may be a hardlink of another
-    cache object, and writing into it would corrupt the cache.
-    """
+
+def place(obj: Path, target: Path, stop: threading.Event | None = None) -> None:
+    """Put a cached object at `target` through a temp name and a rename, so nothing half-written is ever at
+    `target`. Raises Cancelled when `stop` is set (the temp file is removed)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.mlci-{uuid.uuid4().hex[:8]}")
+    tmp = target.with_name(f".{target.name}{TEMP_INFIX}{uuid.uuid4().hex[:8]}")
+    with _PLACING:
+        _check(stop)
+        _TEMPS.add(tmp)
     try:
-        try:
-            os.link(obj, tmp)
-        except OSError:  # EXDEV (cache mount vs image layer), EPERM, EMLINK: copy instead
-            shutil.copyfile(obj, tmp)
-        os.replace(tmp, target)
-    except BaseException:
+        _clone(obj, tmp, stop)
+        with _PLACING:
+            _check(stop)
+            os.replace(tmp, target)
+    finally:
+        with _PLACING:
+            _TEMPS.discard(tmp)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+
+
+def stop_placing(stop: threading.Event) -> None:
+    """Set `stop` so that no further file is placed, and remove the temp files of placements in flight."""
+    with _PLACING:
+        stop.set()
+        for tmp in list(_TEMPS):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise Cancelled()
+
+
+def _clone(src: Path, dst: Path, stop: threading.Event | None) -> None:
+    """dst = a new file with src's bytes: a reflink when possible, else an in-kernel copy (copy_file_range),
+    in chunks so that a cancel is noticed. The new file's mode follows the umask, like any file mlci writes."""
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+            return
+        except OSError:
+            pass
+        size = os.fstat(fin.fileno()).st_size
+        done = 0
+        while done < size:
+            _check(stop)
+            try:
+                n = os.copy_file_range(fin.fileno(), fout.fileno(), min(_COPY_CHUNK, size - done))
+            except OSError:  # no copy_file_range across these filesystems: copy through user space
+                fin.seek(done)
+                fout.seek(done)
+                shutil.copyfileobj(fin, fout, 1 << 20)
+                return
+            if n == 0:
+                raise OSError(f"{src} shrank while it was copied")
+            done += n
+
+
+def clean_temps(directories: set[Path], now: float | None = None) -> int:
+    """Remove temp files earlier placements left in these directories: any that is the same file as its
+    target (an old hard-link placement whose rename was a no-op) or that nobody has written for
+    STALE_TEMP_S (a killed pull). A temp a concurrent pull is writing right now is left alone."""
+    now = time.time() if now is None else now
+    removed = 0
+    for d in directories:
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for name in names:
+            if not name.startswith(".") or TEMP_INFIX not in name:
+                continue
+            path = d / name
+            with _PLACING:
+                if path in _TEMPS:
+                    continue
+            final = d / name[1:].rsplit(TEMP_INFIX, 1)[0]
+            try:
+                st = os.lstat(path)
+                same = final.exists() and os.path.samestat(st, os.stat(final))
+                if same or now - st.st_mtime > STALE_TEMP_S:
+                    os.unlink(path)
+                    removed += 1
+            except OSError:
+                continue
+    return removed
 
 
 def _plain(digest: str) -> str:

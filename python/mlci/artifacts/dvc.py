@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.loader import parse_yaml
-from ..errors import UserError
+from ..errors import UserError, clip
 from ..fsutil import read_user_text
 from .entries import Entry, check_digest, check_relpath, check_unique
 
@@ -120,7 +120,7 @@ def _outs(items: object, filename: str, base: str, lines: dict[str, int]) -> lis
         md5 = check_digest("md5", item["md5"], where(f"{p}.md5"), allow_dir=True)
         size = item.get("size")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-            raise UserError(f"size {size!r} is not a non-negative integer", where=where(f"{p}.size"))
+            raise UserError(f"size {clip(size)} is not a non-negative integer", where=where(f"{p}.size"))
         path = check_relpath(item["path"], where(f"{p}.path"))
         outs.append(_Out(path, md5, size, legacy=algo is None, remote=item.get("remote"), where=where(p)))
     return outs

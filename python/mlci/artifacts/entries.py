@@ -11,7 +11,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from ..errors import UserError
+from ..errors import UserError, clip
 from .hashing import is_hex
 
 HEX_LEN = {"sha256": 64, "md5": 32}
@@ -37,18 +37,18 @@ class Entry:
 def check_relpath(path: object, where: str, what: str = "path") -> str:
     """A normalised POSIX path inside DEST, or a UserError naming the entry."""
     if not isinstance(path, str) or not path.strip():
-        raise UserError(f"{what} {path!r} is empty or not a string", where=where, hint="a relative file path")
+        raise UserError(f"{what} {clip(path)} is empty or not a string", where=where, hint="a relative file path")
     if "\\" in path or "\0" in path:
-        raise UserError(f"{what} '{path}' contains a backslash or NUL", where=where, hint="use '/' separators")
+        raise UserError(f"{what} {clip(path)} contains a backslash or NUL", where=where, hint="use '/' separators")
     if path.startswith("/") or re.match(r"[A-Za-z]:/", path):
-        raise UserError(f"{what} '{path}' is absolute: it would be written outside DEST", where=where,
+        raise UserError(f"{what} {clip(path)} is absolute: it would be written outside DEST", where=where,
                         hint="use a path relative to the destination directory")
     norm = posixpath.normpath(path)
     if norm == ".." or norm.startswith("../") or "/../" in f"/{path}/":
-        raise UserError(f"{what} '{path}' escapes DEST with '..'", where=where,
+        raise UserError(f"{what} {clip(path)} escapes DEST with '..'", where=where,
                         hint="remove '..' so the file stays inside the destination directory")
     if norm in (".", ""):
-        raise UserError(f"{what} '{path}' names the destination directory itself", where=where)
+        raise UserError(f"{what} {clip(path)} names the destination directory itself", where=where)
     return norm
 
 
@@ -56,7 +56,7 @@ def check_digest(algo: str, digest: object, where: str, *, allow_dir: bool = Fal
     text = str(digest) if digest is not None else ""
     body = text[:-4] if allow_dir and text.endswith(".dir") else text
     if not is_hex(body, HEX_LEN[algo]):
-        raise UserError(f"{algo} '{text}' is not {HEX_LEN[algo]} lowercase hex digits", where=where,
+        raise UserError(f"{algo} {clip(text)} is not {HEX_LEN[algo]} lowercase hex digits", where=where,
                         hint="restore the value written by `mlci models add` / `dvc add`")
     return text
 

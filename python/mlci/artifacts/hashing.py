@@ -3,22 +3,25 @@
 Hashing is the only CPU cost of a pull, so it reads with `readinto` into one reused buffer (no per-chunk
 allocation) and lets hashlib release the GIL: several files hash in parallel on several cores.
 
-A stamp is (size, mtime_ns, inode, device) of a file that was verified. A warm pull compares stamps instead of
-re-hashing multi-GB files on every build; anything that rewrites a file changes its mtime or inode, so only
-changed files are hashed again. `mlci models verify` ignores stamps and always hashes.
+A stamp is (size, mtime_ns, inode, device, ctime_ns) of a file that was verified. A warm pull compares stamps
+instead of re-hashing multi-GB files on every build; anything that rewrites a file changes its ctime (which,
+unlike the mtime, cannot be set back), so only changed files are hashed again. `mlci models verify` ignores
+stamps and always hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 CHUNK = 1 << 20
+_HEX = re.compile(r"[0-9a-f]*")
 ALGOS = ("sha256", "md5")
 
-Stamp = tuple[int, int, int, int]
+Stamp = tuple[int, int, int, int, int]
 
 
 def new_hash(algo: str) -> Any:
@@ -57,7 +60,7 @@ def stamp_of(path: str | os.PathLike[str]) -> Stamp | None:
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns)
 
 
 def split_digest(value: str) -> tuple[str, str]:
@@ -67,7 +70,7 @@ def split_digest(value: str) -> tuple[str, str]:
 
 
 def is_hex(value: str, length: int) -> bool:
-    return len(value) == length and all(c in "0123456789abcdef" for c in value)
+    return len(value) == length and _HEX.fullmatch(value) is not None
 
 
 def same_stamp(a: Any, b: Stamp | None) -> bool:

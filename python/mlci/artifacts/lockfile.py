@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.loader import parse_yaml
-from ..errors import UserError
+from ..errors import UserError, clip
 from ..fsutil import read_user_text, write_text_atomic
 from .entries import Entry, check_digest, check_relpath, check_unique
 
@@ -121,10 +121,10 @@ def parse(text: str, filename: str) -> list[Entry]:
         digest = check_digest("sha256", item["sha256"], where(f"{base}.sha256"))
         size = item["size"]
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise UserError(f"size {size!r} is not a non-negative integer", where=where(f"{base}.size"))
+            raise UserError(f"size {clip(size)} is not a non-negative integer", where=where(f"{base}.size"))
         uri = item["uri"]
         if not isinstance(uri, str) or not uri.startswith("s3://"):
-            raise UserError(f"uri {uri!r} is not an s3:// URI", where=where(f"{base}.uri"),
+            raise UserError(f"uri {clip(uri)} is not an s3:// URI", where=where(f"{base}.uri"),
                             hint="s3://bucket/prefix/sha256/<2>/<62>")
         entries.append(Entry(path=path, algo="sha256", digest=digest, size=size, uri=uri, where=w))
     check_unique(entries)

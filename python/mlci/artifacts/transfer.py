@@ -9,10 +9,14 @@ matches; a mismatch is quarantined and reported (expected vs actual, URI), so it
   of it are hashed back from the page cache when the frontier reaches them, so verification overlaps the
   transfer instead of following it. Completed parts are recorded in `<part>.json`: a pull that was killed
   resumes with the missing parts only (a changed ETag discards the partial file).
-- Every request retries with exponential backoff on throttling, 5xx, timeouts and dropped or refused
-  connections, for up to `MLCI_S3_RETRY_SECONDS` (default 300) without progress; a broken stream resumes at
-  the byte it reached. An S3 endpoint that dies mid-transfer and comes back therefore still yields a
-  complete, verified file. Missing objects, denied access and missing credentials fail at once.
+- Every request retries with exponential backoff on throttling, 5xx, timeouts and dropped, reset or refused
+  connections, for up to `MLCI_S3_RETRY_SECONDS` (default 300) of wall time without progress: connect and read
+  timeouts are cut to what is left of that budget, and botocore repeats nothing itself, so a stalled endpoint
+  fails after the budget, not after several 60 s reads. A broken stream resumes at the byte it reached, so an
+  S3 endpoint that dies mid-transfer and comes back still yields a complete, verified file. Missing objects,
+  denied access and missing credentials fail at once.
+- `cancel()` (Ctrl-C) stops every transfer at its next chunk or retry; worker threads are daemons, so a
+  thread blocked on a silent socket cannot keep the process alive.
 """
 
 from __future__ import annotations
@@ -25,27 +29,34 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
-
-import botocore.exceptions
-import urllib3.exceptions
 
 from .. import s3 as s3mod
 from ..errors import UserError
 from ..fsutil import read_json
 from .cache import Cache, plain, write_hint
 from .hashing import CHUNK, new_hash, update_from_file
+from .pool import Cancelled, Pool
 
 T = TypeVar("T")
 
 RETRYABLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestThrottled", "RequestTimeout",
                    "InternalError", "ServiceUnavailable", "500", "502", "503", "504"}
-RETRYABLE_EXC = (botocore.exceptions.ConnectionError, botocore.exceptions.ResponseStreamingError,
-                 botocore.exceptions.IncompleteReadError, urllib3.exceptions.HTTPError, ConnectionError,
-                 TimeoutError)
+
+
+@lru_cache(maxsize=1)
+def _retryable_types() -> tuple[type[BaseException], ...]:
+    """Transient transport failures: refused, reset or closed connections (botocore's ConnectionClosedError is
+    an HTTPClientError, like its ReadTimeoutError), timeouts, streams cut short."""
+    import botocore.exceptions
+    import urllib3.exceptions
+
+    return (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError,
+            botocore.exceptions.IncompleteReadError, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 
 
 def part_size() -> int:
@@ -69,11 +80,12 @@ class Fetched:
 
 
 def retryable(exc: BaseException) -> bool:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:  # botocore's ClientError
+        code = str(response.get("Error", {}).get("Code", ""))
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         return code in RETRYABLE_CODES or status >= 500 or status == 429
-    return isinstance(exc, RETRYABLE_EXC)
+    return isinstance(exc, _retryable_types())
 
 
 class Downloader:
@@ -87,42 +99,59 @@ class Downloader:
         self.jobs = max(1, jobs)
         self.on_bytes = on_bytes or (lambda n: None)
         self.log = log or (lambda msg: None)
-        self._parts: ThreadPoolExecutor | None = None
+        self.stop = threading.Event()
+        self._parts: Pool | None = None
         self._lock = threading.Lock()
 
-    @property
-    def s3(self) -> Any:
-        """Created on first use (a warm pull never needs S3, and creating a client costs ~0.3 s of CPU)."""
-        return s3mod.client(max_pool=2 * self.jobs + 4, max_attempts=3)
+    def client(self, deadline: float | None = None) -> Any:
+        """Created on first use (a warm pull never needs S3); its socket timeouts fit within `deadline`."""
+        left = None if deadline is None else deadline - time.monotonic()
+        return s3mod.client(max_pool=2 * self.jobs + 4, max_attempts=1, timeout=left)
 
     def close(self) -> None:
         if self._parts:
-            self._parts.shutdown(wait=True)
+            self._parts.shutdown()
 
-    def _part_pool(self) -> ThreadPoolExecutor:
+    def cancel(self) -> None:
+        """Stop: no new request, no further chunk, no retry (Ctrl-C). In-flight threads notice within a chunk."""
+        self.stop.set()
+        if self._parts:
+            self._parts.shutdown(cancel=True)
+
+    def _part_pool(self) -> Pool:
         with self._lock:
             if self._parts is None:
-                self._parts = ThreadPoolExecutor(self.jobs, thread_name_prefix="mlci-part")
+                self._parts = Pool(self.jobs, "mlci-part")
             return self._parts
 
+    def check(self) -> None:
+        if self.stop.is_set():
+            raise Cancelled()
+
     # --- retry policy ----------------------------------------------------------------------------------------
-    def call(self, fn: Callable[[], T], uri: str, where: str | None, what: str = "object") -> T:
-        """Run one S3 request with backoff on transient failures; permanent ones become UserErrors."""
-        attempt, last_progress = 0, time.monotonic()
+    def call(self, fn: Callable[[Any], T], uri: str, where: str | None, what: str = "object",
+             deadline: float | None = None) -> T:
+        """Run one S3 request `fn(client)` with backoff on transient failures until `deadline` (default: the
+        retry budget from now); permanent ones, and transient ones past the deadline, become UserErrors."""
+        deadline = deadline or time.monotonic() + retry_seconds()
+        attempt = 0
         while True:
+            self.check()
             try:
-                return fn()
+                return fn(self.client(deadline))
             except Exception as exc:  # noqa: BLE001 - classified below
-                if not retryable(exc) or time.monotonic() - last_progress > retry_seconds():
+                left = deadline - time.monotonic()
+                if not retryable(exc) or left <= 0.05:
                     err = _located(s3mod.explain(exc, uri, what), where)
                     if self.missing_hint and _is_missing(exc):
                         err.hint = self.missing_hint
                     raise err from None
                 attempt += 1
-                delay = min(10.0, 0.2 * 2 ** min(attempt, 8)) * (0.5 + random.random() / 2)
+                delay = min(left, min(10.0, 0.2 * 2 ** min(attempt, 8)) * (0.5 + random.random() / 2))
                 if attempt in (1, 4) or attempt % 10 == 0:
                     self.log(f"retrying {uri} in {delay:.1f}s after {type(exc).__name__}: {str(exc)[:120]}")
-                time.sleep(delay)
+                if self.stop.wait(delay):
+                    raise Cancelled() from None
 
     # --- entry point -------------------------------------------------------------------------------------------
     def ensure(self, algo: str, digest: str, uri: str, size: int | None, where: str | None) -> Fetched:
@@ -148,7 +177,7 @@ class Downloader:
         if expected_size and not part.with_name(part.name + ".json").exists():
             size, etag = expected_size, None  # no HEAD round trip: the GETs' Content-Range checks the size
         else:
-            head = self.call(lambda: self.s3.head_object(Bucket=bucket, Key=key), uri, where)
+            head = self.call(lambda s3: s3.head_object(Bucket=bucket, Key=key), uri, where)
             size, etag = int(head["ContentLength"]), str(head.get("ETag", ""))
         if expected_size is not None and size != expected_size:
             raise _size_error(uri, size, expected_size, where)
@@ -177,7 +206,7 @@ class Downloader:
         import hashlib
 
         bucket, key = s3mod.parse_uri(uri)
-        head = self.call(lambda: self.s3.head_object(Bucket=bucket, Key=key), uri, where)
+        head = self.call(lambda s3: s3.head_object(Bucket=bucket, Key=key), uri, where)
         size, etag = int(head["ContentLength"]), str(head.get("ETag", ""))
         ukey = hashlib.sha256(uri.encode()).hexdigest()[:40]
         index = self.cache.root / "uris" / f"{ukey}.json"
@@ -272,17 +301,20 @@ class Downloader:
         except BaseException:
             for f in futures.values():
                 f.cancel()
-            for f in futures.values():
-                with contextlib.suppress(BaseException):
-                    f.result()
+            if not self.stop.is_set():  # a failed part: let the others stop writing before the caller moves on
+                for f in futures.values():
+                    with contextlib.suppress(BaseException):
+                        f.result()
             raise
 
     def _get_range(self, bucket: str, key: str, start: int, end: int, fd: int, h: Any, job: _Job,
                    on_chunk: Callable[[int, bytes], None] | None = None) -> None:
         """Bytes [start, end) into fd at their offset (hashing them when `h` is given); a dropped stream
-        resumes at the byte it reached. Each response's total size is checked against the expected size."""
+        resumes at the byte it reached. Each response's total size is checked against the expected size. The
+        retry budget runs from the last byte received: a stream that stalls fails after it, however it stalls."""
         uri, where = job.uri, job.where
         pos, stalls = start, 0
+        deadline = time.monotonic() + retry_seconds()
         while pos < end:
             if stalls > 20:
                 raise UserError(f"{uri}: the server keeps ending the transfer at byte {pos} of {end}",
@@ -290,11 +322,13 @@ class Downloader:
             stalls, before = stalls + 1, pos
             whole = pos == 0 and start == 0 and h is not None
             kwargs = {} if whole else {"Range": f"bytes={pos}-{end - 1}"}
-            resp = self.call(lambda kw=kwargs: self.s3.get_object(Bucket=bucket, Key=key, **kw), uri, where)
+            resp = self.call(lambda s3, kw=kwargs: s3.get_object(Bucket=bucket, Key=key, **kw), uri, where,
+                             deadline=deadline)
             job.check(resp)
             body = resp["Body"]
             try:
                 while pos < end:
+                    self.check()
                     chunk = body.read(min(CHUNK, end - pos))
                     if not chunk:
                         break
@@ -304,14 +338,16 @@ class Downloader:
                     elif on_chunk is not None:
                         on_chunk(pos, chunk)
                     pos += len(chunk)
+                    deadline = time.monotonic() + retry_seconds()
                     self.on_bytes(len(chunk))
             except Exception as exc:  # noqa: BLE001
                 if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
                     raise  # a local write error (disk full): reported as such by the caller
-                if not retryable(exc):
+                if not retryable(exc) or time.monotonic() >= deadline:
                     raise _located(s3mod.explain(exc, uri), where) from None
                 self.log(f"connection dropped while reading {uri} at byte {pos}; resuming")
-                time.sleep(0.2)
+                if self.stop.wait(0.2):
+                    raise Cancelled() from None
             finally:
                 body.close()
             if pos > before:

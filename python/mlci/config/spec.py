@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import clip
+
 MISSING: Any = object()
 
 
@@ -90,14 +92,14 @@ class Str(Node):
 
     def check(self, value: Any, path: str, ctx: Ctx) -> Any:
         if not isinstance(value, str):
-            ctx.error(path, f"got {_typename(value)} {value!r}", self.expected())
+            ctx.error(path, f"got {_typename(value)} {clip(value)}", self.expected())
             return value
         if self.choices and value not in self.choices:
             close = difflib.get_close_matches(value, self.choices, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            ctx.error(path, f"'{value}' is not allowed{hint}", valid=", ".join(self.choices))
+            ctx.error(path, f"{clip(value)} is not allowed{hint}", valid=", ".join(self.choices))
         elif self.pattern and not re.fullmatch(self.pattern, value):
-            ctx.error(path, f"'{value}' is not valid", self.pattern_doc or f"a string matching {self.pattern}")
+            ctx.error(path, f"{clip(value)} is not valid", self.pattern_doc or f"a string matching {self.pattern}")
         return value
 
 
@@ -120,15 +122,15 @@ class Num(Node):
     def check(self, value: Any, path: str, ctx: Ctx) -> Any:
         ok_type = isinstance(value, int) if self.integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type:
-            ctx.error(path, f"got {_typename(value)} {value!r}", self.expected())
+            ctx.error(path, f"got {_typename(value)} {clip(value)}", self.expected())
             return value
         if not math.isfinite(value):  # .nan/.inf pass every comparison below and break statistics later
-            ctx.error(path, f"{value!r} is not a finite number", self.expected())
+            ctx.error(path, f"{clip(value)} is not a finite number", self.expected())
             return value
         low_bad = self.min is not None and (value <= self.min if self.exclusive else value < self.min)
         high_bad = self.max is not None and (value >= self.max if self.exclusive else value > self.max)
         if low_bad or high_bad:
-            ctx.error(path, f"{value!r} is out of range", self.expected())
+            ctx.error(path, f"{clip(value)} is out of range", self.expected())
         return value
 
 
@@ -146,7 +148,7 @@ class RelPath(Str):
         if len(ctx.issues) == before and isinstance(value, str):
             problem = path_problem(value)
             if problem:
-                ctx.error(path, f"'{value}' {problem}", "a path relative to the repository, without '..'")
+                ctx.error(path, f"{clip(value)} {problem}", "a path relative to the repository, without '..'")
         return value
 
 
@@ -170,7 +172,7 @@ class Bool(Node):
 
     def check(self, value: Any, path: str, ctx: Ctx) -> Any:
         if not isinstance(value, bool):
-            ctx.error(path, f"got {_typename(value)} {value!r}", self.expected())
+            ctx.error(path, f"got {_typename(value)} {clip(value)}", self.expected())
         return value
 
 
@@ -189,7 +191,7 @@ class AnyOf(Node):
             result = option.check(value, path, probe)
             if not probe.issues:
                 return result
-        ctx.error(path, f"got {_typename(value)} {value!r}", self.expected())
+        ctx.error(path, f"got {_typename(value)} {clip(value)}", self.expected())
         return value
 
 

@@ -122,12 +122,12 @@ def test_pull_refetches_an_object_evicted_between_ensure_and_place(tmp_path: Pat
     repo, cfg, cache, blobs, digests = filled
     real_place, lost = api.place, []
 
-    def evicted_first(obj: Path, target: Path) -> None:
+    def evicted_first(obj: Path, target: Path, stop=None) -> None:
         if not lost:  # gc runs at the worst moment: after ensure() found the object, before place()
             lost.append(obj)
             obj.unlink()
             stamp_file(obj).unlink()
-        real_place(obj, target)
+        real_place(obj, target, stop)
 
     monkeypatch.setattr(api, "place", evicted_first)
     summary = api.pull_models(cfg, dest=str(tmp_path / "dest3"), jobs=1)

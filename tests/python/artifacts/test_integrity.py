@@ -64,23 +64,42 @@ def test_corrupted_cache_entry_is_detected_and_refetched(tmp_path: Path, s3_buck
     assert first["cache_hits"] == 1  # `models add` put it in the cache
     obj = tmp_path / "cache" / "objects" / "sha256" / e.digest[:2] / e.digest[2:]
     st = obj.stat()
-    with open(obj, "r+b") as fh:  # bit rot: same size, same mtime (stamp unchanged)
+    os.chmod(obj, 0o644)
+    with open(obj, "r+b") as fh:  # bit rot or tampering: same size, mtime set back (only the ctime moves)
         fh.seek(100)
         fh.write(b"\0" * 16)
     os.utime(obj, ns=(st.st_atime_ns, st.st_mtime_ns))
-    # DEST was hardlinked to that object: `verify` always hashes, so it sees the damage.
-    assert [r["state"] for r in api.status(cfg, full=True)] == ["modified"]
+    # DEST holds its own copy: the damage in the cache does not reach it
+    assert [r["state"] for r in api.status(cfg, full=True)] == ["ok"]
 
-    with open(obj, "r+b") as fh:  # an ordinary write (mtime moves): a pull re-hashes, quarantines, refetches
-        fh.seek(5000)
-        fh.write(b"\1" * 16)
-    second = api.pull_models(cfg, dest=str(tmp_path / "dest2"))
+    second = api.pull_models(cfg, dest=str(tmp_path / "dest2"))  # the ctime gives it away: re-hashed, refetched
     assert second["downloaded_files"] == 1 and second["cache_hits"] == 0
     assert (tmp_path / "dest2" / "model.bin").read_bytes() == data
     records = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "quarantine").glob("*.json")]
     assert [r["reason"] for r in records] == ["corrupted cache entry"]
-    fixed = api.pull_models(cfg)  # the original DEST is repaired from the fresh cache entry
-    assert (repo / "models" / "model.bin").read_bytes() == data and fixed["cache_hits"] == 1
+
+
+def test_a_model_edited_in_a_workspace_cannot_poison_the_cache(tmp_path: Path, s3_bucket: str):
+    """Placed files are independent of the cache objects: editing one in place (as root, or after a chmod)
+    changes that workspace only; the next pull there notices (by its stamp) and restores it."""
+    data = os.urandom(300_000)
+    repo, cfg, entries = _setup(tmp_path, s3_bucket, {"model.bin": data})
+    e = entries["model.bin"]
+    api.pull_models(cfg)
+    placed = repo / "models" / "model.bin"
+    obj = tmp_path / "cache" / "objects" / "sha256" / e.digest[:2] / e.digest[2:]
+    assert os.stat(placed).st_ino != os.stat(obj).st_ino and os.stat(obj).st_nlink == 1
+    st = placed.stat()
+    os.chmod(placed, 0o644)
+    with open(placed, "r+b") as fh:  # edited in place, mtime set back
+        fh.write(b"poison")
+    os.utime(placed, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    other = api.pull_models(cfg, dest=str(tmp_path / "other-build"))
+    assert other["cache_hits"] == 1 and (tmp_path / "other-build" / "model.bin").read_bytes() == data
+    assert hashlib.sha256(obj.read_bytes()).hexdigest() == e.digest
+    again = api.pull_models(cfg)  # the edited workspace: its stamp changed (ctime), hashed, restored
+    assert again["rehashed"] == 0 and again["cache_hits"] == 1 and placed.read_bytes() == data
 
 
 def test_cache_on_another_device_copies_into_dest(tmp_path: Path, s3_bucket: str):

@@ -71,7 +71,8 @@ def test_add_pull_verify_round_trip(example_copy: Path, s3_bucket: str, trained:
 
     other = api.pull_models(cfg, dest=str(tmp_path / "elsewhere"))  # second DEST: filled from the cache
     assert other["cache_hits"] == 2 and other["downloaded_files"] == 0
-    assert os.stat(tmp_path / "elsewhere" / "digits.npz").st_ino == os.stat(repo / "models" / "digits.npz").st_ino
+    # each DEST gets its own file: editing one workspace's model cannot reach the cache or another workspace
+    assert os.stat(tmp_path / "elsewhere" / "digits.npz").st_ino != os.stat(repo / "models" / "digits.npz").st_ino
 
     assert api.lock_files(cfg) == {"models/digits.npz": f"sha256:{sha(model)}",
                                    "models/digits-degraded.npz": f"sha256:{sha(degraded)}"}
