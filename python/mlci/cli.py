@@ -7,6 +7,7 @@ from the runtime image with the workspace mounted at the same path) and a laptop
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -71,10 +72,21 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("mlci: interrupted", file=sys.stderr)
+        if argv is None:  # the program itself: every finally has run, so leave now (see _leave)
+            _leave(130)
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _leave(code: int) -> None:
+    """Exit without the interpreter's teardown: after Ctrl-C, daemon transfer threads may sit on silent sockets
+    and tearing down boto3's loaded data alone can take a second; the user asked to stop now."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

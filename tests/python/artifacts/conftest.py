@@ -131,3 +131,65 @@ class Forwarder:
     def close(self) -> None:
         self.closed = True
         self.sock.close()
+
+
+class FaultProxy:
+    """A TCP proxy in front of the real S3 server that misbehaves on purpose:
+    - `close_first=N`: the first N connections read the request and close without answering (botocore raises
+      ConnectionClosedError);
+    - `stall=True`: connections are accepted and never answered (a hung endpoint);
+    - `rate=B`: responses are relayed at about B bytes per second (a transfer long enough to interrupt)."""
+
+    def __init__(self, target_port: int, *, close_first: int = 0, stall: bool = False, rate: int | None = None):
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.target, self.close_first, self.stall, self.rate = target_port, close_first, stall, rate
+        self.connections = 0
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            if self.stall:
+                self.held.append(conn)
+                continue
+            if self.connections <= self.close_first:
+                with contextlib.suppress(OSError):
+                    conn.recv(1 << 16)
+                conn.close()
+                continue
+            up = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=Forwarder._pipe, args=(conn, up), daemon=True).start()
+            threading.Thread(target=self._slow_pipe, args=(up, conn), daemon=True).start()
+
+    def _slow_pipe(self, a: socket.socket, b: socket.socket) -> None:
+        if self.rate is None:
+            Forwarder._pipe(a, b)
+            return
+        try:
+            while data := a.recv(16 << 10):
+                b.sendall(data)
+                time.sleep(len(data) / self.rate)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.held:
+            c.close()
