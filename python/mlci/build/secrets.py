@@ -2,27 +2,64 @@
 
 `docker build --secret id=...,src=FILE` mounts a file for one RUN step only: it never lands in a layer, and a
 secret's content is not part of the cache key, so a new endpoint port or rotated keys do not bust the model
-layer (which a build-arg would). The same two files are bind-mounted read-only into stage containers, so the
-credentials do not show up in `docker inspect` either. Both follow the standard boto3 chain:
-AWS_SHARED_CREDENTIALS_FILE holds the key pair, AWS_CONFIG_FILE the region and `endpoint_url`.
+layer (which a build-arg would). Those files live in a private (0700) directory under the system temp dir,
+never in the output directory (Jenkins archives it); a lock held while they exist lets the next build remove
+the directory a SIGKILLed one left. Stage containers get the same two files copied into their filesystem
+(`archive()`, extracted before the container starts): no host path is involved, so this works the same when
+mlci itself runs in a container, and nothing shows up in `docker inspect`. Both follow the standard boto3
+chain: AWS_SHARED_CREDENTIALS_FILE holds the key pair, AWS_CONFIG_FILE the region and `endpoint_url`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
+import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
+from ..fsutil import OwnerLock, reap_abandoned
 
 CREDENTIALS_ID = "aws_credentials"
 CONFIG_ID = "aws_config"
 # Where the files appear: /run/secrets/<id> in a build step; the same paths are used for stage containers.
 IN_CONTAINER = {CREDENTIALS_ID: f"/run/secrets/{CREDENTIALS_ID}", CONFIG_ID: f"/run/secrets/{CONFIG_ID}"}
+DIR_PREFIX = "mlci-aws-"
+OWNER = ".owner.lock"
+
+
+@dataclass(frozen=True)
+class AwsSecrets:
+    """The two files' text."""
+
+    credentials: str
+    config: str
+
+    def container_env(self) -> dict[str, str]:
+        return {"AWS_SHARED_CREDENTIALS_FILE": IN_CONTAINER[CREDENTIALS_ID],
+                "AWS_CONFIG_FILE": IN_CONTAINER[CONFIG_ID]}
+
+    def archive(self, uid: int | None = None, gid: int | None = None) -> bytes:
+        """A tar of /run/secrets/<id> (0400, owned by the container's user: by default this process's)."""
+        uid = os.getuid() if uid is None else uid
+        gid = os.getgid() if gid is None else gid
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, text, mode, kind in (("run/secrets", "", 0o755, tarfile.DIRTYPE),
+                                           (IN_CONTAINER[CREDENTIALS_ID][1:], self.credentials, 0o400, tarfile.REGTYPE),
+                                           (IN_CONTAINER[CONFIG_ID][1:], self.config, 0o400, tarfile.REGTYPE)):
+                data = text.encode()
+                info = tarfile.TarInfo(name)
+                info.type, info.mode, info.mtime = kind, mode, int(time.time())
+                if kind == tarfile.REGTYPE:
+                    info.uid, info.gid, info.size = uid, gid, len(data)
+                tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+        return buf.getvalue()
 
 
 @dataclass(frozen=True)
@@ -33,14 +70,6 @@ class AwsFiles:
     def build_args(self) -> list[str]:
         return ["--secret", f"id={CREDENTIALS_ID},src={self.credentials}",
                 "--secret", f"id={CONFIG_ID},src={self.config}"]
-
-    def container_env(self) -> dict[str, str]:
-        return {"AWS_SHARED_CREDENTIALS_FILE": IN_CONTAINER[CREDENTIALS_ID],
-                "AWS_CONFIG_FILE": IN_CONTAINER[CONFIG_ID]}
-
-    def container_volumes(self) -> dict[str, dict[str, str]]:
-        return {str(self.credentials): {"bind": IN_CONTAINER[CREDENTIALS_ID], "mode": "ro"},
-                str(self.config): {"bind": IN_CONTAINER[CONFIG_ID], "mode": "ro"}}
 
 
 def render(access_key: str | None, secret_key: str | None, token: str | None, region: str | None,
@@ -59,31 +88,35 @@ def render(access_key: str | None, secret_key: str | None, token: str | None, re
     return creds, config
 
 
-@contextlib.contextmanager
-def aws_files(shared: Path | None = None) -> Iterator[AwsFiles]:
-    """Resolve the caller's boto3 chain into two 0600 temp files; removed on exit, whatever happens.
+def aws_secrets() -> AwsSecrets:
+    """The caller's boto3 chain resolved into the two files' text."""
+    import boto3
 
-    `docker build --secret` reads its file client-side, so /tmp is fine for builds. A bind mount is resolved
-    by the daemon on the *host*: when mlci itself runs in a container (Jenkins' runtime image) only the
-    workspace exists at the same path there, so stages pass `shared` (the output directory) for the files;
-    $MLCI_SECRETS_DIR overrides both."""
     session = boto3.session.Session()
     creds = session.get_credentials()
     frozen = creds.get_frozen_credentials() if creds else None
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    cred_text, config_text = render(frozen.access_key if frozen else None, frozen.secret_key if frozen else None,
-                                    frozen.token if frozen else None, session.region_name, endpoint)
-    where = os.environ.get("MLCI_SECRETS_DIR") or shared
-    if where is not None:
-        Path(where).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".mlci-aws-", dir=where))
+    return AwsSecrets(*render(frozen.access_key if frozen else None, frozen.secret_key if frozen else None,
+                              frozen.token if frozen else None, session.region_name, endpoint))
+
+
+@contextlib.contextmanager
+def aws_files(secrets: AwsSecrets | None = None) -> Iterator[AwsFiles]:
+    """The two files (0600) in a private 0700 temp dir, removed on exit whatever happens; `docker build
+    --secret` reads them client-side, so the system temp dir (of the runtime container, in Jenkins) is right.
+    Directories a killed build left are removed first."""
+    secrets = secrets or aws_secrets()
+    parent = Path(tempfile.gettempdir())
+    reap_abandoned(parent, DIR_PREFIX, OWNER)
+    tmp = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=parent))  # mkdtemp: 0700
+    owner = OwnerLock.take(tmp / OWNER)
     try:
-        os.chmod(tmp, 0o700)
         files = AwsFiles(tmp / CREDENTIALS_ID, tmp / CONFIG_ID)
-        for path, text in ((files.credentials, cred_text), (files.config, config_text)):
+        for path, text in ((files.credentials, secrets.credentials), (files.config, secrets.config)):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
         yield files
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        owner.release()

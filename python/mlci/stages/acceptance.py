@@ -21,17 +21,9 @@ import docker
 
 from ..config.loader import Config
 from ..errors import StageFailed, UserError
+from ..paths import cache_dir
 from ..progress import Progress
-from .containers import (
-    RUN_LABEL,
-    STAGE_LABEL,
-    cleanup_always,
-    client,
-    new_run_id,
-    state_summary,
-    stream_logs,
-    tail_logs,
-)
+from .containers import cleanup_always, client, leases_dir, new_run_id, state_summary, stream_logs, tail_logs
 from .image import resolve
 from .run import collect_junit, git_env, junit_env, run_command
 
@@ -96,8 +88,9 @@ def run_acceptance(cfg: Config, out: Path, *, image: str | None = None) -> Accep
     svc_name = f"mlci-{service}-svc-{run_id}"
     url = f"http://{svc_name}:{serve['port']}"
     timeout_s = acc["timeout"] * 60
-    labels = {RUN_LABEL: run_id, STAGE_LABEL: "acceptance"}
-    with cleanup_always(dc) as tracker:
+    leases = leases_dir(cache_dir(cfg["artifacts"]["cache"]))
+    with cleanup_always(dc, leases=leases, run_id=run_id, log=progress.log) as tracker:
+        labels = tracker.labels("acceptance", serve["timeout"] + timeout_s)
         net = dc.networks.create(f"mlci-{service}-{run_id}", driver="bridge", internal=True, labels=labels)
         tracker.networks.append(net)
         command = ["/bin/sh", "-c", serve["command"]] if serve["command"] else None
@@ -117,7 +110,7 @@ def run_acceptance(cfg: Config, out: Path, *, image: str | None = None) -> Accep
         healthy_after = time.monotonic() - t_create  # container create + start -> first healthy probe
         progress.log(f"service healthy after {healthy_after:.2f}s; running `{acc['command']}` against {url}")
         result = run_command(dc, tracker, image=img.ref, command=acc["command"], stage="acceptance",
-                             run_id=run_id, out=out, timeout_s=timeout_s, network=net.name,
+                             out=out, timeout_s=timeout_s, network=net.name,
                              name=f"mlci-{service}-acc-{run_id}",
                              env={**git_env(cfg.root), **junit_env(), "MLCI_SERVICE_URL": url})
         if result.exit_code != 0:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..accuracy.results import write as write_record
 from ..build.record import new_run_id
-from ..build.secrets import aws_files
+from ..build.secrets import aws_secrets
 from ..config.loader import Config
 from ..errors import EXIT_INCONCLUSIVE, EXIT_USAGE, StageFailed, UserError
 from ..fsutil import read_json, write_json_atomic
@@ -41,8 +41,7 @@ from .accuracy_inputs import (
     reusable_record,
     reused_copy,
 )
-from .containers import bind, cleanup_always, client
-from .containers import new_run_id as new_container_id
+from .containers import bind, cleanup_always, client, leases_dir
 from .image import Image, resolve
 from .run import OUT_IN_CONTAINER, CommandResult, git_env, remove_staging, run_command
 
@@ -122,15 +121,15 @@ def run_accuracy(cfg: Config, out: Path, suite: str, *, image: str | None = None
         env["MLCI_MODELS_DIR"] = target_dir
         progress.log(f"candidate model files {candidate_models} mounted at {target_dir}")
     predictions = None
-    with aws_files(shared=out) as aws, cleanup_always(dc) as tracker:
+    aws = aws_secrets()
+    with cleanup_always(dc, leases=leases_dir(host_cache), log=progress.log) as tracker:
         def run(image_ref: str, command: str, stage: str, extra_env: dict[str, str],
                 extra_volumes: dict[str, dict[str, str]]) -> CommandResult:
-            cid = new_container_id()
             progress.log(f"running `{command}` in {image_ref[:19]}")
-            return run_command(dc, tracker, image=image_ref, command=command, stage=stage, run_id=cid, out=out,
+            return run_command(dc, tracker, image=image_ref, command=command, stage=stage, out=out,
                                env={**extra_env, **aws.container_env()}, timeout_s=timeout_s,
-                               name=f"mlci-{cfg['service']}-{stage}-{cid}", network_mode="host",
-                               volumes={**extra_volumes, **aws.container_volumes()})
+                               name=f"mlci-{cfg['service']}-{stage}-{tracker.run_id}", network_mode="host",
+                               volumes=extra_volumes, files=aws.archive())
 
         if change and baseline is not None:
             predictions = _baseline_predictions(cfg, out, suite, img, baseline, run, env, volumes,

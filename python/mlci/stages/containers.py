@@ -1,16 +1,23 @@
 """Containers for the in-image stages (docker-py): run, stream logs, time out, and always clean up.
 
-Every container and network a stage creates carries the label `org.mlci.run=<run id>`; `Cleanup` removes them
-in a `finally`, and SIGTERM (Jenkins' abort) is turned into KeyboardInterrupt so that `finally` runs then too.
+Every container and network a stage creates carries labels: `org.mlci.run=<run id>`, `org.mlci.lease=<path>`
+(an owner lock the run holds while it lives, in the agent's cache directory) and `org.mlci.expires=<epoch s>`
+(its timeout plus a grace period). `Cleanup` removes them in a `finally`, and SIGTERM (Jenkins' abort) is turned
+into KeyboardInterrupt so that `finally` runs then too. What a SIGKILL leaves behind is removed by the next run
+on the engine before it starts anything: containers and networks whose lease is abandoned, or that are past
+their expiry (a lease on a disk that run cannot see), and staging directories whose owner lock is abandoned.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,9 +30,15 @@ from docker.models.containers import Container
 import docker
 
 from ..errors import UserError
+from ..fsutil import OwnerLock, reap_abandoned
 
 RUN_LABEL = "org.mlci.run"
 STAGE_LABEL = "org.mlci.stage"
+LEASE_LABEL = "org.mlci.lease"
+EXPIRES_LABEL = "org.mlci.expires"
+GRACE_S = 600  # after a container's timeout: mlci kills it then, so one still there later is debris
+STAGING_PREFIX = ".stage-"
+STAGING_OWNER = ".owner.lock"
 
 
 def client() -> docker.DockerClient:
@@ -52,8 +65,35 @@ class Cleanup:
     """Tracks what a stage created; `close()` removes it all, tolerating what is already gone."""
 
     docker_client: docker.DockerClient
+    run_id: str = field(default_factory=lambda: new_run_id())
+    lease: OwnerLock | None = None
     containers: list[Container] = field(default_factory=list)
     networks: list[Any] = field(default_factory=list)
+    staging: dict[Path, OwnerLock] = field(default_factory=dict)
+
+    def labels(self, stage: str, timeout_s: float) -> dict[str, str]:
+        """Labels for a container or network of this run that lives at most `timeout_s` seconds."""
+        labels = {RUN_LABEL: self.run_id, STAGE_LABEL: stage,
+                  EXPIRES_LABEL: str(int(time.time() + timeout_s + GRACE_S))}
+        if self.lease is not None:
+            labels[LEASE_LABEL] = str(self.lease.path)
+        return labels
+
+    def staging_dir(self, out: Path, stage: str) -> Path:
+        """A private directory under `out` for one container's output, owned (locked) by this process; the
+        staging directories of killed runs in `out` are removed first."""
+        out.mkdir(parents=True, exist_ok=True)
+        reap_abandoned(out, STAGING_PREFIX, STAGING_OWNER)
+        reap_abandoned(out, ".mlci-aws-", STAGING_OWNER)  # secret files older versions kept in the output dir
+        d = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{stage}-", dir=out))
+        self.staging[d] = OwnerLock.take(d / STAGING_OWNER)
+        return d
+
+    def remove_staging(self, d: Path) -> None:
+        lock = self.staging.pop(d, None)
+        if lock is not None:
+            lock.release()
+        shutil.rmtree(d, ignore_errors=True)
 
     def close(self) -> None:
         for c in reversed(self.containers):
@@ -66,10 +106,58 @@ class Cleanup:
         self.networks.clear()
 
 
+def leases_dir(cache: Path) -> Path:
+    """Where runs keep their owner locks: the agent's artifact cache, which every mlci on the agent shares (and
+    which the Jenkins runner mounts at the same path)."""
+    return cache / "leases"
+
+
+def reap_stale(docker_client: docker.DockerClient, leases: Path, log: Any = None) -> list[str]:
+    """Remove containers, then networks, that an earlier run left: its lease is abandoned (the run died), or
+    it is past its expiry. Containers of live runs, and any without mlci's lease label, are never touched."""
+    now = time.time()
+    removed: list[str] = []
+
+    def stale(labels: dict[str, str]) -> bool:
+        lease = labels.get(LEASE_LABEL)
+        if lease is None:
+            return False
+        try:
+            expired = now > float(labels.get(EXPIRES_LABEL, "inf"))
+        except ValueError:
+            expired = False
+        return expired or OwnerLock.abandoned(lease)
+
+    with contextlib.suppress(docker.errors.APIError):
+        for c in docker_client.containers.list(all=True, filters={"label": LEASE_LABEL}):
+            if stale(c.labels):
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    c.remove(force=True, v=True)
+                    removed.append(c.name)
+        for n in docker_client.networks.list(filters={"label": LEASE_LABEL}):
+            if stale(n.attrs.get("Labels") or {}):
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    n.remove()
+                    removed.append(n.name)
+    with contextlib.suppress(OSError):
+        for lock in leases.glob("*.lock"):
+            if OwnerLock.abandoned(lock):
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+    if removed and log:
+        log(f"removed {len(removed)} container(s)/network(s) a killed run left behind: {', '.join(removed)}")
+    return removed
+
+
 @contextlib.contextmanager
-def cleanup_always(docker_client: docker.DockerClient) -> Iterator[Cleanup]:
-    """Yield a Cleanup; remove everything on exit, also on Ctrl-C and on SIGTERM."""
-    tracker = Cleanup(docker_client)
+def cleanup_always(docker_client: docker.DockerClient, *, leases: Path, run_id: str | None = None,
+                   log: Any = None) -> Iterator[Cleanup]:
+    """Yield a Cleanup holding this run's lease, after reaping what killed runs left; remove everything the
+    run created on exit, also on Ctrl-C and on SIGTERM, and its staging directories when it fails."""
+    leases.mkdir(parents=True, exist_ok=True)
+    tracker = Cleanup(docker_client, run_id or new_run_id())
+    tracker.lease = OwnerLock.take(leases / f"{tracker.run_id}.lock")
+    reap_stale(docker_client, leases, log)
     previous = None
     if threading.current_thread() is threading.main_thread():
         def on_term(signum: int, frame: Any) -> None:
@@ -77,11 +165,16 @@ def cleanup_always(docker_client: docker.DockerClient) -> Iterator[Cleanup]:
         previous = signal.signal(signal.SIGTERM, on_term)
     try:
         yield tracker
+    except BaseException:
+        for d in list(tracker.staging):
+            tracker.remove_staging(d)
+        raise
     finally:
         # a second Ctrl-C during cleanup must not leave containers behind: ignore SIGINT while removing
         old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if previous is not None else None
         try:
             tracker.close()
+            tracker.lease.release()
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)

@@ -1,18 +1,19 @@
 """One command in the built image, with an output directory bound back: the shared core of every stage.
 
 The container writes into a private staging directory under <out>; results are moved into their final place
-afterwards (a rename, so Jenkins never archives a half-written report). When the command wrote no JUnit file
-(not pytest, or it crashed before writing) a one-case report is synthesised, so the Jenkins stage still shows
-why it failed.
+afterwards (a rename, so Jenkins never archives a half-written report), and the staging directory is removed on
+every exit path (one a SIGKILL leaves is removed by the next run, see containers.Cleanup.staging_dir). When the
+command wrote no JUnit file (not pytest, or it crashed before writing) a one-case report is synthesised, so the
+Jenkins stage still shows why it failed. Secret files go into the container before it starts (`files`, a tar),
+never through a directory on the host.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -22,7 +23,7 @@ import docker
 from .. import gitinfo
 from ..fsutil import write_text_atomic
 from ..paths import junit_path
-from .containers import RUN_LABEL, STAGE_LABEL, Cleanup, host_user, stream_logs, tail_logs, wait
+from .containers import Cleanup, host_user, stream_logs, tail_logs, wait
 
 OUT_IN_CONTAINER = "/mlci-out"
 
@@ -33,6 +34,7 @@ class CommandResult:
     logs: str
     duration_s: float
     staging: Path
+    release: Callable[[], None] = field(default=lambda: None, repr=False)  # removes the staging directory
 
 
 def git_env(root: Path) -> dict[str, str]:
@@ -46,35 +48,38 @@ def git_env(root: Path) -> dict[str, str]:
     return env
 
 
-def staging_dir(out: Path, stage: str) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".stage-{stage}-", dir=out))
-
-
 def run_command(docker_client: docker.DockerClient, tracker: Cleanup, *, image: str, command: str, stage: str,
-                run_id: str, out: Path, env: dict[str, str], timeout_s: float, name: str,
+                out: Path, env: dict[str, str], timeout_s: float, name: str,
                 volumes: dict[str, dict[str, str]] | None = None, network: str | None = None,
-                network_mode: str | None = None, log_prefix: str = "") -> CommandResult:
-    """Run `sh -c COMMAND` in `image`, stream its output, wait (kill at the timeout)."""
-    staging = staging_dir(out, stage)
-    os.chmod(staging, 0o777)  # the container may run as another uid (rootless engines)
-    kwargs: dict[str, Any] = {}
-    if network:
-        kwargs["network"] = network
-    if network_mode:
-        kwargs["network_mode"] = network_mode
-    container = docker_client.containers.create(
-        image, ["/bin/sh", "-c", command], name=name, user=host_user(), working_dir=None,
-        environment={"HOME": "/tmp", "MLCI_OUT": OUT_IN_CONTAINER, **env},
-        volumes={str(staging): {"bind": OUT_IN_CONTAINER, "mode": "rw"}, **(volumes or {})},
-        labels={RUN_LABEL: run_id, STAGE_LABEL: stage}, **kwargs)
-    tracker.containers.append(container)
-    t0 = time.monotonic()
-    container.start()
-    pump = stream_logs(container, log_prefix)
-    code = wait(container, timeout_s)
-    pump.join(timeout=5)
-    return CommandResult(code, tail_logs(container, 80), time.monotonic() - t0, staging)
+                network_mode: str | None = None, log_prefix: str = "", files: bytes | None = None) -> CommandResult:
+    """Run `sh -c COMMAND` in `image`, stream its output, wait (kill at the timeout). `files` is a tar archive
+    extracted at / in the container before it starts (secret files)."""
+    staging = tracker.staging_dir(out, stage)
+    try:
+        os.chmod(staging, 0o777)  # the container may run as another uid (rootless engines)
+        kwargs: dict[str, Any] = {}
+        if network:
+            kwargs["network"] = network
+        if network_mode:
+            kwargs["network_mode"] = network_mode
+        container = docker_client.containers.create(
+            image, ["/bin/sh", "-c", command], name=name, user=host_user(), working_dir=None,
+            environment={"HOME": "/tmp", "MLCI_OUT": OUT_IN_CONTAINER, **env},
+            volumes={str(staging): {"bind": OUT_IN_CONTAINER, "mode": "rw"}, **(volumes or {})},
+            labels=tracker.labels(stage, timeout_s), **kwargs)
+        tracker.containers.append(container)
+        if files is not None:
+            container.put_archive("/", files)
+        t0 = time.monotonic()
+        container.start()
+        pump = stream_logs(container, log_prefix)
+        code = wait(container, timeout_s)
+        pump.join(timeout=5)
+        logs = tail_logs(container, 80)
+    except BaseException:
+        tracker.remove_staging(staging)
+        raise
+    return CommandResult(code, logs, time.monotonic() - t0, staging, lambda: tracker.remove_staging(staging))
 
 
 def junit_env(name: str = "junit.xml") -> dict[str, str]:
@@ -116,4 +121,4 @@ def synth_junit(stage: str, command: str, exit_code: int | None, logs: str, dura
 
 
 def remove_staging(result: CommandResult) -> None:
-    shutil.rmtree(result.staging, ignore_errors=True)
+    result.release()

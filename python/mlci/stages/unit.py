@@ -9,8 +9,9 @@ from pathlib import Path
 
 from ..config.loader import Config
 from ..errors import StageFailed, UserError
+from ..paths import cache_dir
 from ..progress import Progress
-from .containers import cleanup_always, client, new_run_id
+from .containers import cleanup_always, client, leases_dir
 from .image import resolve
 from .run import collect_junit, git_env, junit_env, run_command
 
@@ -24,13 +25,12 @@ def run_unit(cfg: Config, out: Path, *, image: str | None = None) -> Path:
     dc = client()
     img = resolve(out, image, dc, root=cfg.root)
     progress = Progress(0, "unit")
-    run_id = new_run_id()
     timeout_s = unit["timeout"] * 60
     progress.log(f"running `{unit['command']}` in {img.name} ({img.ref[:19]})")
-    with cleanup_always(dc) as tracker:
-        result = run_command(dc, tracker, image=img.ref, command=unit["command"], stage="unit", run_id=run_id,
-                             out=out, env={**git_env(cfg.root), **junit_env()}, timeout_s=timeout_s,
-                             name=f"mlci-{cfg['service']}-unit-{run_id}", network_mode="none")
+    with cleanup_always(dc, leases=leases_dir(cache_dir(cfg["artifacts"]["cache"])), log=progress.log) as tracker:
+        result = run_command(dc, tracker, image=img.ref, command=unit["command"], stage="unit", out=out,
+                             env={**git_env(cfg.root), **junit_env()}, timeout_s=timeout_s,
+                             name=f"mlci-{cfg['service']}-unit-{tracker.run_id}", network_mode="none")
     report = collect_junit(result, out, "unit", unit["command"], timeout_s)
     if result.exit_code is None:
         raise StageFailed(f"unit tests timed out after {unit['timeout']} min (tests.unit.timeout) and were "

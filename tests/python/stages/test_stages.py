@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -248,3 +249,68 @@ def test_accuracy_stage_runs_the_suite_in_the_image(service, tmp_path: Path) -> 
     assert (out / "accuracy" / "smoke" / "junit-accuracy.xml").is_file()
     assert not list(out.glob(".stage-*")) and not list(out.glob(".mlci-aws-*"))  # staging and secret files gone
     assert names_with_prefix(service.prefix) == []
+
+
+@GROUP
+def test_ctrl_c_during_unit_removes_containers_and_staging(service, tmp_path: Path) -> None:  # noqa: F811
+    root = copy_service(service.root, tmp_path / "digits")
+    with_config(root, "unit: {command: python3 -m pytest tests/unit -q}", "unit: {command: 'sleep 120'}")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "build.json").write_text((service.out / "build.json").read_text())
+    proc = subprocess.Popen([sys.executable, "-m", "mlci", "test", "unit", "--out", str(out)], cwd=root,
+                            env={**os.environ, **service.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not names_with_prefix(service.prefix):
+            time.sleep(0.2)
+        assert names_with_prefix(service.prefix), "unit container never appeared"
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert names_with_prefix(service.prefix) == []
+    assert not list(out.glob(".stage-*")), "staging directory left behind after Ctrl-C"
+
+
+@GROUP
+def test_sigkill_leaves_no_secret_and_the_next_run_reaps_what_it_left(service, tmp_path: Path) -> None:  # noqa: F811
+    """SIGKILL of `mlci test accuracy` while its container runs: the AWS secret key is in no file under the
+    output directory or the repo, and the next stage run removes the container and the staging directory."""
+    secret = f"mlci-secret-{uuid.uuid4().hex}"
+    env = {**service.env, "AWS_SECRET_ACCESS_KEY": secret}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "build.json").write_text((service.out / "build.json").read_text())
+    proc = subprocess.Popen([sys.executable, "-m", "mlci", "test", "accuracy", "--suite", "smoke", "--out", str(out)],
+                            cwd=service.root, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("-accuracy-" in n for n in names_with_prefix(service.prefix)):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = [n for n in names_with_prefix(service.prefix) if "-accuracy-" in n]
+    assert left, "the accuracy container never appeared (or was removed despite SIGKILL)"
+    for where in (out, service.root):
+        holding = [str(p) for p in where.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+        assert holding == [], f"secret key in {holding}"
+    inspect = subprocess.run([DOCKER, "inspect", *left], capture_output=True, text=True).stdout
+    assert secret not in inspect  # not in the environment
+    mounts = [m["Destination"] for c in json.loads(inspect) for m in c["Mounts"]]
+    assert not any(m.startswith("/run/secrets") for m in mounts), mounts  # no host file bound in either
+    assert list(out.glob(".stage-*")), "a SIGKILL cannot clean up: the staging directory is the debris to reap"
+
+    nxt = run_mlci("test", "unit", "--out", str(out), cwd=service.root, env=service.env, timeout=300)
+    assert nxt.returncode == 0, nxt.stderr
+    assert "a killed run left behind" in nxt.stderr and left[0] in nxt.stderr
+    assert names_with_prefix(service.prefix) == []
+    assert not list(out.glob(".stage-*"))
