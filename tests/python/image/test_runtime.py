@@ -81,6 +81,23 @@ def test_runtime_image_runs_a_stage_like_jenkins(service, runtime: str, tmp_path
     assert "3 passed" in proc.stdout
     assert (out_dir / "junit" / "unit.xml").is_file()
 
+    # the accuracy stage the same way, with the agent's cache mounted at the same path (as the Jenkins runner
+    # does): the S3 credentials reach the suite's container as files copied into it, from inside a container
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    aws = ["-e", "AWS_ENDPOINT_URL", "-e", "AWS_ACCESS_KEY_ID", "-e", "AWS_SECRET_ACCESS_KEY", "-e", "AWS_DEFAULT_REGION"]
+    proc = subprocess.run([DOCKER, "run", "--rm", "--network", "host", "-v", "/var/run/docker.sock:/var/run/docker.sock",
+                           "-v", f"{root}:{root}", "-v", f"{out_dir}:{out_dir}", "-v", f"{cache}:{cache}",
+                           "-e", f"MLCI_CACHE={cache}", *aws, "-w", root, runtime,
+                           "test", "accuracy", "--suite", "smoke", "--out", str(out_dir)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads((out_dir / "accuracy" / "smoke" / "accuracy.json").read_text())["verdict"] == "PASS"
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"].encode()
+    assert not [p for p in out_dir.rglob("*") if p.is_file() and b"aws_secret_access_key" in p.read_bytes()
+                and secret in p.read_bytes()]
+    assert not list(out_dir.glob(".stage-*"))
+
 
 @GROUP
 def test_deploy_runs_inside_the_runtime_image_against_kubectl(runtime: str, tmp_path: Path) -> None:
