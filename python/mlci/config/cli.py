@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-import yaml
-
 from .docs import reference_table, reference_text
-from .loader import load_config, redact
+from .loader import dump_yaml, load_config, redact
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +37,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
-        print(yaml.safe_dump(data, sort_keys=False), end="")
+        print(dump_yaml(data), end="")
     return 0
 
 

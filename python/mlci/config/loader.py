@@ -19,7 +19,8 @@ from .schema import BOUNDED_METRICS, HIGHER_BETTER, LOWER_BETTER, PROPORTION_MET
 from .spec import Ctx, Issue
 
 DEFAULT_FILE = "ml-ci.yaml"
-SECRET_KEY = re.compile(r"(secret|token|password|passwd|private[_-]?key|access[_-]?key|credential)", re.I)
+SECRET_KEY = re.compile(r"(secret|token|password|passwd|private[_-]?key|access[_-]?key|api[_-]?key|apikey|credential|"
+                        r"authorization|bearer)", re.I)
 SECRET_VALUE = re.compile(r"(AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|glpat-[A-Za-z0-9_-]{20,}|://[^/\s:@]+:[^/\s@]+@)")
 
 
@@ -335,6 +336,28 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return Config(resolved, p.resolve())
 
 
+# Secrets inside a longer string such as a command: `Authorization: Bearer X`, `API_KEY=X`, `--token X`,
+# `X-Api-Key: X`. The name stays, the value goes.
+_SECRET_NAME = r"[A-Za-z0-9_.-]*(?:secret|token|password|passwd|api[_-]?key|apikey|private[_-]?key|access[_-]?key)[A-Za-z0-9_.-]*"
+_INLINE_SECRETS = [
+    re.compile(r"(?i)\b((?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=:-]{6,}"),
+    re.compile(rf"(?i)(\b{_SECRET_NAME}\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s\"']+)"),
+    re.compile(rf"(?i)(--{_SECRET_NAME}(?:=|\s+))(\"[^\"]*\"|'[^']*'|[^\s\"']+)"),
+]
+
+
+_VARIABLE = re.compile(r"""["']?\$\{?[A-Za-z_][A-Za-z0-9_]*\}?["']?""")
+
+
+def redact_text(text: str) -> str:
+    """`text` with secrets written inside it masked (tokens in commands, NAME=value assignments, URL passwords).
+    A value that only names a variable ($TOKEN) is kept: it shows where the secret comes from, not the secret."""
+    for pattern in _INLINE_SECRETS:
+        text = pattern.sub(lambda m: m.group(0) if _VARIABLE.fullmatch(m.group(0)[len(m.group(1)):])
+                           else m.group(1) + "***", text)
+    return re.sub(r"(://[^/\s:@]+:)[^/\s@]+@", r"\1***@", text)
+
+
 def redact(value: Any, key: str = "") -> Any:
     """Copy of the config with secret-looking keys and values masked, for `config show` and logs."""
     if isinstance(value, dict):
@@ -345,4 +368,4 @@ def redact(value: Any, key: str = "") -> Any:
     secret_key = SECRET_KEY.search(key) and not key.endswith("credentials")
     if isinstance(value, str) and (secret_key or SECRET_VALUE.search(value)):
         return "***"
-    return value
+    return redact_text(value) if isinstance(value, str) else value

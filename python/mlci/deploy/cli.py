@@ -9,6 +9,7 @@ the gate leaves `<out>/deploy.json` behind for the report.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -200,6 +201,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def one_line(text: str) -> str:
+    """Text safe on one comment line of the dry run's YAML: line breaks and control characters escaped (a
+    --reason with a newline must not start a YAML document of its own)."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
 def _dry_run(manifests: list[Manifest], rollouts: list[kubectl.Rollout], env: dict[str, Any], env_name: str,
              timeout: int, decision: gate.GateResult, redact: kubectl.Redactor, log: Progress) -> int:
     """Print what would be applied and run; exit 1 when the gate would refuse, so a dry run is a real check."""
@@ -211,6 +218,6 @@ def _dry_run(manifests: list[Manifest], rollouts: list[kubectl.Rollout], env: di
     for step in kubectl.plan(target, rollouts, timeout):
         print("#   " + redact(shlex.join(["kubectl", *step])))
     print("#   on a failed rollout: kubectl ... rollout undo deployment/<name>; pods' events and last log lines")
-    print(f"# promotion gate: {'PASS' if decision.passed else 'REFUSED'}: {decision.message}")
+    print(f"# promotion gate: {'PASS' if decision.passed else 'REFUSED'}: {one_line(decision.message)}")
     log.log(f"dry run for {env_name}: nothing applied")
     return 0 if decision.passed else 1

@@ -48,7 +48,7 @@ def _short(label: str, n: int = 14) -> str:
 def md_escape(text: Any) -> str:
     """Markdown-safe text for a table cell: HTML escaped, pipes and markdown punctuation neutralised."""
     out = html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
-    for ch in "`*_[]<>#":
+    for ch in "`*_[]<>#$":  # `$`: GitHub renders $...$ as math
         out = out.replace(ch, "\\" + ch)
     return out
 

@@ -19,7 +19,7 @@ FLAVOURS = ("github", "gitlab", "bitbucket")
 TEMPLATES = Path(__file__).parent / "templates"
 MARKER_PREFIX = "mlci-report"
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#!|~&])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#!|~&$])")  # `$`: GitHub and GitLab render $...$ as math
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CODE_OK = re.compile(r"[\w:./@+=,\-▁▂▃▄▅▆▇█ ]*")
 

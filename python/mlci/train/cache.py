@@ -16,7 +16,9 @@ from typing import Any
 import botocore.exceptions
 
 from .. import s3
-from ..artifacts.hashing import hash_file
+from ..artifacts.entries import check_relpath
+from ..artifacts.hashing import hash_file, is_hex
+from ..config.loader import safe_join
 from ..errors import UserError
 from ..fsutil import atomic_writer
 
@@ -43,17 +45,37 @@ def lookup(cache_uri: str, key: str) -> dict[str, Any] | None:
         raise s3.explain(exc, uri) from None
     except botocore.exceptions.BotoCoreError as exc:
         raise s3.explain(exc, uri) from None
-    record = json.loads(body)
-    return record if record.get("schema") == RUN_SCHEMA and record.get("key") == key else None
+    try:
+        record = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise UserError(f"run record {uri} is not JSON", hint="delete it (the run is then repeated) or --force") from None
+    if not isinstance(record, dict) or record.get("schema") != RUN_SCHEMA or record.get("key") != key:
+        return None
+    check_outputs(record.get("outputs"), uri)
+    return record
+
+
+def check_outputs(outputs: Any, where: str) -> dict[str, str]:
+    """A run record's {file: sha256}: names are relative paths inside the outputs directory (a record in S3
+    is input like any other: `../x` must not write outside it), digests are sha256."""
+    if not isinstance(outputs, dict):
+        raise UserError("the run record has no {file: sha256} outputs", where=where,
+                        hint="delete it (the run is then repeated) or --force")
+    for name, digest in outputs.items():
+        check_relpath(name, where, "output name")
+        if not isinstance(digest, str) or not is_hex(digest.removeprefix("sha256:"), 64):
+            raise UserError(f"output {name!r} has no sha256 digest", where=where,
+                            hint="delete the run record (the run is then repeated) or --force")
+    return outputs
 
 
 def download_outputs(cache_uri: str, key: str, files: dict[str, str], dest: Path) -> None:
     """Download a run's outputs into `dest`, verifying each file's sha256 (a mismatch is never used)."""
     prefix = outputs_prefix(cache_uri, key)
-    for name, digest in sorted(files.items()):
+    for name, digest in sorted(check_outputs(files, f"{run_prefix(cache_uri, key)}/run.json").items()):
         uri = f"{prefix}/{name}"
         bucket, obj = s3.parse_uri(uri)
-        target = dest / name
+        target = safe_join(dest, name, what=f"training output {name!r}")
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             with atomic_writer(target, "wb") as fh:

@@ -136,6 +136,27 @@ def test_show_redacts_secrets(tmp_path):
     assert "hunter2" not in proc.stdout
 
 
+def test_show_redacts_api_keys_and_tokens_inside_commands(tmp_path):
+    p = write(tmp_path, """\
+        service: digits
+        tests:
+          unit: {command: 'curl -fsS -H "Authorization: Bearer tok-1234abcd" http://svc && API_KEY=k-5678efgh pytest'}
+        train: {command: 'python3 train.py --api-key=k-9999zzzz --token "$TOKEN"', outputs: [m.npz]}
+        deploy:
+          environments:
+            prod: {branch: main, namespace: ml-prod, env: {OPENAI_API_KEY: sk-abcdef123456, LOG_LEVEL: info}}
+        """)
+    for fmt in ([], ["--json"]):
+        proc = run_mlci("config", "show", *fmt, "-c", str(p))
+        assert proc.returncode == 0, proc.stderr
+        for secret in ("tok-1234abcd", "k-5678efgh", "k-9999zzzz", "sk-abcdef123456"):
+            assert secret not in proc.stdout, (secret, proc.stdout)
+        assert "Authorization: Bearer ***" in proc.stdout and "API_KEY=*** pytest" in proc.stdout
+        assert '--token \\"$TOKEN\\"' in proc.stdout or '--token "$TOKEN"' in proc.stdout  # a reference, no secret
+        assert "LOG_LEVEL: info" in proc.stdout or '"LOG_LEVEL": "info"' in proc.stdout
+        assert "&" not in proc.stdout.replace("&&", "")  # no YAML anchors (&id001) in what mlci prints
+
+
 def test_validate_is_pure_and_reports_issues():
     resolved, issues = validate({"service": "x", "image": {"dockerfile": 3}})
     assert [i.path for i in issues] == ["image.dockerfile"]

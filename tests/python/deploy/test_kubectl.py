@@ -192,6 +192,20 @@ def test_force_with_reason_deploys_and_records_the_reason(repo, kube, monkeypatc
     assert record["gate"]["source"] == "forced" and "no PASS accuracy record" in record["gate"]["message"]
 
 
+def test_dry_run_prints_a_multi_line_reason_as_one_comment_line(repo, kube, monkeypatch, capsys):
+    repo.write_build()
+    reason = "INC-7\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: injected}\r\n\x1b[2J"
+    proc = Proc(*deploy_in_process(repo, kube, monkeypatch, capsys, "--env", "staging", "--dry-run", "--force",
+                                   "--reason", reason))
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert [d["kind"] for d in docs] == ["Deployment", "Service"]  # no document smuggled in by the reason
+    assert docs[0]["metadata"]["annotations"]["mlci.dev/force-reason"] == reason
+    gate = [line for line in proc.stdout.splitlines() if line.startswith("# promotion gate")]
+    assert len(gate) == 1 and "INC-7\\n---\\napiVersion" in gate[0] and "\x1b" not in proc.stdout
+    assert kube.calls() == []
+
+
 def test_force_needs_a_reason(repo, kube, monkeypatch, capsys):
     passed_build(repo)
     for args in (["--force"], ["--force", "--reason", "  "], ["--reason", "why"]):

@@ -100,6 +100,7 @@ def test_data_is_escaped_everywhere(tmp_path):
     rec = accuracy_record("FAIL", branch="feat/<img src=x onerror=alert(2)>")
     rec["suite"] = "smoke"
     rec["errors"].append({"id": "<b>7</b>", "error": "| broken | table\nnew line **bold** [link](http://x) @team"})
+    rec["errors"].append({"id": "8", "error": "ValueError: costs $x^2$ and $$\\int f$$"})
     page, md = _render(tmp_path, rec)
     # HTML: no markup from data survives; the report has no script at all
     assert "<script" not in page.lower() and "<img" not in page.lower() and "<b>7" not in page
@@ -108,6 +109,7 @@ def test_data_is_escaped_everywhere(tmp_path):
     assert "<script>" not in md and "<img" not in md
     assert r"\<script\>alert\(1\)\</script\>" in md
     assert "[link](http" not in md and "**bold**" not in md and "@team" not in md
+    assert r"costs \$x^2\$ and \$\$" in md and "$x^2$" not in md.replace(r"\$", "")  # GitHub renders $...$ as math
     for line in md.splitlines():
         if line.startswith("|"):
             cells = re.split(r"(?<!\\)\|", line)
@@ -123,6 +125,7 @@ def test_markdown_escaper():
     assert e("- item") == r"\- item" and e("1. one") == r"1\. one" and e("95.3%") == "95.3%"
     assert e("two\nlines\r\tx") == "two lines x"
     assert e("@team") == "@\u200bteam"
+    assert e("$x$ and $$y$$") == r"\$x\$ and \$\$y\$\$"
     assert e(None) == ""
     assert render.md_code("sha256:abc") == "`sha256:abc`"
     assert render.md_code("a`b|c") == r"a\`b\|c"  # not an identifier: escaped text, no broken code span
