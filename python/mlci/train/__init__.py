@@ -1,4 +1,4 @@
-"""Training in the pipeline (issue 9): build the training image, run it (local Docker or a Kubernetes Job),
+"""Training in the pipeline: build the training image, run it (local Docker or a Kubernetes Job),
 evaluate the new model against the current one, and publish it only on PASS, coupled to its code and data.
 
 Modules: settings (config -> TrainSettings), digests (run-cache key), cache (run cache in S3), local (docker-py
