@@ -8,7 +8,7 @@ objects are uploaded to a fresh bucket on the S3 server at $AWS_ENDPOINT_URL, th
 function). Case i is generated from `random.Random(f"{seed}:{i}")` alone, so any case can be replayed. Each case
 writes one mutated file and runs the command that reads it:
 
-    config    mlci config check -c FILE; mlci config show -c FILE
+    config    mlci config check|show -c FILE; mlci pipeline plan -c FILE --branch B --cause C --json
     lock      mlci models pull --lock FILE --dest DIR        (.dvc files and dvc.lock likewise)
     dvcconfig mlci models pull --lock DIR/m.dvc              (with DIR/.dvc/config mutated)
     dataset   mlci accuracy run --suite fz --data FILE -n 0  (.npz, .jsonl, .csv)
@@ -48,7 +48,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import mutate  # noqa: E402
+import mutate  # noqa: E402 (by path: the worker runs this file as a script)
 
 CASE_SECONDS = {"dataset": 30.0}
 DEFAULT_CASE_SECONDS = 10.0
@@ -227,7 +227,9 @@ def make_case(base: dict[str, Any], seed: int, i: int) -> dict[str, Any]:
     if kind == "config":
         f = d / "ml-ci.yaml"
         f.write_bytes(mutate.yaml_case(rng, base["config"]))
-        argvs = [["config", "check", "-c", str(f)], ["config", "show", "-c", str(f)]]
+        argvs = [["config", "check", "-c", str(f)], ["config", "show", "-c", str(f)],
+                 ["pipeline", "plan", "-c", str(f), "--branch", rng.choice(["main", "develop", "release/1"]),
+                  "--cause", rng.choice(["push", "timer", "user", "pr"]), "--json"]]
     elif kind in ("lock", "dvc", "dvclock"):
         f = d / {"lock": "models.lock", "dvc": "m.dvc", "dvclock": "dvc.lock"}[kind]
         f.write_bytes(mutate.yaml_case(rng, base[kind]))
