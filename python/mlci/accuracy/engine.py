@@ -326,6 +326,17 @@ def collect_predictions(spec: dict[str, Any], workers: int | str, env: dict[str,
     return [p for b in range(n) for p in out[b]]
 
 
+ENCODING_EVIDENCE = 20
+
+
+def encoding_mismatch(outside: int, inside: int, total: int) -> bool:
+    """Predictions speak another label encoding than the dataset (names for indices, probabilities for labels):
+    none of the first ENCODING_EVIDENCE (or of all, when fewer) is a label the dataset has. A model that is
+    merely wrong, e.g. on a single-class test set, predicts some of the dataset's labels too: its answers
+    outside the label set are wrong answers, scored as such, and the verdict is the gates' (FAIL)."""
+    return outside > 0 and inside == 0 and outside >= min(ENCODING_EVIDENCE, total)
+
+
 def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | None,
             checks: list[str], on_error: str) -> RunResult:
     """Run the candidate session, feeding the evaluator the prefix in pre-drawn order."""
@@ -340,6 +351,7 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
     progress = Progress(total, f"accuracy:{prep.suite_name}", unit="samples")
     col = Collected([None] * total, [None] * total, [0.0] * total)
     bad_labels: list[str] = []
+    in_set = [0]  # predictions that are labels the dataset has
     size = prep.batch_size
     step = max(1, n_batches // 20)
 
@@ -352,7 +364,9 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
             for j, (p, e) in enumerate(zip(result["pred"], result["err"], strict=True)):
                 if e is None and not outputs.bad_number(p) and data.label_key(p) not in known:
                     bad_labels.append(f"sample {prep.dataset.ids[idx[j]]}: {p!r}")
-        if bad_labels:
+                elif e is None:
+                    in_set[0] += 1
+        if encoding_mismatch(len(bad_labels), in_set[0], total):
             return True
         if ev.verdict is not None:  # a batch that was in flight when the verdict was reached
             return True
@@ -372,7 +386,7 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
     if ctl.fatal:
         raise UserError(ctl.fatal, hint="fix the service's predict/load (a traceback above is from its own code); "
                         "the engine stopped and recorded no verdict")
-    if bad_labels:
+    if encoding_mismatch(len(bad_labels), in_set[0], total):
         raise UserError(f"predict returned labels the dataset never has ({len(bad_labels)} seen), e.g. "
                         + "; ".join(bad_labels[:3]),
                         hint=f"labels in the dataset: {', '.join(sorted(prep.label_set)[:20])}; is predict returning "

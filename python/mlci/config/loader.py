@@ -112,7 +112,8 @@ def build(loader: Any, root: yaml.Node, *, aliases: bool = True) -> tuple[Any, d
             if nid in open_:
                 raise _limit("a recursive alias (an anchor used inside itself)", node)
             if not aliases:
-                raise _limit("aliases (*name) are not allowed in this file: mlci writes it without any", node)
+                raise _limit("the value anchored here is used again through an alias (*name); mlci writes this "
+                             "file without any, so none are allowed", node)
             continue  # shared node: built once, counted in the total below
         if depth > MAX_DEPTH:
             raise _limit(f"nesting deeper than {MAX_DEPTH} levels", node)
