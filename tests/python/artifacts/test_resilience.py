@@ -133,3 +133,30 @@ def test_four_concurrent_pulls_share_one_cache(tmp_path: Path, s3_bucket: str):
         for name, data in blobs.items():
             assert (tmp_path / f"dest{i}" / name).read_bytes() == data
     assert not list((tmp_path / "cache" / "partial").glob("*.part"))
+
+
+def test_concurrent_pulls_into_one_dest_leave_no_temp_files(tmp_path: Path, s3_bucket: str):
+    """Several pulls placing the same files in one DEST at once: each file complete, no `.NAME.mlci-*` left;
+    temp files earlier mlci versions or killed pulls left there are cleaned, a fresh one of a live pull is not."""
+    repo = write_repo(tmp_path / "repo", s3_bucket, tmp_path / "cache")
+    cfg = load_config(repo / "ml-ci.yaml")
+    src = tmp_path / "src"
+    src.mkdir()
+    blobs = {f"m{i}.bin": os.urandom(300_000 + i) for i in range(8)}
+    for name, data in blobs.items():
+        (src / name).write_bytes(data)
+    api.add_models(cfg, [str(src / n) for n in blobs])
+    dest = repo / "models"
+    procs = [_popen_pull(repo, {}, 4) for _ in range(4)]
+    results = [p.communicate(timeout=240) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [r[1] for r in results]
+    assert sorted(os.listdir(dest)) == sorted(blobs)
+    assert all((dest / n).read_bytes() == d for n, d in blobs.items())
+
+    os.link(dest / "m0.bin", dest / ".m0.bin.mlci-0a1b2c3d")  # an old hard-link placement's no-op rename
+    (dest / ".m1.bin.mlci-deadbeef").write_bytes(b"half")  # a killed pull's temp file, long untouched
+    os.utime(dest / ".m1.bin.mlci-deadbeef", (time.time() - 3600, time.time() - 3600))
+    (dest / ".m2.bin.mlci-feedf00d").write_bytes(b"being written")  # a concurrent pull's, right now
+    (dest / "m3.bin").unlink()
+    api.pull_models(cfg)
+    assert sorted(os.listdir(dest)) == sorted([*blobs, ".m2.bin.mlci-feedf00d"])
