@@ -5,6 +5,7 @@ Failures must name the stage and the cause, and no container or network may be l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -314,3 +315,41 @@ def test_sigkill_leaves_no_secret_and_the_next_run_reaps_what_it_left(service, t
     assert "a killed run left behind" in nxt.stderr and left[0] in nxt.stderr
     assert names_with_prefix(service.prefix) == []
     assert not list(out.glob(".stage-*"))
+
+
+def test_reaping_removes_only_what_dead_or_expired_runs_left(base_image: str, tmp_path: Path) -> None:
+    """On the real engine: a container whose lease is abandoned or whose expiry passed goes; one of a live run
+    (lease held), one whose lease this process cannot see but that has not expired, and one without mlci's
+    lease label (another tool's, or an older mlci's) stay."""
+    import docker
+    from mlci.fsutil import OwnerLock
+    from mlci.stages.containers import EXPIRES_LABEL, LEASE_LABEL, RUN_LABEL, leases_dir, reap_stale
+
+    dc = docker.from_env()
+    leases = leases_dir(tmp_path / "cache")
+    leases.mkdir(parents=True)
+    live = OwnerLock.take(leases / "live.lock")
+    dead = leases / "dead.lock"
+    dead.write_text("")  # a lease file nobody holds: its run was SIGKILLed
+    tag = uuid.uuid4().hex[:8]
+    future, past = str(int(time.time()) + 3600), str(int(time.time()) - 1)
+    specs = {"dead": {LEASE_LABEL: str(dead), EXPIRES_LABEL: future},
+             "expired": {LEASE_LABEL: "/nowhere/visible/x.lock", EXPIRES_LABEL: past},
+             "live": {LEASE_LABEL: str(live.path), EXPIRES_LABEL: future},
+             "unseen": {LEASE_LABEL: "/nowhere/visible/y.lock", EXPIRES_LABEL: future},
+             "foreign": {}}
+    made = {}
+    try:
+        for name, labels in specs.items():
+            made[name] = dc.containers.create(base_image, ["true"], name=f"mlci-reap-{tag}-{name}",
+                                              labels={RUN_LABEL: tag, **labels})
+        removed = reap_stale(dc, leases)
+        assert sorted(removed) == [f"mlci-reap-{tag}-dead", f"mlci-reap-{tag}-expired"]
+        left = {c.name for c in dc.containers.list(all=True, filters={"label": f"{RUN_LABEL}={tag}"})}
+        assert left == {f"mlci-reap-{tag}-{n}" for n in ("live", "unseen", "foreign")}
+        assert not dead.exists() and live.path.exists()
+    finally:
+        live.release()
+        for c in made.values():
+            with contextlib.suppress(docker.errors.APIError):
+                c.remove(force=True)
