@@ -85,10 +85,11 @@ _MERGE = "tag:yaml.org,2002:merge"
 
 
 def build(loader: Any, root: yaml.Node, *, aliases: bool = True) -> tuple[Any, dict[str, int]]:
-    """(data, {dotted key path: line}) of a composed document, bounded before anything recursive touches it.
+    """(data, {dotted key path: line}) of a composed document, bounded before anything is built from it.
 
-    One iterative pass over the node graph, each node built once (an alias shares its anchor's node and value),
-    so the cost is the text's size even for an alias bomb, and a 2,000-entry lock file costs milliseconds.
+    An iterative pass over the node graph checks the bounds, each node visited once (an alias shares its
+    anchor's node), so the cost is the text's size even for an alias bomb; then the nodes are built in that
+    pass's order, each once. A 2,000-entry lock file costs milliseconds.
     Refused, as YAMLErrors at the offending line: nesting deeper than MAX_DEPTH, a list or mapping used as a key,
     a duplicate key, a recursive alias, any alias when `aliases` is False (files mlci writes hold none), and
     aliases that would add more than ALIAS_BUDGET nodes. Plain maps, lists and scalars are built here; other
@@ -96,7 +97,7 @@ def build(loader: Any, root: yaml.Node, *, aliases: bool = True) -> tuple[Any, d
     """
     lines: dict[str, int] = {}
     size: dict[int, int] = {}  # id(node) -> node count of its expansion
-    built: dict[int, Any] = {}
+    order: list[yaml.Node] = []  # every node once, children before parents
     open_: set[int] = set()
     keys = 0  # key nodes in the text (each belongs to one mapping node)
     stack: list[tuple[yaml.Node, str, int, bool]] = [(root, "", 1, False)]
@@ -106,7 +107,7 @@ def build(loader: Any, root: yaml.Node, *, aliases: bool = True) -> tuple[Any, d
         if closing:
             open_.discard(nid)
             size[nid] = 1 + _expansion(node, size)
-            built[nid] = _collection(loader, node, built)
+            order.append(node)
             continue
         if nid in size or nid in open_:
             if nid in open_:
@@ -119,7 +120,7 @@ def build(loader: Any, root: yaml.Node, *, aliases: bool = True) -> tuple[Any, d
             raise _limit(f"nesting deeper than {MAX_DEPTH} levels", node)
         if isinstance(node, yaml.ScalarNode):
             size[nid] = 1
-            built[nid] = _scalar(loader, node)
+            order.append(node)
             continue
         open_.add(nid)
         stack.append((node, path, depth, True))
@@ -140,6 +141,9 @@ def build(loader: Any, root: yaml.Node, *, aliases: bool = True) -> tuple[Any, d
     extra = size[id(root)] - len(size) - keys
     if extra > ALIAS_BUDGET:
         raise _limit(f"aliases expand this document by {extra:,} nodes; at most {ALIAS_BUDGET:,} are allowed", root)
+    built: dict[int, Any] = {}  # only now: merge keys expand while they are constructed
+    for node in order:
+        built[id(node)] = _scalar(loader, node) if isinstance(node, yaml.ScalarNode) else _collection(loader, node, built)
     return built[id(root)], lines
 
 
@@ -220,7 +224,9 @@ def parse_yaml(text: str, filename: str, *, aliases: bool = True) -> tuple[Any, 
         mark = getattr(exc, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}" if mark else filename
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"not valid YAML: {problem}", where=where, hint="fix the YAML at that line") from None
+        hint = ("write it out plainly: mlci reads at most 64 levels of nesting, names as keys and aliases adding at "
+                f"most {ALIAS_BUDGET:,} nodes" if isinstance(exc, YamlLimitError) else "fix the YAML at that line")
+        raise UserError(f"not valid YAML: {problem}", where=where, hint=hint) from None
     finally:
         loader.dispose()
     return data, loader.lines

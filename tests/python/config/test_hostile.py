@@ -10,6 +10,7 @@ import pytest
 
 from ..conftest import run_mlci
 
+MERGE_BOMB = "a0: &a0 {k0: 1}\n" + "".join(f"a{i}: &a{i}\n  <<: [*a{i - 1}, *a{i - 1}]\n  k{i}: 1\n" for i in range(1, 30))
 BOMB = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}" if i else '"lol"'] * 10) + "]\n" for i in range(10))
 GATE = "accuracy:\n  predict: m:f\n  suites:\n    s: {dataset: t.npz, gates: [{metric: accuracy, min: 0.9, %s}]}\n"
 TRAIN = "train:\n  command: python3 train.py\n  outputs: [model.npz]\n  %s\n"
@@ -17,6 +18,7 @@ TRAIN = "train:\n  command: python3 train.py\n  outputs: [model.npz]\n  %s\n"
 
 @pytest.mark.parametrize("body, expected", [
     ("service: digits\n" + BOMB, "aliases expand this document by"),  # 700 bytes that mean 10^10 nodes
+    ("service: digits\n" + MERGE_BOMB, "aliases expand this document by"),  # merge keys doubling 29 times
     ("service: digits\nx: " + "[" * 500 + "]" * 500 + "\n", "nesting deeper than 64 levels"),
     ("service: digits\n? [a, b]\n: 1\n", "a list or mapping used as a key"),
     ("service: digits\n{a: 1}: 2\n", "a list or mapping used as a key"),

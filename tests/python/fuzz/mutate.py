@@ -46,6 +46,13 @@ def bomb(rng: random.Random, anchor: str = "lol") -> str:
     return "[" + ", ".join(parts) + "]"
 
 
+def merge_bomb(rng: random.Random) -> str:
+    """Merge keys that double a mapping at every level (an alias bomb through `<<`)."""
+    levels = rng.choice([5, 12, 30])
+    return "m0: &m0 {k0: 1}\n" + "".join(f"m{i}: &m{i}\n  <<: [*m{i - 1}, *m{i - 1}]\n  k{i}: 1\n"
+                                          for i in range(1, levels))
+
+
 def hostile(rng: random.Random) -> str:
     r = rng.random()
     if r < 0.12:
@@ -100,9 +107,11 @@ def structural(rng: random.Random, text: str) -> str:
         snippet = rng.choice(["[a, b]", "{a: 1}", "[[x]]", "1", "null", ".nan", "true", "'a.b'", "'<<'", "''",
                               "\"\\x00\"", "!!binary aGk=", key.value])  # the last one: a duplicate key
         return text[: key.start_mark.index] + snippet + text[key.end_mark.index:]
-    if r < 0.9:
+    if r < 0.85:
         key = rng.choice(["zz", "version", "files", "outs", "stages", "service", "<<"])
         return text + f"\n{key}: {hostile(rng)}\n"
+    if r < 0.9:
+        return text + "\n" + merge_bomb(rng)
     anchor_node = rng.choice(values) if values else None
     if anchor_node is not None and isinstance(anchor_node, yaml.ScalarNode):
         return _replace(text, anchor_node, f"&a {anchor_node.value!r}") + "\nzz: [" + ", ".join(["*a"] * 20) + "]\n"
