@@ -29,3 +29,20 @@ def parse_size(text: str, what: str) -> int:
     if not m:
         raise UserError(f"{what} '{text}' is not valid", hint="write a number with an optional K, M, G or T, e.g. 50G")
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+# A Kubernetes quantity, never negative: 100m, 0.5, 2, 128Mi, 1G, 1e3 (the schema checks this spelling).
+QUANTITY = r"(\d+(?:\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?"
+_QUANTITY_SUFFIX = {"": 1.0, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+                    "E": 1e18, **{p + "i": float(1 << (10 * (i + 1))) for i, p in enumerate("KMGTPE")}}
+
+
+def parse_quantity(value: object, what: str) -> float:
+    """The number a Kubernetes quantity stands for (`100m` -> 0.1, `128Mi` -> 134217728.0)."""
+    m = re.fullmatch(QUANTITY, str(value).strip())
+    if not m:
+        raise UserError(f"{what} {value!r} is not a quantity", hint="e.g. 100m, 2, 128Mi or 1G")
+    suffix = m.group(2) or ""
+    if suffix[:1] in ("e", "E") and suffix not in _QUANTITY_SUFFIX:
+        return float(m.group(1) + suffix)
+    return float(m.group(1)) * _QUANTITY_SUFFIX[suffix]

@@ -6,6 +6,7 @@ The README's reference table and the Jenkins steps' help pages are generated fro
 
 from __future__ import annotations
 
+from ..units import QUANTITY
 from .spec import AnyOf, Bool, ListOf, MapOf, Num, Obj, RelPath, Str
 
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
@@ -114,8 +115,6 @@ dataset = Obj(
     },
 )
 
-# A Kubernetes quantity, never negative: 100m, 0.5, 2, 128Mi, 1G, 1e3.
-QUANTITY = r"(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?"
 quantity = AnyOf(options=(Str(pattern=QUANTITY, pattern_doc="a quantity such as 100m, 2, 128Mi or 1G"), Num(min=0)))
 resources = Obj(
     fields={

@@ -25,6 +25,8 @@ import requests.exceptions
 import docker
 
 from ..errors import StageFailed, UserError
+from ..stages.containers import cleanup_always
+from ..units import parse_quantity
 
 TAIL_LINES = 40
 OUT_MOUNT = "/mlci/out"
@@ -55,17 +57,9 @@ def _limits(resources: dict[str, Any]) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     lim = resources.get("limits") or {}
     if "cpu" in lim:
-        cpu = str(lim["cpu"])
-        kw["nano_cpus"] = int(float(cpu[:-1]) / 1000 * 1e9) if cpu.endswith("m") else int(float(cpu) * 1e9)
+        kw["nano_cpus"] = int(parse_quantity(lim["cpu"], "train.resources.limits.cpu") * 1e9)
     if "memory" in lim:
-        mem = str(lim["memory"])
-        units = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "K": 1000, "M": 1000**2, "G": 1000**3}
-        for suffix, mult in units.items():
-            if mem.endswith(suffix):
-                kw["mem_limit"] = int(float(mem[: -len(suffix)]) * mult)
-                break
-        else:
-            kw["mem_limit"] = int(float(mem))
+        kw["mem_limit"] = int(parse_quantity(lim["memory"], "train.resources.limits.memory"))
     if lim.get("nvidia.com/gpu"):
         kw["device_requests"] = [docker.types.DeviceRequest(count=int(lim["nvidia.com/gpu"]), capabilities=[["gpu"]])]
     return kw
@@ -73,7 +67,7 @@ def _limits(resources: dict[str, Any]) -> dict[str, Any]:
 
 def run_container(image: str, command: str, *, out_dir: Path, data_dir: Path | None, inputs: dict[str, str],
                   params: Path | None, timeout_s: float, resources: dict[str, Any], name_prefix: str = "mlci-train",
-                  stream: TextIO | None = None) -> RunResult:
+                  stream: TextIO | None = None, leases: Path | None = None) -> RunResult:
     """Run `command` (through sh -c) in `image`; stream its logs to `stream`; never leave the container behind."""
     stream = stream or sys.stderr
     try:
@@ -89,33 +83,37 @@ def run_container(image: str, command: str, *, out_dir: Path, data_dir: Path | N
         volumes[str(params.resolve().parent)] = {"bind": PARAMS_MOUNT, "mode": "ro"}
     name = f"{name_prefix}-{uuid.uuid4().hex[:10]}"
     started = time.monotonic()
-    try:
-        container = client.containers.run(
-            image, ["sh", "-c", command], name=name, detach=True, volumes=volumes,
-            environment=container_env(inputs, params.name if params else None),
-            user=f"{os.getuid()}:{os.getgid()}", **_limits(resources))
-    except docker.errors.ImageNotFound:
-        raise UserError(f"training image {image} not found", hint="build it first (mlci train builds it)") from None
-    except docker.errors.APIError as exc:
-        raise StageFailed(f"cannot start the training container: {exc.explanation or exc}") from None
-    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    follower = threading.Thread(target=_follow, args=(container, tail, stream), daemon=True)
-    follower.start()
-    timed_out = False
-    try:
+    with contextlib.ExitStack() as stack:
+        labels: dict[str, str] = {}
+        if leases is not None:  # labelled and leased like the stages' containers: a killed run's is reaped
+            labels = stack.enter_context(cleanup_always(client, leases=leases)).labels("train", timeout_s + 60)
         try:
-            status = container.wait(timeout=timeout_s)
-            code = int(status.get("StatusCode", 1))
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            timed_out = True
-            code = 124
-            stream.write(f"[train] time limit of {timeout_s:g}s reached: stopping {name}\n")
-            container.kill()
-            container.wait(timeout=30)
-        follower.join(timeout=10)
-    finally:
-        with contextlib.suppress(docker.errors.APIError):
-            container.remove(force=True)
+            container = client.containers.run(
+                image, ["sh", "-c", command], name=name, detach=True, volumes=volumes, labels=labels,
+                environment=container_env(inputs, params.name if params else None),
+                user=f"{os.getuid()}:{os.getgid()}", **_limits(resources))
+        except docker.errors.ImageNotFound:
+            raise UserError(f"training image {image} not found", hint="build it first (mlci train builds it)") from None
+        except docker.errors.APIError as exc:
+            raise StageFailed(f"cannot start the training container: {exc.explanation or exc}") from None
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        follower = threading.Thread(target=_follow, args=(container, tail, stream), daemon=True)
+        follower.start()
+        timed_out = False
+        try:
+            try:
+                status = container.wait(timeout=timeout_s)
+                code = int(status.get("StatusCode", 1))
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                timed_out = True
+                code = 124
+                stream.write(f"[train] time limit of {timeout_s:g}s reached: stopping {name}\n")
+                container.kill()
+                container.wait(timeout=30)
+            follower.join(timeout=10)
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
     return RunResult(code, time.monotonic() - started, timed_out, list(tail))
 
 

@@ -24,7 +24,9 @@ from ..build.image import inspect_image
 from ..config.loader import Config
 from ..errors import StageFailed, UserError
 from ..fsutil import write_text_atomic
+from ..paths import cache_dir
 from ..progress import Progress
+from ..stages.containers import leases_dir
 from . import cache, digests, image, kube, local
 from .settings import TrainSettings
 
@@ -91,7 +93,8 @@ def produce(cfg: Config, s: TrainSettings, *, work: Path, force: bool, progress:
         files_map = {name: path.name for name, path in inputs.items()}
         result = local.run_container(built.ref, s.command, out_dir=outputs_dir, data_dir=data_dir if inputs else None,
                                      inputs=files_map, params=s.params, timeout_s=s.timeout_s,
-                                     resources=s.resources, name_prefix=f"mlci-train-{s.service}", stream=stream)
+                                     resources=s.resources, name_prefix=f"mlci-train-{s.service}", stream=stream,
+                                     leases=leases_dir(cache_dir(cfg["artifacts"]["cache"])))
         if result.timed_out:
             raise _fail(f"stopped after the time limit of {s.timeout_s:g}s (train.timeout)", result.tail)
         if result.exit_code != 0:

@@ -62,6 +62,39 @@ def test_runner_enforces_the_time_limit(base_image: str, tmp_path: Path) -> None
     assert _containers("mlci-train-ut2") == []
 
 
+KILLED_RUN = ("import io, sys\nfrom pathlib import Path\nfrom mlci.train import local\n"
+              "local.run_container(sys.argv[1], 'sleep 120', out_dir=Path(sys.argv[2]), data_dir=None, inputs={}, "
+              "params=None, timeout_s=300, resources={}, name_prefix=sys.argv[3], stream=io.StringIO(), "
+              "leases=Path(sys.argv[4]))\n")
+
+
+def test_a_killed_runs_training_container_is_reaped_by_the_next_run(base_image: str, tmp_path: Path) -> None:
+    import signal
+    import sys
+    import time
+    import uuid
+
+    prefix, leases = f"mlci-train-kill-{uuid.uuid4().hex[:6]}", tmp_path / "cache" / "leases"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, base_image, str(tmp_path / "out"), prefix, str(leases)])
+    try:
+        deadline = time.monotonic() + 60
+        while not _containers(prefix) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _containers(prefix), "training container never appeared"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert _containers(prefix)  # a SIGKILL runs no cleanup: left behind, labelled
+        r = local.run_container(base_image, "true", out_dir=tmp_path / "out2", data_dir=None, inputs={}, params=None,
+                                timeout_s=60, resources={}, name_prefix=f"{prefix}-next", stream=io.StringIO(),
+                                leases=leases)
+        assert r.exit_code == 0 and _containers(prefix) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for name in _containers(prefix):
+            subprocess.run(["/usr/bin/docker", "rm", "-f", name], capture_output=True)
+
+
 def test_outputs_are_written_as_the_invoking_user_through_the_mount(base_image: str, tmp_path: Path) -> None:
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "params.json").write_text('{"a": 1}')
