@@ -36,9 +36,10 @@ def client(max_pool: int = 32, max_attempts: int = 8, timeout: float | None = No
     Creation is serialised: the first loads botocore's service model (~0.3 s of CPU), and threads racing on an
     empty cache would each load it. `max_attempts` bounds botocore's own attempts (1: none repeated; the
     artifacts downloader retries itself, logged and within a wall-time budget). `timeout` caps the connect and
-    read timeouts (whole seconds, at least 1), so a caller with 3 s of budget left never waits 60 s on one read.
+    read timeouts (rounded down to half seconds, at least 0.5), so a caller with 3 s of budget left never waits
+    60 s on one read.
     """
-    read = READ_TIMEOUT if timeout is None else max(1, min(READ_TIMEOUT, math.ceil(timeout)))
+    read = READ_TIMEOUT if timeout is None else max(0.5, min(READ_TIMEOUT, math.floor(timeout * 2) / 2))
     with _CLIENT_LOCK:
         return _client(max_pool, max_attempts, read)
 
@@ -51,7 +52,7 @@ def _session() -> Any:
 
 
 @lru_cache(maxsize=64)
-def _client(max_pool: int, max_attempts: int, read_timeout: int) -> Any:
+def _client(max_pool: int, max_attempts: int, read_timeout: float) -> Any:
     from botocore.config import Config as BotoConfig
 
     cfg = BotoConfig(

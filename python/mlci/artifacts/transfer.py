@@ -104,9 +104,12 @@ class Downloader:
         self._lock = threading.Lock()
 
     def client(self, deadline: float | None = None) -> Any:
-        """Created on first use (a warm pull never needs S3); its socket timeouts fit within `deadline`."""
-        left = None if deadline is None else deadline - time.monotonic()
-        return s3mod.client(max_pool=2 * self.jobs + 4, max_attempts=1, timeout=left)
+        """Created on first use (a warm pull never needs S3); its socket timeouts fit within `deadline`, counted
+        after the first client exists (loading boto3 is not a request that can stall)."""
+        first = s3mod.client(max_pool=2 * self.jobs + 4, max_attempts=1)
+        if deadline is None:
+            return first
+        return s3mod.client(max_pool=2 * self.jobs + 4, max_attempts=1, timeout=deadline - time.monotonic())
 
     def close(self) -> None:
         if self._parts:
@@ -141,7 +144,7 @@ class Downloader:
                 return fn(self.client(deadline))
             except Exception as exc:  # noqa: BLE001 - classified below
                 left = deadline - time.monotonic()
-                if not retryable(exc) or left <= 0.05:
+                if not retryable(exc) or left < 0.5:  # too little left for another attempt's timeouts
                     err = _located(s3mod.explain(exc, uri, what), where)
                     if self.missing_hint and _is_missing(exc):
                         err.hint = self.missing_hint

@@ -117,10 +117,13 @@ class Forwarder:
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
+    def _pipe(a: socket.socket, b: socket.socket, rate: int | None = None) -> None:
+        """Relay a -> b until either side closes; at about `rate` bytes per second when given."""
         try:
-            while data := a.recv(1 << 16):
+            while data := a.recv(16 << 10 if rate else 1 << 16):
                 b.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
         except OSError:
             pass
         finally:
@@ -172,22 +175,7 @@ class FaultProxy:
                 continue
             up = socket.create_connection(("127.0.0.1", self.target))
             threading.Thread(target=Forwarder._pipe, args=(conn, up), daemon=True).start()
-            threading.Thread(target=self._slow_pipe, args=(up, conn), daemon=True).start()
-
-    def _slow_pipe(self, a: socket.socket, b: socket.socket) -> None:
-        if self.rate is None:
-            Forwarder._pipe(a, b)
-            return
-        try:
-            while data := a.recv(16 << 10):
-                b.sendall(data)
-                time.sleep(len(data) / self.rate)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+            threading.Thread(target=Forwarder._pipe, args=(up, conn, self.rate), daemon=True).start()
 
     def close(self) -> None:
         self.sock.close()

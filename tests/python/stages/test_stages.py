@@ -40,6 +40,30 @@ def with_config(root: Path, old: str, new: str) -> None:
     cfg.write_text(text.replace(old, new))
 
 
+def signal_stage_when(svc, root: Path, out: Path, args: list[str], ready, sig: int = signal.SIGINT,
+                      env: dict[str, str] | None = None, settle: float = 1.0) -> tuple[int, str]:
+    """Start `mlci ARGS --out OUT` for the session image, wait until `ready(container names)` (60 s at most),
+    send `sig`; returns (exit code, stderr)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "build.json").write_text((svc.out / "build.json").read_text())
+    proc = subprocess.Popen([sys.executable, "-m", "mlci", *args, "--out", str(out)], cwd=root,
+                            env={**os.environ, **svc.env, **(env or {})}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not ready(names_with_prefix(svc.prefix)):
+            time.sleep(0.05)
+        assert ready(names_with_prefix(svc.prefix)), f"no container of mlci {' '.join(args)} appeared"
+        time.sleep(settle)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err
+
+
 def stage(svc, root: Path, out: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run a stage against the session image (its build.json is copied into `out`)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -204,24 +228,9 @@ def test_failing_acceptance_command_reports_and_cleans_up(service, tmp_path: Pat
 def test_ctrl_c_during_acceptance_removes_containers_and_network(service, tmp_path: Path) -> None:  # noqa: F811
     root = copy_service(service.root, tmp_path / "digits")
     with_config(root, "serve: {command: python3 -m digits_service.server,", "serve: {command: 'sleep 120',")
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "build.json").write_text((service.out / "build.json").read_text())
-    proc = subprocess.Popen([sys.executable, "-m", "mlci", "test", "acceptance", "--out", str(out)], cwd=root,
-                            env={**os.environ, **service.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any("-svc-" in n for n in names_with_prefix(service.prefix)):
-            time.sleep(0.2)
-        assert any("-svc-" in n for n in names_with_prefix(service.prefix)), "service container never appeared"
-        time.sleep(1)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    code, err = signal_stage_when(service, root, tmp_path / "out", ["test", "acceptance"],
+                                  lambda names: any("-svc-" in n for n in names))
+    assert code == 130, err
     assert "interrupted" in err
     assert names_with_prefix(service.prefix) == []
 
@@ -257,23 +266,8 @@ def test_ctrl_c_during_unit_removes_containers_and_staging(service, tmp_path: Pa
     root = copy_service(service.root, tmp_path / "digits")
     with_config(root, "unit: {command: python3 -m pytest tests/unit -q}", "unit: {command: 'sleep 120'}")
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "build.json").write_text((service.out / "build.json").read_text())
-    proc = subprocess.Popen([sys.executable, "-m", "mlci", "test", "unit", "--out", str(out)], cwd=root,
-                            env={**os.environ, **service.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not names_with_prefix(service.prefix):
-            time.sleep(0.2)
-        assert names_with_prefix(service.prefix), "unit container never appeared"
-        time.sleep(1)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    code, err = signal_stage_when(service, root, out, ["test", "unit"], bool)
+    assert code == 130, err
     assert names_with_prefix(service.prefix) == []
     assert not list(out.glob(".stage-*")), "staging directory left behind after Ctrl-C"
 
@@ -283,22 +277,10 @@ def test_sigkill_leaves_no_secret_and_the_next_run_reaps_what_it_left(service, t
     """SIGKILL of `mlci test accuracy` while its container runs: the AWS secret key is in no file under the
     output directory or the repo, and the next stage run removes the container and the staging directory."""
     secret = f"mlci-secret-{uuid.uuid4().hex}"
-    env = {**service.env, "AWS_SECRET_ACCESS_KEY": secret}
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "build.json").write_text((service.out / "build.json").read_text())
-    proc = subprocess.Popen([sys.executable, "-m", "mlci", "test", "accuracy", "--suite", "smoke", "--out", str(out)],
-                            cwd=service.root, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any("-accuracy-" in n for n in names_with_prefix(service.prefix)):
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    signal_stage_when(service, service.root, out, ["test", "accuracy", "--suite", "smoke"],
+                      lambda names: any("-accuracy-" in n for n in names), sig=signal.SIGKILL,
+                      env={"AWS_SECRET_ACCESS_KEY": secret}, settle=0)
     left = [n for n in names_with_prefix(service.prefix) if "-accuracy-" in n]
     assert left, "the accuracy container never appeared (or was removed despite SIGKILL)"
     for where in (out, service.root):
