@@ -76,9 +76,10 @@ class Cache:
 
     def touch(self, algo: str, digest: str) -> None:
         """Record a use (the stamp file's mtime is the last-use time `mlci cache gc` evicts by). Best effort:
-        a read-only cache mount or an evicted object simply has no use recorded."""
+        a read-only cache mount or an evicted object simply has no use recorded. (String paths: a warm pull
+        touches thousands.)"""
         with contextlib.suppress(OSError):
-            os.utime(stamp_file(self.object_path(algo, digest)))
+            os.utime(os.path.join(self.root, "objects", algo, digest[:2], digest[2:] + ".ok"))
 
     def trusted(self, algo: str, digest: str) -> bool:
         """The object exists and its stamp matches (verified earlier, not rewritten since)."""
