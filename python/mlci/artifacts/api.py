@@ -151,7 +151,7 @@ class _Report:
             with self.lock:
                 self.p.advance(n)
 
-    def file(self, size: int, message: str, counted: int = 0) -> None:
+    def file(self, size: int, message: str | None, counted: int = 0) -> None:
         with self.lock:
             self.p.advance(size - counted, message)  # downloaded bytes were counted as they arrived
 
@@ -253,7 +253,7 @@ def pull_models(cfg: Config, *, lock: str | None = None, dest: str | None = None
                 return None
             cache.touch(e.algo, e.digest)  # still in use: `mlci cache gc` keeps it
             out = _Outcome(e, "unchanged", st[0] if st else 0, stamp=[*st, e.key] if st else None)
-            report.file(out.size, f"{e.path}  {human_bytes(out.size)}  0.00s  unchanged")
+            report.file(out.size, None)  # no line: the summary counts the files already in place
             return out
 
         def one(e: Entry) -> _Outcome:
@@ -280,7 +280,9 @@ def pull_models(cfg: Config, *, lock: str | None = None, dest: str | None = None
         outcomes: list[_Outcome] = [*done.values(), *rest]
     finally:
         dl.close()
-    cache.save_dest_stamps(dest_dir, {o.entry.path: o.stamp for o in outcomes if o.stamp})
+    changed = {o.entry.path: o.stamp for o in outcomes if o.stamp and o.stamp != stamps.get(o.entry.path)}
+    if changed:  # a warm pull rewrites nothing
+        cache.save_dest_stamps(dest_dir, changed)
     clean_temps({Path(d) for d in {os.path.dirname(t) for t in targets.values()}})
     seconds = time.monotonic() - started
     downloaded = sum(o.downloaded for o in outcomes)
