@@ -2,8 +2,8 @@
 
 `docker build --secret id=...,src=FILE` mounts a file for one RUN step only: it never lands in a layer, and a
 secret's content is not part of the cache key, so a new endpoint port or rotated keys do not bust the model
-layer (which a build-arg would). Those files live in a private (0700) directory under the system temp dir,
-never in the output directory (Jenkins archives it); a lock held while they exist lets the next build remove
+layer (which a build-arg would). Those files live in a private (0700) directory under $MLCI_SECRETS_DIR or the
+system temp dir, never in the output directory (Jenkins archives it); a lock held while they exist lets the next build remove
 the directory a SIGKILLed one left. Stage containers get the same two files copied into their filesystem
 (`archive()`, extracted before the container starts): no host path is involved, so this works the same when
 mlci itself runs in a container, and nothing shows up in `docker inspect`. Both follow the standard boto3
@@ -103,10 +103,12 @@ def aws_secrets() -> AwsSecrets:
 @contextlib.contextmanager
 def aws_files(secrets: AwsSecrets | None = None) -> Iterator[AwsFiles]:
     """The two files (0600) in a private 0700 temp dir, removed on exit whatever happens; `docker build
-    --secret` reads them client-side, so the system temp dir (of the runtime container, in Jenkins) is right.
-    Directories a killed build left are removed first."""
+    --secret` reads them client-side. The dir is made under $MLCI_SECRETS_DIR (Jenkins' runner sets it under
+    $WORKSPACE@tmp: never archived, and seen again by the next build in that workspace), else the system temp
+    dir; never under the output directory. Directories a killed build left there are removed first."""
     secrets = secrets or aws_secrets()
-    parent = Path(tempfile.gettempdir())
+    parent = Path(os.environ.get("MLCI_SECRETS_DIR") or tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
     reap_abandoned(parent, DIR_PREFIX, OWNER)
     tmp = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=parent))  # mkdtemp: 0700
     owner = OwnerLock.take(tmp / OWNER)

@@ -19,6 +19,7 @@ HOLD = ("import sys, time\nfrom mlci.build.secrets import aws_files\n"
 
 def _holder(tmp: Path) -> tuple[subprocess.Popen, Path]:
     env = {**os.environ, "TMPDIR": str(tmp), "AWS_SECRET_ACCESS_KEY": "s3cr3t-for-the-test"}
+    env.pop("MLCI_SECRETS_DIR", None)
     proc = subprocess.Popen([sys.executable, "-c", HOLD], env=env, stdout=subprocess.PIPE, text=True)
     return proc, Path(proc.stdout.readline().strip())
 
@@ -35,6 +36,7 @@ def test_secret_dir_is_private_and_a_killed_builds_dir_is_reaped(tmp_path: Path,
         killed.wait()
         assert creds.exists()  # nothing runs at SIGKILL: the next build must clean up
 
+        monkeypatch.delenv("MLCI_SECRETS_DIR", raising=False)
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
         with secrets.aws_files(secrets.AwsSecrets("[default]\n", "[default]\n")) as files:
             assert files.credentials.parent.parent == tmp_path
@@ -57,3 +59,11 @@ def test_archive_holds_the_files_for_the_container_user() -> None:
         assert set(files) == {"run/secrets/aws_credentials", "run/secrets/aws_config"}
         assert all((m.mode, m.uid, m.gid) == (0o400, 1234, 99) for m in files.values())
         assert tar.extractfile(files["run/secrets/aws_credentials"]).read() == b"C"
+
+
+def test_secrets_dir_set_by_the_jenkins_runner_is_used(tmp_path: Path, monkeypatch) -> None:
+    where = tmp_path / "ws@tmp" / "mlci-secrets"  # what org.mlci.Mlci sets: under WORKSPACE@tmp
+    monkeypatch.setenv("MLCI_SECRETS_DIR", str(where))
+    with secrets.aws_files(secrets.AwsSecrets("[default]\n", "[default]\n")) as files:
+        assert files.credentials.parent.parent == where
+    assert list(where.iterdir()) == []
