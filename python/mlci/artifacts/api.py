@@ -248,7 +248,10 @@ def pull_models(cfg: Config, *, lock: str | None = None, dest: str | None = None
 
         def unchanged(e: Entry) -> _Outcome | None:
             """One stat: the file is in place as verified before (its stamp matches) or not."""
-            st = stamp_of(targets[e.path])
+            try:
+                st = stamp_of(targets[e.path])
+            except OSError:  # reported with the entry's location by the worker that handles it
+                return None
             if not dest_stamp_ok(stamps.get(e.path), e.key, st):
                 return None
             cache.touch(e.algo, e.digest)  # still in use: `mlci cache gc` keeps it

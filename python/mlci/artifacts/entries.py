@@ -15,6 +15,7 @@ from ..errors import UserError, clip
 from .hashing import is_hex
 
 HEX_LEN = {"sha256": 64, "md5": 32}
+NAME_MAX, PATH_MAX = 255, 1024  # bytes: Linux' limit per name, and room for DEST in front within PATH_MAX (4096)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ def check_relpath(path: object, where: str, what: str = "path") -> str:
                         hint="remove '..' so the file stays inside the destination directory")
     if norm in (".", ""):
         raise UserError(f"{what} {clip(path)} names the destination directory itself", where=where)
+    longest = max(len(part.encode("utf-8", "surrogatepass")) for part in norm.split("/"))
+    if longest > NAME_MAX or len(norm.encode("utf-8", "surrogatepass")) > PATH_MAX:
+        raise UserError(f"{what} {clip(path)} is longer than a file system allows ({NAME_MAX} bytes per name, "
+                        f"{PATH_MAX} in all)", where=where, hint="use a shorter file name")
     return norm
 
 

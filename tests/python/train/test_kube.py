@@ -101,11 +101,8 @@ def test_invalid_job_is_refused_before_kubectl(kube_repo: Path, fake_kubectl: Pa
     cfg = yaml.safe_load(cfg_file.read_text())
     cfg["train"]["resources"]["limits"]["memory"] = "lots"
     cfg_file.write_text(yaml.safe_dump(cfg))
-    config = load_config(cfg_file)
-    s = settings.resolve(config)
-    with pytest.raises(UserError, match="not a Kubernetes quantity"):
-        run_kubernetes(config, s, image_ref="x", key="k" * 64, work=tmp_path / "w", outputs_dir=tmp_path / "o",
-                       progress=Progress(1, "train"), stream=io.StringIO())
+    with pytest.raises(UserError, match="train.resources.limits.memory: got string 'lots'; expected a quantity"):
+        load_config(cfg_file)  # refused by `config check` already, before anything could reach kubectl
     assert not (fake_kubectl / "calls.jsonl").exists()
 
 
