@@ -93,9 +93,14 @@ def open_npz(path: Path, spec: DataSpec, workdir: Path) -> NpzDataset:
                                  f"{path}: array(s)")
     names = list(dict.fromkeys([*inputs, spec.label, *([id_key] if id_key else [])]))
     refs = _member_refs(path, names, workdir)
-    n = refs[spec.label]["shape"][0] if refs[spec.label]["shape"] else 0
     for name in names:
-        rows = refs[name]["shape"][0] if refs[name]["shape"] else None
+        shape = tuple(refs[name]["shape"])
+        if not shape or (name in (spec.label, id_key) and len(shape) != 1):
+            raise UserError(f"{path}: '{name}' must hold one row per sample (shape {shape})",
+                            hint="save inputs with shape (n, ...) and labels and ids with shape (n,)")
+    n = refs[spec.label]["shape"][0]
+    for name in names:
+        rows = refs[name]["shape"][0]
         if rows != n:
             raise UserError(f"{path}: '{name}' has {rows} rows but '{spec.label}' has {n}", hint="arrays must align")
     ds = NpzDataset(path, spec, n, inputs, refs, id_key, workdir, owns_workdir=True)

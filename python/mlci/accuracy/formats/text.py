@@ -150,6 +150,12 @@ def _index_jsonl(path: Path, spec: DataSpec, keep: tuple[str, ...]):  # noqa: AN
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise UserError(f"{path}:{lineno}: not valid JSON: {exc.msg}", hint="one JSON object per line") from None
+            except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+                raise UserError(f"{path}:{lineno}: cannot read the row: {str(exc)[:160]}",
+                                hint="one JSON object per line") from None
+            except RecursionError:
+                raise UserError(f"{path}:{lineno}: the row is nested too deeply to read",
+                                hint="one flat JSON object per line (inputs may nest a few levels)") from None
             if not isinstance(row, dict):
                 raise UserError(f"{path}:{lineno}: expected a JSON object", hint="one JSON object per line")
             if inputs is None:
