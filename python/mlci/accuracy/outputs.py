@@ -244,15 +244,13 @@ def transform(output: Output, preds: Sequence[Any], errors: Sequence[str | None]
 def known_labels(output: Output, dataset_labels: set[str]) -> set[str] | None:
     """Labels a `labels` predict may return without it being a contract error (None: no check).
 
-    A label outside the dataset usually means a label-encoding mismatch (names instead of indices): bad input.
-    Classes listed in `accuracy.classes` are allowed. A single-class test set says nothing about the model's
-    label space, so there any other label is simply a wrong prediction.
+    Classes listed in `accuracy.classes` are allowed. A label outside this set is a wrong answer unless none of the
+    first predictions is a known label (engine.encoding_mismatch: names instead of indices, bad input); so a
+    single-class test set judges an imperfect model, and a predict in another encoding is still refused.
     """
     if output.kind != "labels":
         return None
-    if output.classes:
-        return set(output.classes) | dataset_labels
-    return dataset_labels if len(dataset_labels) >= 2 else None
+    return set(output.classes or ()) | dataset_labels
 
 
 def error_budget(rate: float, drawn: int) -> int:
