@@ -20,7 +20,7 @@ import pytest
 from ..artifacts.hashing import hash_file
 from ..errors import StageFailed, UserError
 from ..progress import Progress
-from . import data, outputs, sampling
+from . import data, endpoint, outputs, sampling
 from .gates import LATENCY, Evaluator, plan_gates, task_for
 from .plugin import SPEC_ENV, Batches, Controller, InProcessLoop, write_batch_module
 
@@ -205,6 +205,7 @@ class Prepared:
     output: outputs.Output = field(default_factory=lambda: outputs.Output("labels"))
     models: dict[str, str] = field(default_factory=dict)  # model file -> digest, as hashed for the seed
     code: str = ""  # code_digest(cfg), as hashed for the seed
+    endpoint: dict[str, Any] | None = None  # endpoint mode's settings (accuracy/endpoint.py); None: callable mode
 
     @property
     def indices(self) -> np.ndarray:
@@ -215,7 +216,8 @@ class Prepared:
         return {"root": str(self.cfg.root), "predict": self.suite.get("predict") or acc["predict"],
                 "load": self.suite.get("load") or acc["load"], "output": self.output.to_dict(),
                 "timing": "per_sample" if any(p["metric"] in LATENCY for p in self.plans) else "batch",
-                "data": self.dataset.worker_spec(), "batches": self._batches()}
+                "data": self.dataset.worker_spec(), "batches": self._batches(),
+                **({"endpoint": self.endpoint} if self.endpoint else {})}
 
     def _batches(self) -> dict[str, Any]:
         """The sample order for the workers: a .npy in the dataset's scratch directory (see plugin.Batches)."""
@@ -249,10 +251,15 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     if suite_name not in suites:
         raise UserError(f"no accuracy suite '{suite_name}'", hint=f"suites in {cfg.path.name}: {', '.join(suites) or '(none)'}")
     suite = suites[suite_name]
-    if not cfg["accuracy"]["predict"]:
-        raise UserError("accuracy.predict is not set", hint="set accuracy.predict: module:callable")
+    ep = endpoint.settings(cfg["accuracy"], suite)
+    if not cfg["accuracy"]["predict"] and not ep:
+        raise UserError("accuracy.predict is not set", hint="set accuracy.predict: module:callable, or "
+                        "accuracy.endpoint to test the served HTTP API")
     ref = resolve_data(cfg, suite, data_override)
     ds = data.open_dataset(ref.path, replace(ref.spec, format=ref.format), folder=ref.folder)
+    if ep:
+        endpoint.check_settings(ep, ds.input_names, "accuracy" if suite.get("endpoint") is None
+                                else f"accuracy.suites.{suite_name}")
     task = task_for(suite["gates"])
     if task == "regression":
         try:
@@ -281,7 +288,7 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     if positions.size == 0:
         raise UserError(f"--shard {shard} gets no samples out of {drawn}", hint="use fewer shards")
     return Prepared(cfg, suite_name, suite, ref, ds, task, chosen, source, plans, drawn, order[:drawn], sh, positions,
-                    suite["batch_size"], set(classes) if task != "regression" else set(), output, models, code)
+                    suite["batch_size"], set(classes) if task != "regression" else set(), output, models, code, ep)
 
 
 @dataclass
@@ -326,6 +333,20 @@ def collect_predictions(spec: dict[str, Any], workers: int | str, env: dict[str,
     return [p for b in range(n) for p in out[b]]
 
 
+def check_endpoint_reachable() -> None:
+    """Endpoint mode: a URL that is set and answers TCP, else exit 2 before any batch."""
+    url = os.environ.get(endpoint.URL_ENV)
+    if not url:
+        raise UserError("endpoint mode needs the service's URL", where="accuracy.endpoint",
+                        hint=f"run the suite through `mlci test accuracy` (which starts the service), or set "
+                        f"${endpoint.URL_ENV} to a running service, e.g. http://localhost:8080")
+    endpoint.Client(url, {})  # refuses a URL that is not http(s)
+    why = endpoint.probe_host(url)
+    if why:
+        raise UserError(f"the service at {url} cannot be reached: {why}", where=f"${endpoint.URL_ENV}",
+                        hint="start the service (or check the URL and port) before running the suite")
+
+
 ENCODING_EVIDENCE = 20
 
 
@@ -341,6 +362,8 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
             checks: list[str], on_error: str) -> RunResult:
     """Run the candidate session, feeding the evaluator the prefix in pre-drawn order."""
     spec = prep.spec()
+    if prep.endpoint:
+        check_endpoint_reachable()
     n_batches = len(Batches.of(spec))
     workers = choose_workers(workers_flag, prep.cfg["accuracy"]["workers"], n_batches)
     total = len(prep.positions)
@@ -384,7 +407,9 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
     rc = run_session(spec, ctl, workers, checks)
     progress.close()
     if ctl.fatal:
-        raise UserError(ctl.fatal, hint="fix the service's predict/load (a traceback above is from its own code); "
+        raise UserError(ctl.fatal, hint="fix accuracy.endpoint (request, response, item, path) or the service's "
+                        "answers; the engine stopped and recorded no verdict" if prep.endpoint else
+                        "fix the service's predict/load (a traceback above is from its own code); "
                         "the engine stopped and recorded no verdict")
     if encoding_mismatch(len(bad_labels), in_set[0], total):
         raise UserError(f"predict returned labels the dataset never has ({len(bad_labels)} seen), e.g. "

@@ -126,7 +126,18 @@ def judged_settings(acc: dict[str, Any], suite: dict[str, Any]) -> dict[str, Any
     return {"predict": suite.get("predict") or acc.get("predict"), "load": suite.get("load") or acc.get("load"),
             "output": suite.get("output") or acc.get("output") or "labels", "threshold": float(threshold),
             "classes": [label_key(c) for c in acc.get("classes") or []], "on_error": acc.get("on_error"),
-            "max_error_rate": acc.get("max_error_rate")}
+            "max_error_rate": acc.get("max_error_rate"), **_endpoint(acc, suite)}
+
+
+def _endpoint(acc: dict[str, Any], suite: dict[str, Any]) -> dict[str, Any]:
+    """Endpoint mode: how requests are built and answers read can change a prediction (transport settings
+    cannot: timeout, retries and concurrency are left out)."""
+    from .endpoint import settings
+
+    ep = settings(acc, suite)
+    if not ep:
+        return {}
+    return {"endpoint": {k: ep.get(k) for k in ("path", "method", "request", "response", "item", "batch")}}
 
 
 def bad_number(value: Any) -> bool:

@@ -172,6 +172,10 @@ def make_worker(spec: dict[str, Any]) -> Worker:
     if root not in sys.path:
         sys.path.insert(0, root)
     ds = reopen(spec["data"])  # the controller's dataset, re-opened: memory maps and offsets, no full read
+    if spec.get("endpoint"):  # endpoint mode: predictions from the service's HTTP API (accuracy/endpoint.py)
+        from .endpoint import make_worker as endpoint_worker
+
+        return endpoint_worker(spec, ds)  # type: ignore[return-value]
     predict = _user_step(f"importing predict `{spec['predict']}`", lambda: resolve_callable(spec["predict"]))
     model = _user_step(f"loading the model with `{spec['load']}`",
                        lambda: resolve_callable(spec["load"])()) if spec.get("load") else None

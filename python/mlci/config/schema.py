@@ -6,8 +6,11 @@ The README's reference table and the Jenkins steps' help pages are generated fro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from ..units import QUANTITY
-from .spec import AnyOf, Bool, ListOf, MapOf, Num, Obj, RelPath, Str
+from .spec import AnyOf, Bool, Ctx, ListOf, MapOf, Node, Num, Obj, RelPath, Str
 
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 DNS_DOC = "a DNS label: lowercase letters, digits and '-', at most 63 characters"
@@ -28,6 +31,60 @@ OUTPUTS = ("labels", "scores", "probabilities")  # what a predict function retur
 BOUNDED_METRICS = HIGHER_BETTER  # all lie in [0, 1]
 
 STAGES = ("build", "unit", "acceptance", "accuracy", "deploy")
+JSON_POINTER = r"(/[^/]*)*"
+JSON_POINTER_DOC = 'a JSON pointer (RFC 6901): "" for the whole document, or /key/0/...'
+
+
+@dataclass
+class JsonValue(Node):
+    """Any JSON value (a request template): its structure is the service's, checked when the suite runs."""
+
+    def expected(self) -> str:
+        return "a JSON value (mapping, list, string, number)"
+
+    def check(self, value: Any, path: str, ctx: Ctx) -> Any:
+        return value
+
+
+def endpoint_fields(defaults: bool) -> dict[str, Node]:
+    """`accuracy.endpoint` (with defaults) and a suite's `endpoint` (no defaults: its keys override the former)."""
+    def d(value: Any) -> dict[str, Any]:
+        return {"default": value} if defaults else {}
+
+    return {
+        "path": Str(pattern=r"/\S*", pattern_doc="a path starting with /", **d("/predict"),
+                    doc="The service's prediction route (POSTed a JSON body)."),
+        "method": Str(choices=("POST", "PUT"), **d("POST"), doc="HTTP method of a prediction request."),
+        "request": JsonValue(doc='JSON body template. A string "$name" is replaced by the sample\'s field `name` (an '
+                             'input column of the dataset, or `$id`); "$$x" is the literal "$x". With `batch: true` '
+                             'the template holds one {"$each": ITEM}: the list of ITEM per sample of the batch, e.g. '
+                             '{"inputs": {"$each": "$x"}}.'),
+        "response": Str(pattern=JSON_POINTER, pattern_doc=JSON_POINTER_DOC, **d(""),
+                        doc="JSON pointer to the prediction in a response (batch: to the list of per-sample results), "
+                        "e.g. /predictions/0."),
+        "item": Str(pattern=JSON_POINTER, pattern_doc=JSON_POINTER_DOC, **d(""),
+                    doc="Batch: JSON pointer to the prediction inside each per-sample result, e.g. /label."),
+        "batch": Bool(**d(False), doc="One request per batch (`accuracy.batch_size` samples) instead of one per "
+                      "sample. Suites with a latency gate always send one request per sample."),
+        "timeout": Num(min=0, exclusive=True, **d(30), doc="Seconds a request may take."),
+        "retries": Num(integer=True, min=0, max=10, **d(2),
+                       doc="Retries of a request that failed to connect, timed out or got HTTP 5xx; what still fails "
+                       "is the sample's prediction error (accuracy.on_error)."),
+        "concurrency": Num(integer=True, min=1, max=64, **d(4),
+                           doc="Requests in flight per engine worker (the service sees up to workers x concurrency)."),
+    }
+
+
+serve = Obj(
+    doc="How the service is started and probed.",
+    fields={
+        "command": Str(doc="Command to start the service; default the image's CMD."),
+        "port": Num(integer=True, default=8080, min=1, max=65535, doc="Port the service listens on."),
+        "health": Str(default="/healthz", pattern=r"/\S*", pattern_doc="a path starting with /",
+                      doc="Health endpoint path."),
+        "timeout": Num(integer=True, default=60, min=1, doc="Seconds to wait for health."),
+    },
+)
 
 gate = Obj(
     doc="A gate: PASS only when the evidence says the metric clears the threshold.",
@@ -83,6 +140,9 @@ suite = Obj(
         "load": Str(pattern=CALLABLE, pattern_doc=CALLABLE_DOC, doc="This suite's model loader; default `accuracy.load`."),
         "output": Str(choices=OUTPUTS, doc="What this suite's predict returns; default `accuracy.output`."),
         "threshold": Num(doc="This suite's decision threshold; default `accuracy.threshold`."),
+        "endpoint": Obj(default=None, fields=endpoint_fields(defaults=False),
+                        doc="This suite's endpoint settings where they differ from `accuracy.endpoint` (setting any "
+                        "key tests this suite through the served HTTP API)."),
     },
 )
 
@@ -310,16 +370,7 @@ SCHEMA = Obj(
                     fields={
                         "command": Str(required=True, doc="Command run in a second container; the service URL is $MLCI_SERVICE_URL."),
                         "timeout": Num(integer=True, default=30, min=1, doc="Minutes."),
-                        "serve": Obj(
-                            doc="How the service is started and probed.",
-                            fields={
-                                "command": Str(doc="Command to start the service; default the image's CMD."),
-                                "port": Num(integer=True, default=8080, min=1, max=65535, doc="Port the service listens on."),
-                                "health": Str(default="/healthz", pattern=r"/\S*", pattern_doc="a path starting with /",
-                                              doc="Health endpoint path."),
-                                "timeout": Num(integer=True, default=60, min=1, doc="Seconds to wait for health."),
-                            },
-                        ),
+                        "serve": serve,
                     },
                 ),
             },
@@ -356,6 +407,12 @@ SCHEMA = Obj(
                                       "the suite stops INCONCLUSIVE."),
                 "inconclusive": Str(default="unstable", choices=("unstable", "fail"),
                                     doc="What an INCONCLUSIVE verdict does to the Jenkins build."),
+                "endpoint": Obj(default=None, fields={
+                    **endpoint_fields(defaults=True),
+                    "serve": Obj(default=None, fields=serve.fields,
+                                 doc="How the service is started for the suite; default `tests.acceptance.serve`."),
+                }, doc="Endpoint mode: the accuracy stage starts the service as the acceptance stage does and sends "
+                    "the sampled inputs to its HTTP API instead of calling `predict` in the image (any language)."),
                 "suites": MapOf(value=suite, doc="Named suites."),
             },
         ),

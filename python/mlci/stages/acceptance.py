@@ -11,8 +11,11 @@ happens (failure, Ctrl-C, Jenkins' SIGTERM).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker.errors
 from docker.models.containers import Container
@@ -23,8 +26,17 @@ from ..config.loader import Config
 from ..errors import StageFailed, UserError
 from ..paths import cache_dir
 from ..progress import Progress
-from .containers import cleanup_always, client, leases_dir, new_run_id, state_summary, stream_logs, tail_logs
-from .image import resolve
+from .containers import (
+    Cleanup,
+    cleanup_always,
+    client,
+    leases_dir,
+    new_run_id,
+    state_summary,
+    stream_logs,
+    tail_logs,
+)
+from .image import Image, resolve
 from .run import collect_junit, git_env, junit_env, run_command
 
 PROBE = ("import sys, urllib.request\n"
@@ -50,7 +62,8 @@ def healthcheck(port: int, path: str, interval_s: float = 0.25) -> dict:
             "interval": int(interval_s * NS), "timeout": 2 * NS, "retries": 1_000_000, "start_period": 0}
 
 
-def wait_healthy(container: Container, timeout_s: float, poll_s: float = 0.1) -> float:
+def wait_healthy(container: Container, timeout_s: float, poll_s: float = 0.1, *, stage: str = "acceptance",
+                 key: str = "tests.acceptance.serve") -> float:
     """Seconds until Docker reports healthy; StageFailed with logs and state on timeout or early exit."""
     t0 = time.monotonic()
     while True:
@@ -59,19 +72,57 @@ def wait_healthy(container: Container, timeout_s: float, poll_s: float = 0.1) ->
         if (state.get("Health") or {}).get("Status") == "healthy":
             return time.monotonic() - t0
         if state.get("Status") in ("exited", "dead"):
-            raise StageFailed(_service_failure(container, "the service exited before it became healthy"))
+            raise StageFailed(_service_failure(container, "the service exited before it became healthy", stage, key))
         if time.monotonic() - t0 > timeout_s:
             raise StageFailed(_service_failure(
-                container, f"the service did not become healthy within {timeout_s:.0f}s "
-                           "(tests.acceptance.serve.timeout)"))
+                container, f"the service did not become healthy within {timeout_s:.0f}s ({key}.timeout)", stage, key))
         time.sleep(poll_s)
 
 
-def _service_failure(container: Container, what: str) -> str:
+def _service_failure(container: Container, what: str, stage: str = "acceptance",
+                     key: str = "tests.acceptance.serve") -> str:
     logs = tail_logs(container, 60).rstrip() or "(no output)"
-    return (f"acceptance: {what}\n  container {container.name}: {state_summary(container)}\n"
+    return (f"{stage}: {what}\n  container {container.name}: {state_summary(container)}\n"
             f"  last service logs:\n    " + logs.replace("\n", "\n    ") +
-            "\n  fix: check tests.acceptance.serve (command, port, health path) and the service's start-up")
+            f"\n  fix: check {key} (command, port, health path) and the service's start-up")
+
+
+@dataclass
+class Served:
+    """A running, healthy service on a private network of its own."""
+
+    container: Container
+    network: str  # the network's name: containers that talk to the service join it
+    url: str  # http://<container name>:<port>, as seen from that network
+    healthy_after_s: float
+
+
+@contextmanager
+def serving(cfg: Config, dc: docker.DockerClient, tracker: Cleanup, img: Image, serve: dict[str, Any], *,
+            stage: str, key: str, lifetime_s: float, progress: Progress) -> Iterator[Served]:
+    """Start the service from `img` on a new internal network and wait until Docker's healthcheck passes. The
+    network and the container belong to `tracker` (removed on every exit path by `cleanup_always`)."""
+    service = cfg["service"]
+    run_id = tracker.run_id
+    svc_name = f"mlci-{service}-svc-{run_id}"
+    labels = tracker.labels(stage, serve["timeout"] + lifetime_s)
+    net = dc.networks.create(f"mlci-{service}-{run_id}", driver="bridge", internal=True, labels=labels)
+    tracker.networks.append(net)
+    command = ["/bin/sh", "-c", serve["command"]] if serve["command"] else None
+    t_create = time.monotonic()
+    try:
+        svc = dc.containers.create(img.ref, command, name=svc_name, network=net.name, labels=labels,
+                                   environment={"PORT": str(serve["port"]), **git_env(cfg.root)},
+                                   healthcheck=healthcheck(serve["port"], serve["health"]))
+    except docker.errors.APIError as exc:
+        raise StageFailed(f"{stage}: could not create the service container: {exc}") from None
+    tracker.containers.append(svc)
+    progress.log(f"starting {svc_name} from {img.name}; waiting for {serve['health']} on port {serve['port']} "
+                 f"(timeout {serve['timeout']}s)")
+    svc.start()
+    stream_logs(svc, "[service] ")
+    wait_healthy(svc, float(serve["timeout"]), stage=stage, key=key)
+    yield Served(svc, net.name, f"http://{svc_name}:{serve['port']}", time.monotonic() - t_create)
 
 
 def run_acceptance(cfg: Config, out: Path, *, image: str | None = None) -> AcceptanceResult:
@@ -84,37 +135,20 @@ def run_acceptance(cfg: Config, out: Path, *, image: str | None = None) -> Accep
     img = resolve(out, image, dc, root=cfg.root)
     progress = Progress(0, "acceptance")
     run_id = new_run_id()
-    service = cfg["service"]
-    svc_name = f"mlci-{service}-svc-{run_id}"
-    url = f"http://{svc_name}:{serve['port']}"
     timeout_s = acc["timeout"] * 60
     leases = leases_dir(cache_dir(cfg["artifacts"]["cache"]))
-    with cleanup_always(dc, leases=leases, run_id=run_id, log=progress.log) as tracker:
-        labels = tracker.labels("acceptance", serve["timeout"] + timeout_s)
-        net = dc.networks.create(f"mlci-{service}-{run_id}", driver="bridge", internal=True, labels=labels)
-        tracker.networks.append(net)
-        command = ["/bin/sh", "-c", serve["command"]] if serve["command"] else None
-        t_create = time.monotonic()
-        try:
-            svc = dc.containers.create(img.ref, command, name=svc_name, network=net.name, labels=labels,
-                                       environment={"PORT": str(serve["port"]), **git_env(cfg.root)},
-                                       healthcheck=healthcheck(serve["port"], serve["health"]))
-        except docker.errors.APIError as exc:
-            raise StageFailed(f"acceptance: could not create the service container: {exc}") from None
-        tracker.containers.append(svc)
-        progress.log(f"starting {svc_name} from {img.name}; waiting for {serve['health']} on port {serve['port']} "
-                     f"(timeout {serve['timeout']}s)")
-        svc.start()
-        stream_logs(svc, "[service] ")
-        wait_healthy(svc, float(serve["timeout"]))
-        healthy_after = time.monotonic() - t_create  # container create + start -> first healthy probe
+    with cleanup_always(dc, leases=leases, run_id=run_id, log=progress.log) as tracker, \
+            serving(cfg, dc, tracker, img, serve, stage="acceptance", key="tests.acceptance.serve",
+                    lifetime_s=timeout_s, progress=progress) as served:
+        url = served.url
+        healthy_after = served.healthy_after_s  # container create + start -> first healthy probe
         progress.log(f"service healthy after {healthy_after:.2f}s; running `{acc['command']}` against {url}")
         result = run_command(dc, tracker, image=img.ref, command=acc["command"], stage="acceptance",
-                             out=out, timeout_s=timeout_s, network=net.name,
-                             name=f"mlci-{service}-acc-{run_id}",
+                             out=out, timeout_s=timeout_s, network=served.network,
+                             name=f"mlci-{cfg['service']}-acc-{run_id}",
                              env={**git_env(cfg.root), **junit_env(), "MLCI_SERVICE_URL": url})
         if result.exit_code != 0:
-            svc_logs = tail_logs(svc, 30).rstrip()
+            svc_logs = tail_logs(served.container, 30).rstrip()
     report = collect_junit(result, out, "acceptance", acc["command"], timeout_s)
     if result.exit_code is None:
         raise StageFailed(f"acceptance tests timed out after {acc['timeout']} min (tests.acceptance.timeout); "

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..accuracy import endpoint as endpoint_mode
 from ..accuracy.results import write as write_record
 from ..build.record import new_run_id
 from ..build.secrets import aws_secrets
@@ -32,6 +33,7 @@ from ..errors import EXIT_INCONCLUSIVE, EXIT_USAGE, StageFailed, UserError
 from ..fsutil import read_json, write_json_atomic
 from ..paths import accuracy_dir, cache_dir
 from ..progress import Progress
+from .acceptance import serving
 from .accuracy_inputs import (
     BaselineSource,
     baseline_from_record,
@@ -41,7 +43,7 @@ from .accuracy_inputs import (
     reusable_record,
     reused_copy,
 )
-from .containers import bind, cleanup_always, client, leases_dir
+from .containers import bind, cleanup_always, client, leases_dir, state_summary, tail_logs
 from .image import Image, resolve
 from .run import OUT_IN_CONTAINER, CommandResult, git_env, remove_staging, run_command
 
@@ -90,6 +92,9 @@ def run_accuracy(cfg: Config, out: Path, suite: str, *, image: str | None = None
         progress.log(f"image {img.ref[:19]} is not the one {out / 'build.json'} names: its records belong to run "
                      f"{run_id}, not to that build")
     change = any(g["kind"] == "change" for g in suites[suite]["gates"])
+    ep = endpoint_mode.settings(cfg["accuracy"], suites[suite])
+    if ep:
+        _check_endpoint_suite(cfg, suite, change=change, candidate_models=candidate_models)
     if change and baseline is None and shard is None:
         rec, where = find_baseline_record(cfg, out, suite)
         baseline = baseline_from_record(cfg, rec, where, dc)
@@ -131,6 +136,10 @@ def run_accuracy(cfg: Config, out: Path, suite: str, *, image: str | None = None
                                name=f"mlci-{cfg['service']}-{stage}-{tracker.run_id}", network_mode="host",
                                volumes=extra_volumes, files=aws.archive())
 
+        if ep:
+            result, command = _run_endpoint(cfg, out, suite, img, dc, tracker, run, env, volumes, workers=workers,
+                                            seed=seed, shard=shard, timeout_s=timeout_s, progress=progress)
+            return _finish(result, out, suite, command, suites[suite]["timeout"], progress)
         if change and baseline is not None:
             predictions = _baseline_predictions(cfg, out, suite, img, baseline, run, env, volumes,
                                                 workers=workers, seed=seed, shard=shard, progress=progress)
@@ -139,6 +148,63 @@ def run_accuracy(cfg: Config, out: Path, suite: str, *, image: str | None = None
         progress.log(f"running `{command}` in {img.name} ({img.ref[:19]})")
         result = run(img.ref, command, "accuracy", env, {**volumes, **extra})
     return _finish(result, out, suite, command, suites[suite]["timeout"], progress)
+
+
+def _check_endpoint_suite(cfg: Config, suite: str, *, change: bool, candidate_models: Path | None) -> None:
+    """What endpoint mode cannot do yet, refused before any container starts."""
+    where = f"accuracy.suites.{suite}"
+    if change:
+        raise UserError(f"suite {suite} has a change gate, which endpoint mode does not support yet", where=where,
+                        hint="run change gates in callable mode (accuracy.predict): give this suite its own "
+                        "predict, or leave accuracy.endpoint to the suites without change gates")
+    if candidate_models is not None:
+        raise UserError(f"suite {suite} runs in endpoint mode; a training run's candidate model files cannot be "
+                        "served from the image yet", where=where, hint="evaluate training runs with a callable suite")
+    name = cfg["accuracy"]["suites"][suite]["dataset"]
+    entry = cfg["artifacts"]["data"].get(name)
+    if entry and entry["uri"].startswith("s3://") and (not entry["sha256"] or entry.get("format") == "folder"):
+        raise UserError(f"dataset '{name}' in S3 must be one file pinned by sha256 in endpoint mode: the engine "
+                        "runs on the service's private network and reads it from the cache the stage fills first",
+                        where=f"artifacts.data.{name}",
+                        hint="pin it (`mlci data add NAME FILE` writes uri and sha256), or use a local copy")
+
+
+def _run_endpoint(cfg: Config, out: Path, suite: str, img: Image, dc: Any, tracker: Any, run: Any,
+                  env: dict[str, str], volumes: dict[str, dict[str, str]], *, workers: str | None, seed: int | None,
+                  shard: str | None, timeout_s: float, progress: Progress) -> tuple[CommandResult, str]:
+    """Endpoint mode: plan the sample on the host network (it fetches the dataset into the shared cache and
+    checks the request template), start the service exactly as the acceptance stage does, then run the engine
+    on the service's private network, where it reaches the service by name and nothing else."""
+    plan_cmd = accuracy_command(suite, workers, seed, shard, sub="plan", out=f"{OUT_IN_CONTAINER}/plan")
+    planned = run(img.ref, plan_cmd, "accuracy-plan", env, volumes)
+    try:
+        if planned.exit_code != 0 or not (planned.staging / "plan" / "plan.json").is_file():
+            _fail(f"accuracy suite {suite}: planning the sample (`{plan_cmd}`)", planned)
+    finally:
+        remove_staging(planned)
+    ep_cfg = cfg["accuracy"]["endpoint"] or {}
+    acceptance = cfg["tests"]["acceptance"]
+    serve = ep_cfg.get("serve") or (acceptance["serve"] if acceptance else _default_serve())
+    key = "accuracy.endpoint.serve" if ep_cfg.get("serve") else "tests.acceptance.serve"
+    command = accuracy_command(suite, workers, seed, shard)
+    with serving(cfg, dc, tracker, img, serve, stage="accuracy", key=key, lifetime_s=timeout_s,
+                 progress=progress) as served:
+        progress.log(f"service healthy after {served.healthy_after_s:.2f}s; running `{command}` against {served.url}")
+        result = run_command(dc, tracker, image=img.ref, command=command, stage="accuracy", out=out,
+                             env={**env, endpoint_mode.URL_ENV: served.url}, timeout_s=timeout_s,
+                             name=f"mlci-{cfg['service']}-accuracy-{tracker.run_id}", network=served.network,
+                             volumes=volumes)
+        if result.exit_code not in (0, EXIT_INCONCLUSIVE):
+            logs = tail_logs(served.container, 30).rstrip() or "(no output)"
+            progress.log(f"service {served.container.name}: {state_summary(served.container)}; last service logs:\n"
+                         "    " + logs.replace("\n", "\n    "))
+    return result, command
+
+
+def _default_serve() -> dict[str, Any]:
+    from ..config.schema import serve
+
+    return serve.default_value()
 
 
 def _finish(result: CommandResult, out: Path, suite: str, command: str, timeout_min: int, progress: Progress) -> int:
