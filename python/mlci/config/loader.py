@@ -259,9 +259,15 @@ def validate(data: Any, lines: dict[str, int] | None = None) -> tuple[dict[str, 
 def _cross_checks(cfg: dict[str, Any], ctx: Ctx) -> None:
     acc = cfg["accuracy"]
     datasets = cfg["artifacts"]["data"]
-    if acc["suites"] and not acc["predict"]:
-        ctx.error("accuracy.predict", "required when accuracy.suites are defined", "module:callable")
+    callable_suites = [n for n, s in acc["suites"].items() if not acc["endpoint"] and not s["endpoint"]]
+    if callable_suites and not acc["predict"]:
+        ctx.error("accuracy.predict", f"required by suite(s) {', '.join(callable_suites)}",
+                  "module:callable, or accuracy.endpoint to test the served HTTP API instead")
     for name, suite in acc["suites"].items():
+        if (acc["endpoint"] or suite["endpoint"]) and (acc["endpoint"] or {}).get("request") is None \
+                and (suite["endpoint"] or {}).get("request") is None:
+            ctx.error(f"accuracy.suites.{name}.endpoint.request", "endpoint mode needs a request template",
+                      'a JSON body template, e.g. {"inputs": ["$x"]} (set accuracy.endpoint.request)')
         ds = suite["dataset"]
         if ds not in datasets and not re.search(r"\.(npz|csv|jsonl|parquet|pq)$", ds):
             ctx.error(f"accuracy.suites.{name}.dataset", f"'{ds}' is not a dataset under artifacts.data",

@@ -101,6 +101,8 @@ EXAMPLES = {
     "digits": Example("digits", "digits.npz", ("digits-test",)),
     # scikit-learn model (joblib), predict returns probabilities; trains in a second, data sets deterministic
     "churn": Example("churn", "churn.joblib", ("churn-test", "churn-train")),
+    # Node.js service (Debian's nodejs in the image), a JSON model file, tested through its HTTP API
+    "node-risk": Example("node-risk", "risk.json", ("risk-test",)),
 }
 
 
