@@ -23,6 +23,7 @@ import pytest
 
 from mlci.accuracy import endpoint
 from tests.python.accuracy.test_cli import record, run, write_config
+from tests.python.conftest import run_mlci
 
 pytestmark = pytest.mark.xdist_group("accuracy-e2e")
 
@@ -89,6 +90,33 @@ def test_endpoint_verdict_equals_callable(service, digits, served, tmp_path, mod
     assert latency[0]["mean"] > latency[1]["mean"] > 0  # a request costs more than an in-process call
     assert e["plan"]["settings"]["endpoint"]["request"] == (SINGLE if mode == "single" else BATCH)["request"]
     assert "endpoint" not in c["plan"]["settings"]
+
+
+def test_endpoint_shards_merge_to_the_callable_verdict(service, digits, served, tmp_path):
+    """Fixed n, two endpoint shards merged == the callable mode unsharded: gates, metrics and every outcome."""
+    url, _ = served
+    full = {"dataset": "digits-test", "sequential": False, "gates": [
+        {"metric": "accuracy", "min": 0.8, "margin": 0.08}, {"metric": "macro_f1", "min": 0.75, "margin": 0.1}]}
+    write_config(service, {"full": full})
+    whole = run(service, "--suite", "full", "--seed", "7", "--out", str(tmp_path / "whole"), "-n", "2",
+                models=digits["good"])
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    write_config(service, {"full": full}, endpoint=BATCH)
+    for k in (1, 2):
+        part = run(service, "--suite", "full", "--seed", "7", "--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}"),
+                   "-n", "1", models=digits["good"], env={endpoint.URL_ENV: url})
+        assert part.returncode == 0, part.stdout + part.stderr
+    merged = run_mlci("accuracy", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m"))
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    a, b = record(tmp_path / "whole", "full"), record(tmp_path / "m", "full")
+    assert a["verdict"] == b["verdict"] == "PASS" and b["sample"]["merged_from"] == ["1/2", "2/2"]
+    assert a["sample"]["used"] == b["sample"]["used"]
+    assert a["gates"] == b["gates"]
+    a["metrics"].pop("latency_ms")
+    b["metrics"].pop("latency_ms")
+    assert a["metrics"] == b["metrics"]
+    for key in ("positions", "ids", "labels", "predictions", "errors"):
+        assert a["outcomes"][key] == b["outcomes"][key]
 
 
 def test_endpoint_latency_gate_times_each_request(service, digits, served, tmp_path):
