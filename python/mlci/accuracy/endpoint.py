@@ -11,8 +11,10 @@ one `{"$each": ITEM}`, which becomes the list of ITEM rendered for every sample 
 
 Errors. Transport failures (connection refused or reset, timeouts) and HTTP 5xx are retried `retries` times with
 a short backoff; what still fails is that sample's prediction error and follows `accuracy.on_error`, like an
-exception from predict. Once a sample exhausted its retries on a transport error the service counts as down and
-later requests are tried once (a crashed service is not waited on for every remaining sample). A 4xx answer is
+exception from predict. Once a request exhausted its retries on a transport error the service counts as down:
+then one request per second is tried (once), the others fail at once without being sent, until one gets an
+answer -- a crashed service is not waited on (connect or name lookup timeouts) for every remaining sample. A 4xx
+answer is
 the sample's error (no retry). A response that breaks the contract -- not JSON, the pointer not found, a batch
 answer of the wrong length, 404/405 (the wrong path or method) -- stops the run with exit 2.
 """
@@ -38,6 +40,7 @@ EACH = "$each"
 ID_FIELD = "id"
 SETTINGS = ("path", "method", "request", "response", "item", "batch", "timeout", "retries", "concurrency")
 BACKOFF_S = 0.2
+PROBE_EVERY_S = 1.0  # while the service is unreachable: one real attempt per second, the rest fail at once
 
 
 class ContractError(Exception):
@@ -164,7 +167,9 @@ class Client:
     url: str
     ep: dict[str, Any]
     _local: threading.local = field(default_factory=threading.local)
-    down: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    down: str | None = None  # why the service is unreachable (after a request's retries), None while it answers
+    next_probe: float = 0.0
 
     def __post_init__(self) -> None:
         parsed = urllib.parse.urlsplit(self.url)
@@ -191,8 +196,14 @@ class Client:
     def post(self, body: Any) -> Any:
         """The JSON answer to one request; RequestFailed after the retries, ContractError on a broken contract."""
         data = json.dumps(body).encode()
-        retries = 0 if self.down else int(self.ep.get("retries") or 0)
+        retries = int(self.ep.get("retries") or 0)
         method = self.ep.get("method") or "POST"
+        with self._lock:
+            if self.down is not None:
+                if time.monotonic() < self.next_probe:
+                    raise RequestFailed(f"not sent: the service stopped answering ({self.down})")
+                self.next_probe = time.monotonic() + PROBE_EVERY_S
+                retries = 0
         for attempt in range(retries + 1):
             try:
                 conn = self._conn()
@@ -206,10 +217,12 @@ class Client:
                 if attempt < retries:
                     time.sleep(BACKOFF_S * 2 ** attempt)
                     continue
-                self.down = True
-                raise RequestFailed(f"{method} {self.url}{self.target}: {what}"
-                                    + (f" (after {retries} retries)" if retries else "")) from None
-            self.down = False
+                message = f"{method} {self.url}{self.target}: {what}" + (f" (after {retries} retries)" if retries else "")
+                with self._lock:
+                    self.down = message
+                    self.next_probe = time.monotonic() + PROBE_EVERY_S
+                raise RequestFailed(message) from None
+            self.down = None
             if status in (404, 405):
                 raise ContractError(f"{method} {self.target} answered HTTP {status}: {_excerpt(payload)}; is "
                                     "accuracy.endpoint.path (or method) the service's prediction route?")

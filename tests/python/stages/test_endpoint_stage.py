@@ -16,12 +16,37 @@ from ..image.service import GROUP, copy_service, docker_leftovers, names_with_pr
 from .test_stages import stage
 
 HTTP = {"request": {"inputs": {"$each": "$x"}}, "response": "/predictions", "batch": True}
+CRASHY = '''"""The digits server, except that the process dies (exit 3) on the 3rd request whose body has "crash"."""
+import json
+import os
+from http.server import ThreadingHTTPServer
+
+from digits_service import inference, server
+
+seen = [0]
+
+
+class Handler(server.Handler):
+    def do_POST(self):
+        payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        if payload.get("crash"):
+            seen[0] += 1
+            if seen[0] > 2:
+                print("crashy: dying mid-run", flush=True)
+                os._exit(3)
+        self._send(200, {"predictions": inference.predict(payload["inputs"])})
+
+
+inference.load()
+ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler).serve_forever()
+'''
 
 
 @pytest.fixture(scope="module")
 def http_service(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path, Path]:
-    """The digits image rebuilt with two endpoint suites in its ml-ci.yaml: `http` (the smoke suite's gates
-    through POST /predict) and `http-bad` (a template naming a field the dataset lacks)."""
+    """The digits image rebuilt with three endpoint suites in its ml-ci.yaml: `http` (the smoke suite's gates
+    through POST /predict), `http-bad` (a template naming a field the dataset lacks) and `http-crash` (its requests
+    make the service die after two answers); the service runs through crashy.py (the digits server otherwise)."""
     from ..image.service import prepared_service
 
     svc = prepared_service()
@@ -30,6 +55,10 @@ def http_service(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path, P
     suites = cfg["accuracy"]["suites"]
     suites["http"] = {**suites["smoke"], "endpoint": HTTP}
     suites["http-bad"] = {**suites["smoke"], "endpoint": {**HTTP, "request": {"inputs": {"$each": "$pixels"}}}}
+    suites["http-crash"] = {**suites["smoke"], "endpoint": {**HTTP, "request": {"inputs": {"$each": "$x"},
+                                                                                "crash": True}}}
+    cfg["tests"]["acceptance"]["serve"]["command"] = "python3 crashy.py"
+    (root / "crashy.py").write_text(CRASHY)
     (root / "ml-ci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     out = root.parent / "out"
     built = run_mlci("build", "--out", str(out), cwd=root, env=svc.env, timeout=900)
@@ -78,6 +107,23 @@ def test_endpoint_stage_refuses_a_bad_template_before_starting_the_service(http_
     assert "$pixels" in proc.stderr and "accuracy.suites.http-bad.endpoint.request" in proc.stderr
     assert "$x" in proc.stderr  # the fields it could use
     assert "-svc-" not in proc.stderr and "Traceback" not in proc.stderr
+    assert names_with_prefix(svc.prefix) == []
+
+
+@GROUP
+def test_service_dying_mid_run_fails_the_suite_with_its_logs(http_service, tmp_path: Path) -> None:
+    """accuracy.on_error: fail (the default): the samples after the crash are prediction errors, the suite FAILs
+    with a record naming them, the service's state and last logs are printed, nothing is left behind."""
+    svc, root, built = http_service
+    out = tmp_path / "out"
+    proc = stage_run(svc, root, built, out, "--suite", "http-crash", "-n", "1")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rec = record(out, "http-crash")
+    assert rec["verdict"] == "FAIL" and "prediction error" in json.dumps(rec)
+    errors = [e for e in rec["outcomes"]["errors"] if e]
+    assert errors and all("http://mlci-" in e for e in errors), errors[:3]
+    assert rec["duration_s"] < 60  # a dead service is not waited on for every remaining sample
+    assert "exit code 3" in proc.stderr and "crashy: dying mid-run" in proc.stderr
     assert names_with_prefix(svc.prefix) == []
 
 
