@@ -333,18 +333,28 @@ class EndpointWorker:
         return [r[0] for r in results], [r[1] for r in results], [r[2] for r in results]
 
 
-def make_worker(spec: dict[str, Any], dataset: Any) -> EndpointWorker:
-    url = spec.get("endpoint_url") or os.environ.get(URL_ENV)
+def require_url(*, probe: bool = False) -> str:
+    """The service's URL ($MLCI_ENDPOINT_URL, set by the accuracy stage), checked; with `probe`, also that it
+    accepts a TCP connection -- exit 2 before the first batch, not a prediction error per sample."""
+    url = os.environ.get(URL_ENV)
     if not url:
         raise UserError("endpoint mode needs the service's URL", where="accuracy.endpoint",
-                        hint=f"run it through `mlci test accuracy` (which starts the service), or set ${URL_ENV} to "
-                        "a running service, e.g. http://localhost:8080")
-    return EndpointWorker(spec, dataset, url)
+                        hint=f"run the suite through `mlci test accuracy` (which starts the service), or set "
+                        f"${URL_ENV} to a running service, e.g. http://localhost:8080")
+    Client(url, {})  # refuses a URL that is not http(s)
+    why = probe_host(url) if probe else None
+    if why:
+        raise UserError(f"the service at {url} cannot be reached: {why}", where=f"${URL_ENV}",
+                        hint="start the service (or check the URL and port) before running the suite")
+    return url
+
+
+def make_worker(spec: dict[str, Any], dataset: Any) -> EndpointWorker:
+    return EndpointWorker(spec, dataset, require_url())
 
 
 def probe_host(url: str, timeout_s: float = 2.0) -> str | None:
-    """Why the endpoint's host cannot be reached (None when a TCP connection opens): a fast, clear error before
-    the first batch instead of a prediction error per sample."""
+    """Why the endpoint's host cannot be reached (None when a TCP connection opens)."""
     parsed = urllib.parse.urlsplit(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:

@@ -333,20 +333,6 @@ def collect_predictions(spec: dict[str, Any], workers: int | str, env: dict[str,
     return [p for b in range(n) for p in out[b]]
 
 
-def check_endpoint_reachable() -> None:
-    """Endpoint mode: a URL that is set and answers TCP, else exit 2 before any batch."""
-    url = os.environ.get(endpoint.URL_ENV)
-    if not url:
-        raise UserError("endpoint mode needs the service's URL", where="accuracy.endpoint",
-                        hint=f"run the suite through `mlci test accuracy` (which starts the service), or set "
-                        f"${endpoint.URL_ENV} to a running service, e.g. http://localhost:8080")
-    endpoint.Client(url, {})  # refuses a URL that is not http(s)
-    why = endpoint.probe_host(url)
-    if why:
-        raise UserError(f"the service at {url} cannot be reached: {why}", where=f"${endpoint.URL_ENV}",
-                        hint="start the service (or check the URL and port) before running the suite")
-
-
 ENCODING_EVIDENCE = 20
 
 
@@ -363,7 +349,7 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
     """Run the candidate session, feeding the evaluator the prefix in pre-drawn order."""
     spec = prep.spec()
     if prep.endpoint:
-        check_endpoint_reachable()
+        endpoint.require_url(probe=True)
     n_batches = len(Batches.of(spec))
     workers = choose_workers(workers_flag, prep.cfg["accuracy"]["workers"], n_batches)
     total = len(prep.positions)
