@@ -133,7 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     rec = results.build_record(
         meta=meta, ev=res.evaluator, checks=res.checks, positions=positions,
         ids=[prep.dataset.ids[i] for i in idx], labels=labels, preds=preds, errors=col.errors[:n], latency=col.latency[:n],
-        baseline_preds=base_preds[:n] if base_preds is not None else None, provisional=prep.shard is not None)
+        baseline_preds=base_preds[:n] if base_preds is not None else None, provisional=prep.shard is not None,
+        scores={ref: v[:n] for ref, v in col.scores.items()})
     rec["duration_s"] = round(time.monotonic() - t0, 3)
     directory = results.write(out_dir(args.out, cfg.root), rec)
     for line in results.summary_lines(rec):

@@ -216,6 +216,7 @@ class Prepared:
         return {"root": str(self.cfg.root), "predict": self.suite.get("predict") or acc["predict"],
                 "load": self.suite.get("load") or acc["load"], "output": self.output.to_dict(),
                 "timing": "per_sample" if any(p["metric"] in LATENCY for p in self.plans) else "batch",
+                "scores": sorted({p["score"] for p in self.plans if p.get("score")}),
                 "data": self.dataset.worker_spec(), "batches": self._batches(),
                 **({"endpoint": self.endpoint} if self.endpoint else {})}
 
@@ -299,6 +300,7 @@ class Collected:
     errors: list[str | None]
     latency: list[float]
     received: int = 0
+    scores: dict[str, list[float | None]] = field(default_factory=dict)  # custom per-sample scores by reference
 
 
 @dataclass
@@ -369,6 +371,8 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
         idx = indices[lo:hi]
         col.preds[lo:hi], col.errors[lo:hi], col.latency[lo:hi] = result["pred"], result["err"], result["lat"]
         col.received = hi
+        for ref, values in (result.get("scores") or {}).items():
+            col.scores.setdefault(ref, [None] * total)[lo:hi] = values
         if known is not None:
             for j, (p, e) in enumerate(zip(result["pred"], result["err"], strict=True)):
                 if e is None and not outputs.bad_number(p) and data.label_key(p) not in known:
@@ -380,7 +384,7 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
         if ev.verdict is not None:  # a batch that was in flight when the verdict was reached
             return True
         verdict = ev.feed(prep.dataset.label_values(idx), result["pred"], result["err"], result["lat"],
-                          baseline[lo:hi] if baseline is not None else None)
+                          baseline[lo:hi] if baseline is not None else None, result.get("scores"))
         if (b + 1) % step == 0 or verdict or hi == total:
             progress.advance(hi - lo, f"{hi}/{total} samples" + (f": {verdict} ({ev.reason})" if verdict else ""))
         else:

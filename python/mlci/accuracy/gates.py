@@ -32,18 +32,26 @@ from ..errors import UserError
 from . import metrics
 from .data import label_key
 from .outputs import Output, imputed_score, transform
-from .stats import bootstrap, fixed_n, mcnemar, proportion
+from .stats import betting, bootstrap, fixed_n, mcnemar, paired, proportion
+from .stats.betting import BettingGate
 from .stats.sprt import Sprt
-from .stats.sprt_design import fail_bound, looks_for, needed_cap, oc_at_cap, pass_bound
+from .stats.sprt_design import fail_bound, pass_bound
+from .stats.truncated import TruncatedSprt, stagewise_bounds
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 ERR = -1  # code of a prediction counted wrong (no class)
 LATENCY = ("latency_p50", "latency_p95")
+PROPORTION_METHODS = ("sprt", "truncated-sprt", "binomial-exact")
+SEQUENTIAL_METHODS = ("sprt", "truncated-sprt", "mcnemar-sprt")
+# when a gate's stated risks hold: at any stopping time, at the planned looks only, or at one final look
+VALIDITY = {"sprt": "anytime-valid", "mcnemar-sprt": "anytime-valid", "betting": "anytime-valid",
+            "mcnemar-exact": "exact, fixed look", "binomial-exact": "exact, fixed look",
+            "truncated-sprt": "exact at the planned looks"}
 
 
 def task_for(gates: list[dict[str, Any]]) -> str:
     """regression (numbers: mae/rmse) or classification."""
-    return "regression" if {g["metric"] for g in gates} & {"mae", "rmse"} else "classification"
+    return "regression" if {metric_name(g) for g in gates} & {"mae", "rmse"} else "classification"
 
 
 def resolve_class(value: Any, prevalence: dict[str, float], names: dict[str, str], where: str) -> str:
@@ -66,11 +74,21 @@ def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int,
     k = len(gates)
     plans = []
     for i, g in enumerate(gates):
-        metric, kind = g["metric"], g["kind"]
+        metric, kind = metric_name(g), g["kind"]
         gw = f"{where}.gates[{i}]"
-        higher = metric in HIGHER_BETTER
+        higher = metric in HIGHER_BETTER or metric == "score"
         threshold = g["min"] if higher else g["max"]
         beta = g["beta"] / k
+        if (higher or kind == "change") and metric not in LATENCY and g["margin"] >= 1:
+            raise UserError(f"margin {g['margin']:g} of a {metric} gate must be below 1 (the metric lies in [0, 1])",
+                            where=f"{gw}.margin", hint="e.g. margin: 0.02 (two points)")
+        if g.get("relative_margin") is not None and (kind != "change" or metric == "accuracy"):
+            raise UserError("`relative_margin` applies to change gates on metrics other than accuracy",
+                            where=f"{gw}.relative_margin", hint="use kind: change with auc, f1, macro_f1, mae, rmse...; "
+                            "accuracy change gates take an absolute margin")
+        if g.get("bound") is not None and metric != "mae":
+            raise UserError(f"`bound` applies to mae gates only, not {metric}", where=f"{gw}.bound",
+                            hint="remove it, or gate on mae")
         if metric == "auc" and not output.has_scores:
             raise UserError(f"an auc gate ranks samples by score, but this suite's predict returns {output.kind}",
                             where=gw, hint="set accuracy.output (or the suite's output) to scores or probabilities, "
@@ -86,7 +104,15 @@ def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int,
             "beta_configured": g["beta"], "class_configured": g.get("class"), "gates": k, "fixed_n": None,
             "needed": None,
         }
-        if kind == "change":
+        if metric == "score":
+            plan.update(score=g["metric"]["score"], score_name=score_name(g["metric"]["score"]))
+        if g.get("bound") is not None:
+            plan["bound"] = g["bound"]
+        if kind != "change" and (metric == "score" or (metric == "mae" and g.get("bound") is not None)):
+            _plan_betting(plan, sequential=sequential, cap=cap, available=available, batch_size=batch_size, where=gw)
+        elif kind == "change" and metric != "accuracy":
+            _plan_paired(plan, g, cap=cap, available=available, where=gw)
+        elif kind == "change":
             plan["method"] = "mcnemar-sprt" if sequential else "mcnemar-exact"
             plan["needed"] = cap  # the real discordance is known only after the run: use every drawn sample
             psi = g.get("discordance") or 0.1
@@ -106,11 +132,12 @@ def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int,
             fx = fixed_n.exact_n(threshold, threshold + g["margin"], g["alpha"], beta)
             plan["fixed_n"] = math.ceil(fx.n / share)
             plan["critical"] = fx.critical
-            plan["method"] = "sprt" if sequential else "binomial-exact"
-            plan["needed"] = cap if sequential else plan["fixed_n"]
+            plan["method"] = "binomial-exact"
+            plan["needed"] = plan["fixed_n"]
+            plan["achievable_beta"] = 1 - fx.power
             if sequential:
-                _check_sequential(plan, g, cap=cap, available=available, share=share, batch_size=batch_size,
-                                  where=gw)
+                _plan_truncated(plan, cap=cap, available=available, share=share, batch_size=batch_size)
+            _check_fixed(plan, fx, cap=cap, available=available, share=share, where=gw)
         else:
             if higher and (threshold is None or not 0 < threshold < 1):
                 raise UserError(f"{metric} threshold {threshold!r} is outside (0, 1)", where=gw, hint="0 < min < 1")
@@ -121,7 +148,7 @@ def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int,
             else:
                 plan["needed"] = cap
             plan["method"] = "bootstrap-bca"
-        if plan["fixed_n"] is not None and plan["fixed_n"] > available and plan["method"] != "sprt" and kind != "change":
+        if plan["fixed_n"] is not None and plan["fixed_n"] > available and plan["method"] == "bootstrap-bca":
             raise UserError(
                 f"gate {metric} (min {threshold}, margin {g['margin']}, alpha {g['alpha']}, beta {_g(beta)}) needs "
                 f"n = {plan['fixed_n']} samples for an exact fixed-n test but the dataset has {available}",
@@ -133,29 +160,137 @@ def plan_gates(gates: list[dict[str, Any]], *, sequential: bool, available: int,
     return plans
 
 
-def _check_sequential(plan: dict[str, Any], g: dict[str, Any], *, cap: int, available: int, share: float,
-                      batch_size: int, where: str) -> None:
-    """Refuse a sequential gate whose cap leaves P(PASS) at min + margin below 1 - beta (undecided paths end
-    INCONCLUSIVE at the cap); name the beta the plan achieves and the cap that would deliver the stated one."""
-    test = Sprt(plan["threshold"], plan["threshold"] + plan["margin"], plan["alpha"], plan["beta"])
-    p1 = plan["threshold"] + plan["margin"]
-    achieved = 1.0 - oc_at_cap(test, looks_for(cap, batch_size, share), p1)[0]
-    plan["achievable_beta"] = achieved
-    if achieved <= plan["beta"] * (1 + 1e-9):
+def metric_name(gate: dict[str, Any]) -> str:
+    """A gate's metric: a built-in name, or `score` for a custom per-sample score ({score: module:callable})."""
+    m = gate["metric"]
+    return "score" if isinstance(m, dict) else str(m)
+
+
+def score_name(ref: str) -> str:
+    """A custom score's name in records and reports: the callable's name (module:exact_match -> exact_match)."""
+    return ref.rpartition(":")[2]
+
+
+def _scaled(plan: dict[str, Any]) -> tuple[float, float]:
+    """(threshold, margin) of a betting gate on its [0, 1] score scale: MAE divides by its declared bound."""
+    scale = plan.get("bound") or 1.0
+    return plan["threshold"] / scale, plan["margin"] / scale
+
+
+def betting_gate(plan: dict[str, Any]) -> BettingGate:
+    thr, margin = _scaled(plan)
+    return BettingGate(thr, margin, plan["alpha"], plan["beta"], plan["direction"])
+
+
+def _plan_betting(plan: dict[str, Any], *, sequential: bool, cap: int, available: int, batch_size: int,
+                  where: str) -> None:
+    """The anytime-valid betting gate (stats/betting.py) on the mean of a per-sample score in [0, 1]: a custom
+    score, or an absolute error clipped at its declared bound and divided by it. The samples it needs for its beta
+    come from simulating the maximum-variance (Bernoulli) score law at the alternative; a cap below them is
+    refused. A `sequential: false` suite judges it once, at that planned n."""
+    name = _name(plan)
+    where_unit = "on the [0, 1] score scale" if plan["metric"] == "score" else f"(bound {plan['bound']:g})"
+    thr, margin = _scaled(plan)
+    if plan["threshold"] is None:
+        raise UserError(f"gate {name} has no threshold", where=where,
+                        hint="set min: (custom scores are higher-is-better, in [0, 1])" if plan["metric"] == "score"
+                        else "set max:")
+    alt = thr + margin if plan["direction"] == ">=" else thr - margin
+    if not (0 < thr < 1 and 0 < alt < 1):
+        raise UserError(f"gate {name}: threshold {plan['threshold']:g} with margin {plan['margin']:g} {where_unit} "
+                        f"leaves the [0, 1] score scale ({thr:g} and {alt:g})", where=where,
+                        hint="custom scores: 0 < min and min + margin < 1; mae: 0 < max - margin and max < bound")
+    limit = min(cap, available)
+    pl = betting.plan(thr, margin, plan["alpha"], plan["beta"], batch=batch_size, cap=limit,
+                      direction=plan["direction"])
+    m0, m1 = (thr, alt) if plan["direction"] == ">=" else (1 - thr, 1 - alt)
+    plan.update(method="betting", fixed_n=fixed_n.exact_n(m0, m1, plan["alpha"], plan["beta"]).n,
+                planned_law=pl.law, achievable_beta=1 - pl.power_at_cap,
+                needed=pl.needed if pl.needed is not None else limit)
+    if pl.needed is None:
+        raise UserError(
+            f"gate {name} (anytime-valid betting test, alpha {_g(plan['alpha'])}, beta {_g(plan['beta'])}) cannot "
+            f"deliver its beta within {_cap_text(cap, available)}: a score at the alternative {alt:g} (simulated "
+            f"{pl.law}, {pl.runs} runs) PASSes by then with probability {pl.power_at_cap:.3f} (achievable beta "
+            f"{1 - pl.power_at_cap:.3g})", where=where,
+            hint="raise max_samples or use a larger test set, or widen the margin" + _accept(1 - pl.power_at_cap, plan))
+    plan["sequential"] = sequential
+
+
+MIN_PAIRED = 300  # below this the paired bootstrap's one-sided levels drift from nominal (bench_gates D)
+
+
+def _plan_paired(plan: dict[str, Any], g: dict[str, Any], *, cap: int, available: int, where: str) -> None:
+    """A change gate on a metric other than accuracy: the paired BCa bootstrap (stats/paired.py) on every drawn
+    sample, at one final look, with an absolute margin (metric units) and optionally a relative one (a fraction of
+    the baseline's value); both must hold, like MLflow's min_absolute_change / min_relative_change."""
+    name = _name(plan)
+    if plan["metric"] in LATENCY:
+        raise UserError(f"a change gate on {plan['metric']} needs the baseline's own latencies, which a baseline "
+                        "run does not measure", where=where,
+                        hint="gate latency with an absolute max: (kind: absolute) instead")
+    if plan["metric"] == "score":
+        raise UserError(f"a change gate on the custom score {name} needs the baseline's scores, which a baseline "
+                        "run does not compute", where=where, hint="gate the custom score with kind: absolute")
+    limit = min(cap, available)
+    if limit < MIN_PAIRED:
+        raise UserError(f"change gate {name} judges candidate and baseline by a paired bootstrap, whose stated "
+                        f"risks need at least {MIN_PAIRED} paired samples, but {_cap_text(cap, available)}",
+                        where=where, hint=f"raise max_samples to >= {MIN_PAIRED}")
+    plan.update(method="paired-bootstrap", needed=limit, relative_margin=g.get("relative_margin"),
+                min_samples=MIN_PAIRED)
+
+
+def _plan_truncated(plan: dict[str, Any], *, cap: int, available: int, share: float, batch_size: int) -> None:
+    """The truncated SPRT (stats/truncated.py) for a sequential proportion gate: looks every batch (a class
+    gate's trials per batch: batch_size x its share), boundaries meeting at N <= the cap, alpha and beta exact
+    at those looks. When the cap leaves no design (N must be about 1.1 x the fixed n or more) the plan stays
+    the exact fixed-n test."""
+    batch = max(1, round(batch_size * share))
+    limit = math.floor(min(cap, available) * share + 1e-9)
+    try:
+        test = TruncatedSprt(plan["threshold"], plan["threshold"] + plan["margin"], plan["alpha"], plan["beta"],
+                             batch=batch, max_n=limit)
+        d = test.design
+    except ValueError as exc:
+        plan["fallback"] = f"no truncated design within {limit} trials ({exc}): exact fixed-n test"
         return
-    trials = needed_cap(test, looks_for(available, batch_size, share), p1, 1 - plan["beta"])
-    if trials is not None:
-        how = f"raise max_samples to >= {math.ceil(trials / share)}"
+    plan.update(method="truncated-sprt", needed=min(math.ceil(d.max_n / share), cap, available),
+                achievable_beta=d.false_fail,
+                design={"batch": batch, "limit": limit, "max_n": d.max_n, "size": d.size, "false_fail": d.false_fail,
+                        "meet": d.meet, "upper": d.upper, "lower": d.lower, "shape": d.shape})
+
+
+def truncated_test(plan: dict[str, Any]) -> TruncatedSprt:
+    """The plan's truncated SPRT (the design is cached per process: merge re-derives the same one)."""
+    d = plan["design"]
+    return TruncatedSprt(plan["threshold"], plan["threshold"] + plan["margin"], plan["alpha"], plan["beta"],
+                         batch=d["batch"], max_n=d["limit"])
+
+
+def _check_fixed(plan: dict[str, Any], fx: fixed_n.FixedPlan, *, cap: int, available: int, share: float,
+                 where: str) -> None:
+    """Refuse a fixed-n proportion gate whose n the cap or the dataset cannot hold: at the samples it has the
+    exact test reaches only a smaller power; name that beta and the cap that delivers the stated one."""
+    if plan["method"] != "binomial-exact" or plan["fixed_n"] <= min(cap, available):
+        return
+    trials = math.floor(min(cap, available) * share + 1e-9)
+    power = fixed_n.power_at(trials, plan["threshold"], plan["threshold"] + plan["margin"], plan["alpha"])
+    achieved = 1 - power
+    if plan["fixed_n"] <= available:
+        how = f"raise max_samples to >= {plan['fixed_n']}"
     else:
         how = f"the dataset ({available} samples) cannot deliver it: use a larger test set"
     per = f" ({_g(plan['beta'])} per gate: beta {_g(plan['beta_configured'])} split over {plan['gates']} gates)" \
         if plan["gates"] > 1 else ""
     cls = f"[{plan['class']}]" if plan["class"] is not None else ""
     raise UserError(
-        f"gate {plan['metric']}{cls} cannot deliver its beta{per} within {_cap_text(cap, available)}: a model at "
-        f"min + margin = {plan['threshold'] + plan['margin']:g} PASSes with probability {1 - achieved:.3f} by then "
-        f"(achievable beta {achieved:.3g}); the rest ends INCONCLUSIVE at the cap",
-        where=where, hint=f"{how}, or widen the margin" + _accept(achieved, plan))
+        f"gate {plan['metric']}{cls} cannot deliver its beta{per} within {_cap_text(cap, available)}: it needs "
+        f"n = {plan['fixed_n']} samples for its exact test but "
+        f"{f'max_samples allows {cap}' if cap < available else f'the dataset has {available}'}; at "
+        f"{min(cap, available)} a model at min + margin = "
+        f"{plan['threshold'] + plan['margin']:g} PASSes with probability {power:.3f} (achievable beta "
+        f"{achieved:.3g})", where=where, hint=f"{how}, or widen the margin" + _accept(achieved, plan))
 
 
 def _accept(achieved: float, plan: dict[str, Any]) -> str:
@@ -212,10 +347,15 @@ class Evaluator:
         self._y: list[int] = []
         self._p: list[int] = []
         self._bp: list[int] = []
+        self._bscores: list[Any] = []  # the baseline's scores (AUC change gates)
         self.states = [GateState(p) for p in self.plans]
         self._counts: dict[int, dict[str, list[int]]] = {
             i: {v: [0, 0] for v in ("lo", "hi", "excl")} for i, p in enumerate(self.plans)
-            if p["method"] in ("sprt", "binomial-exact")}
+            if p["method"] in PROPORTION_METHODS}
+        self._bounded: dict[int, dict[str, list[float]]] = {
+            i: {v: [] for v in ("lo", "hi", "excl")} for i, p in enumerate(self.plans) if p["method"] == "betting"}
+        self._betting = {i: betting_gate(self.plans[i]) for i in self._bounded}
+        self.clipped: dict[int, int] = dict.fromkeys(self._bounded, 0)
         self.seq_mcnemar = {i: {v: mcnemar.SequentialMcNemar(p["margin"], p["alpha"], p["beta"])
                                 for v in self._decision_views()}
                             for i, p in enumerate(self.plans) if p["method"] == "mcnemar-sprt"}
@@ -246,12 +386,14 @@ class Evaluator:
 
     # ---- feeding -------------------------------------------------------------------------------------
     def feed(self, labels: list[Any], preds: list[Any], errors: list[str | None], latency: list[float],
-             base: list[Any] | None = None) -> str | None:
-        """Add one batch; return the overall verdict once reached (further batches are then ignored)."""
+             base: list[Any] | None = None, custom: dict[str, list[float | None]] | None = None) -> str | None:
+        """Add one batch; return the overall verdict once reached (further batches are then ignored).
+        `custom`: the batch's custom per-sample scores by reference (module:callable), None where predict failed."""
         if self.verdict is not None:
             return self.verdict
         start = len(self.labels)
         t = transform(self.out, preds, errors)
+        self._feed_bounded(labels, preds, t.errors, custom or {})
         if self.task == "regression":
             keys: list[Any] = [float(y) for y in labels]
         else:
@@ -268,6 +410,7 @@ class Evaluator:
         if base is not None and self.task == "classification":
             bt = transform(self.out, base, [None] * len(base))
             self._bp += [ERR if p is None else self._code(p) for p in bt.labels]
+            self._bscores += bt.scores
         elif self.task == "classification":
             self._bp += [ERR] * len(labels)
         n = len(self.labels)
@@ -302,6 +445,43 @@ class Evaluator:
             self._stop(INCONCLUSIVE, f"no verdict within the {self.drawn} drawn samples", n)
         return self.verdict
 
+    def _feed_bounded(self, labels: list[Any], preds: list[Any], errors: list[str | None],
+                      custom: dict[str, list[float | None]]) -> None:
+        """Per-sample scores in [0, 1] of the betting gates, per view of errored samples: counted worst (lo),
+        best (hi) or left out (excl)."""
+        for i, views in self._bounded.items():
+            p = self.plans[i]
+            if p["metric"] == "score":
+                got = custom.get(p["score"])
+                if got is None or len(got) != len(labels):
+                    raise UserError(f"custom score {p['score']} returned no value for this batch",
+                                    hint="the score callable must return one number in [0, 1] per sample")
+                raw = [None if e is not None or v is None else float(v) for v, e in zip(got, errors, strict=True)]
+            else:  # mae with a declared bound: the absolute error clipped at it, scaled to [0, 1]
+                b = float(p["bound"])
+                raw = [None if e is not None else min(abs(float(y) - float(x)), b) / b
+                       for y, x, e in zip(labels, preds, errors, strict=True)]
+                self.clipped[i] += sum(e is None and abs(float(y) - float(x)) > b
+                                       for y, x, e in zip(labels, preds, errors, strict=True))
+            worst, best = (0.0, 1.0) if p["direction"] == ">=" else (1.0, 0.0)
+            views["lo"] += [worst if v is None else v for v in raw]
+            views["hi"] += [best if v is None else v for v in raw]
+            views["excl"] += [v for v in raw if v is not None]
+
+    def _decide_betting(self, i: int, s: GateState, n: int) -> None:
+        p, gate, views = s.plan, self._betting[i], self._bounded[i]
+        sequential = p.get("sequential", True)
+        if not sequential and n < min(p["needed"], self.drawn):
+            return
+        if gate.decide(views[self.pass_view]) == PASS:
+            v: str | None = PASS
+        elif gate.decide(views[self.fail_view]) == FAIL:
+            v = FAIL
+        else:
+            v = None if sequential else INCONCLUSIVE
+        if v is not None:
+            s.verdict, s.used = v, n
+
     def _stop(self, verdict: str, reason: str, n: int) -> None:
         self.verdict, self.reason, self.stopped_at = verdict, reason, n
 
@@ -312,11 +492,13 @@ class Evaluator:
                 continue
             s.verdict, s.used, s.note = INCONCLUSIVE, n, why
             method = s.plan["method"]
-            if method in ("sprt", "binomial-exact"):
+            if method in PROPORTION_METHODS:
                 s.counts = {v: tuple(c) for v, c in self._counts[i].items()}
             elif method == "bootstrap-bca" and n >= 3:
                 s.extra = self._bootstrap_gate(s.plan, n)
                 s.extra.pop("verdict")
+            elif method == "paired-bootstrap" and n >= 3 and all(b is not None for b in self.base[:n]):
+                s.extra = {"result": self._paired_change(s.plan, n, self.pass_view)}
 
     def finish(self) -> str:
         """Close a run whose samples ran out before the cap (shard, or fewer batches than drawn)."""
@@ -361,13 +543,18 @@ class Evaluator:
             if s.verdict is not None:
                 continue
             p, method = s.plan, s.plan["method"]
-            if method == "sprt":
+            if method in ("sprt", "truncated-sprt"):
                 c = self._counts[i]
-                test = Sprt(p["threshold"], p["threshold"] + p["margin"], p["alpha"], p["beta"])
+                test = truncated_test(p) if method == "truncated-sprt" else \
+                    Sprt(p["threshold"], p["threshold"] + p["margin"], p["alpha"], p["beta"])
                 if test.decide(*c[self.pass_view]) == PASS:
                     v = PASS
                 elif test.decide(*c[self.fail_view]) == FAIL:
                     v = FAIL
+                elif method == "truncated-sprt" and min(c[self.pass_view][1], c[self.fail_view][1]) \
+                        >= p["design"]["max_n"]:
+                    v = INCONCLUSIVE  # both views decided at N, in opposite ways: the excluded errors decide
+                    s.note = "at the design's last look the excluded prediction errors leave the verdict open"
                 else:
                     continue
                 s.verdict, s.used, s.counts = v, n, {view: tuple(x) for view, x in c.items()}
@@ -380,6 +567,8 @@ class Evaluator:
                 else:
                     v = INCONCLUSIVE
                 s.verdict, s.used, s.counts = v, p["needed"], counts
+            elif method == "betting":
+                self._decide_betting(i, s, n)
             elif method == "mcnemar-sprt":
                 seq = self.seq_mcnemar[i]
                 results = {view: seq[view].update(*self._paired(start, n, view)) for view in seq}
@@ -395,6 +584,12 @@ class Evaluator:
                 shown = res[self.pass_view] if v != FAIL else res[self.fail_view]
                 s.verdict, s.used = v, n
                 s.extra = {"pvalue": shown.pvalue, "theta0": shown.theta0, "psi_upper": shown.psi_upper}
+            elif method == "paired-bootstrap" and n >= min(p["needed"], self.drawn):
+                res = {view: self._paired_change(p, n, view) for view in self._decision_views()}
+                v = PASS if res[self.pass_view].verdict == PASS else (
+                    FAIL if res[self.fail_view].verdict == FAIL else INCONCLUSIVE)
+                s.verdict, s.used = v, n
+                s.extra = {"result": res[self.fail_view] if v == FAIL else res[self.pass_view]}
             elif method == "bootstrap-bca" and n >= min(p["needed"], self.drawn):
                 s.extra = self._bootstrap_gate(p, n)
                 s.verdict, s.used = s.extra.pop("verdict"), n
@@ -406,6 +601,64 @@ class Evaluator:
         cand = self.correct(end, "cand", view)[start:end].astype(bool)
         base = self.correct(end, "base")[start:end].astype(bool)
         return cand, base
+
+    def _paired_change(self, p: dict[str, Any], n: int, view: str) -> paired.ChangeResult:
+        """Candidate vs baseline on the first n samples: one resampling of sample indices drives both metric
+        values (paired), the candidate's errors as the view says (the baseline's errored samples count wrong)."""
+        if any(b is None for b in self.base[:n]):
+            raise UserError("a change gate needs baseline predictions for every sample",
+                            hint="pass --baseline FILE or --baseline-models DIR")
+        metric, higher = p["metric"], p["direction"] == ">="
+        cls = p.get("class")
+        if metric in ("mae", "rmse"):
+            y = np.asarray([float(v) for v in self.labels[:n]])
+            cand = np.asarray([np.nan if e is not None else float(x) for x, e in zip(self.preds[:n], self.errors[:n],
+                                                                                     strict=True)])
+            base = np.asarray([float(b) if _number(b) else np.nan for b in self.base[:n]])
+            keep = ~np.isnan(cand) & ~np.isnan(base)  # regression errors are left out of both
+            y, cand, base = y[keep], cand[keep], base[keep]
+            fn = metrics.mae if metric == "mae" else metrics.rmse
+
+            def value(which: np.ndarray, i: np.ndarray, axis: int = -1) -> np.ndarray:
+                return fn(y[i], which[i], axis=axis)
+        elif metric == "auc":
+            yc, sc = auc_inputs(self.out, self.labels[:n], self.scores[:n], self.errors[:n], view)
+            _, sb = auc_inputs(self.out, self.labels[:n], self._bscores[:n], [None] * n, "lo")
+            y, cand, base = yc, sc, sb
+            present = sorted(set(y.tolist()) - {-1})
+
+            def value(which: np.ndarray, i: np.ndarray, axis: int = -1) -> np.ndarray:
+                if which.ndim == 1:
+                    return metrics.auc(y[i] == 1, which[i], axis=axis)
+                return metrics.auc_ovr(y[i], which[i], present)
+        else:  # f1, macro_f1, precision, recall: label codes
+            y, cand, _ = self._view(0, n, view)
+            base = np.asarray(self._bp[:n], dtype=np.int64)
+            present = sorted(set(y.tolist()))
+            c = self._code(cls) if cls is not None else None
+
+            def value(which: np.ndarray, i: np.ndarray, axis: int = -1) -> np.ndarray:
+                a, b = y[i], which[i]
+                if metric == "macro_f1" or (metric == "f1" and c is None):
+                    return metrics.macro_f1(a, b, axis, classes=present)
+                if metric == "f1":
+                    return metrics.class_f1(a, b, c, axis)
+                hit = (a == b)
+                mask = np.ones_like(hit) if c is None else ((a == c) if metric == "recall" else (b == c))
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    return np.sum(hit & mask, axis=axis) / np.sum(mask, axis=axis)
+
+        which_of = {0: cand, 1: base}
+
+        def stat(i: np.ndarray, flag: np.ndarray, axis: int = -1) -> np.ndarray:
+            return value(which_of[int(np.asarray(flag).flat[0])], np.asarray(i, dtype=np.int64), axis)
+
+        idx = np.arange(len(y))
+        margin = paired.ChangeMargin(absolute=p["margin"], relative=p.get("relative_margin"))
+        multi = metric == "auc" and np.ndim(cand) == 2
+        return paired.paired_change_test((idx, np.zeros(len(y))), (idx, np.ones(len(y))), stat, higher_better=higher,
+                                         margin=margin, alpha=p["alpha"], beta=p["beta"], seed=self.seed,
+                                         batch=max(1, 2_000_000 // max(len(y) * (cand.shape[1] if multi else 1), 1)))
 
     def _bootstrap_gate(self, p: dict[str, Any], n: int) -> dict[str, Any]:
         """Estimate (report view), BCa interval and verdict of a bootstrap gate over the first n samples."""
@@ -491,16 +744,24 @@ class Evaluator:
         rec["class_name"] = self.out.name(p["class"]) if p.get("class") is not None else None
         rec.update(verdict=s.verdict, samples_used=s.used, fixed_n=p["fixed_n"],
                    samples_saved=(p["fixed_n"] - s.used) if p["fixed_n"] is not None and s.used
-                   and p["method"] in ("sprt", "mcnemar-sprt") else None)
+                   and p["method"] in SEQUENTIAL_METHODS else None)
+        rec["needed"] = p.get("needed")
+        rec["validity"] = VALIDITY.get(p["method"], "fixed look")
+        if p.get("fallback"):
+            rec["fallback"] = p["fallback"]
         if s.note:
             rec["note"] = s.note
         method = p["method"]
         name = _name(p, self.out)
         risk = f"alpha {p['alpha']:g}, beta {_beta_text(p)}"
-        if method in ("sprt", "binomial-exact"):
+        if method in PROPORTION_METHODS:
             self._record_proportion(rec, s, name, risk)
+        elif method == "betting":
+            self._record_betting(rec, s, name, risk)
         elif method.startswith("mcnemar"):
             self._record_change(rec, s, name, risk)
+        elif method == "paired-bootstrap":
+            self._record_paired(rec, s, name, risk)
         else:
             est = s.extra.get("estimate")
             interval = s.extra.get("interval", [None, None])
@@ -523,7 +784,28 @@ class Evaluator:
         kf, tf = s.counts.get(self.fail_view, (0, 0))
         est = k / t if t else None
         a, b = p["alpha"], p["beta"]
-        if p["method"] == "sprt":
+        if p["method"] == "truncated-sprt":
+            d = p["design"]
+            test = truncated_test(p)
+            lo = stagewise_bounds(test, kp, tp, 1 - a, 1 - b)[0]
+            hi = stagewise_bounds(test, kf, tf, 1 - a, 1 - b)[1]
+            levels = [1 - a, 1 - b]
+            how = (f"truncated SPRT bounds (stage-wise ordering; exact at looks every {d['batch']} trials, not "
+                   f"anytime-valid; lower {1 - a:.0%}: PASS when it clears min; upper {1 - b:.0%}: FAIL when it is "
+                   "below min + margin)")
+            if tp:
+                fl, pl = test.llr_bounds(tp)
+                detail = (f"truncated SPRT log-LR {test.llr(kp, tp):.2f} vs [{fl:.2f}, {pl:.2f}] at {tp} trials "
+                          f"(boundaries meet at N = {d['max_n']}; exact size {d['size']:.4f}, false FAIL "
+                          f"{d['false_fail']:.4f})")
+            else:
+                detail = "no trials"
+            if s.verdict == FAIL:
+                bound = {"side": "upper", "value": hi, "level": 1 - b, "against": p["threshold"] + p["margin"]}
+            else:
+                bound = {"side": "lower", "value": lo, "level": 1 - a, "against": p["threshold"]}
+            rec["design"] = dict(d)
+        elif p["method"] == "sprt":
             lo, hi = pass_bound(kp, tp, p["margin"], a), fail_bound(kf, tf, p["margin"], b)
             levels = [1 - a, 1 - b]
             how = (f"SPRT bounds (anytime-valid; lower {1 - a:.0%}: PASS when it clears min; upper {1 - b:.0%}: "
@@ -547,7 +829,84 @@ class Evaluator:
         shown = f"{est:.4f}" if est is not None else "n/a"
         rec["message"] = (f"{name} {shown} {p['direction']} {p['threshold']} -> {s.verdict} after {s.used} samples "
                           f"({k}/{t}); {bound['side']} bound {bound['value']:.4f} ({bound['level']:.0%}); {detail}; "
-                          f"{risk}; exact fixed n {p['fixed_n']}" + (f"; {s.note}" if s.note else ""))
+                          f"{risk}; exact fixed n {p['fixed_n']}"
+                          + (f"; {p['fallback']}" if p.get("fallback") else "") + (f"; {s.note}" if s.note else ""))
+
+    def _record_betting(self, rec: dict[str, Any], s: GateState, name: str, risk: str) -> None:
+        """Estimate on the metric's scale, the gate's own anytime-valid bounds (PASS side at 1 - alpha, FAIL side
+        at 1 - beta/2) and the p-values of its two tests."""
+        i = self.states.index(s)
+        p, gate = s.plan, self._betting[i]
+        n = s.used or len(self.labels)
+        views = {v: np.asarray(x[:n] if v != "excl" else x, dtype=float) for v, x in self._bounded[i].items()}
+        if s.used and self.on_error == "exclude":  # left-out samples up to the stop
+            kept = [e is None for e in self.errors[:n]]
+            views["excl"] = views["excl"][:sum(kept)]
+        scale = p.get("bound") or 1.0
+        rep = views[self.report_view]
+        est = float(rep.mean()) * scale if rep.size else None
+        ivp, ivf = gate.interval(views[self.pass_view]), gate.interval(views[self.fail_view])
+        a, b = p["alpha"], gate.fail_level
+        higher = p["direction"] == ">="
+        lo, hi = (ivp[0], ivf[1]) if higher else (ivf[0], ivp[1])
+        levels = [1 - a, 1 - b] if higher else [1 - b, 1 - a]
+        pass_p = gate.pvalues(views[self.pass_view])[0]
+        fail_p = gate.pvalues(views[self.fail_view])[1]
+        if s.verdict == FAIL:
+            alt = p["threshold"] + p["margin"] if higher else p["threshold"] - p["margin"]
+            bound = {"side": "upper" if higher else "lower", "value": (hi if higher else lo) * scale,
+                     "level": 1 - b, "against": alt}
+        else:
+            bound = {"side": "lower" if higher else "upper", "value": (lo if higher else hi) * scale, "level": 1 - a,
+                     "against": p["threshold"]}
+        what = (f"mean of the custom score {p['score']} per sample" if p["metric"] == "score"
+                else f"mae with each absolute error clipped at the declared bound {p['bound']:g}")
+        rec.update(estimate=est, interval=[lo * scale, hi * scale],
+                   interval_method=(f"betting confidence sequence (Waudby-Smith & Ramdas; anytime-valid; "
+                                    f"{'lower' if higher else 'upper'} {1 - a:.0%}: PASS side, "
+                                    f"{'upper' if higher else 'lower'} {1 - b:.0%}: FAIL side)"),
+                   interval_levels=levels, bound=bound, pvalues={"pass": pass_p, "fail": fail_p},
+                   test="betting test (Waudby-Smith & Ramdas 2024), anytime-valid", gated=what,
+                   planned_n=p["needed"], planned_law=p.get("planned_law"), fail_level=b)
+        if p.get("score"):
+            rec["score"], rec["score_name"] = p["score"], p["score_name"]
+        if p["metric"] == "mae":
+            rec["bound"], rec["clipped"] = p["bound"], self.clipped[i]
+        clipped = f"; {self.clipped[i]} errors above the bound counted at it" if p["metric"] == "mae" else ""
+        rec["message"] = (f"{name} {_f(est)} {p['direction']} {p['threshold']} -> {s.verdict} after {s.used} samples; "
+                          f"{bound['side']} bound {bound['value']:.4g} ({bound['level']:.0%}); betting test, "
+                          f"anytime-valid (p PASS {pass_p:.3g}, p FAIL {fail_p:.3g}); planned n {p['needed']} "
+                          f"({p.get('planned_law')} law); {risk}{clipped}" + (f"; {s.note}" if s.note else ""))
+
+    def _record_paired(self, rec: dict[str, Any], s: GateState, name: str, risk: str) -> None:
+        """Difference candidate - baseline with its one-sided bounds (lower at 1 - alpha, upper at 1 - beta, on the
+        metric's scale), the values of both, and the n the observed standard error says the margin needs."""
+        p = s.plan
+        r: paired.ChangeResult | None = s.extra.get("result")
+        a, b = p["alpha"], p["beta"]
+        rel = p.get("relative_margin")
+        margins = f"margin {p['margin']:g}" + (f" and {rel:.0%} of the baseline" if rel is not None else "")
+        rec.update(relative_margin=rel, min_samples=p.get("min_samples"),
+                   test=f"paired BCa bootstrap (fixed look): PASS when the candidate is within {margins} of the "
+                   f"baseline at one-sided {1 - a:.0%}", interval_levels=[1 - a, 1 - b], bound=None,
+                   interval_method=(f"paired BCa bootstrap (fixed look; lower {1 - a:.0%}, upper {1 - b:.0%}; "
+                                    "approximate at small n)"))
+        if r is None:
+            rec.update(estimate=None, interval=[None, None])
+            rec["message"] = f"{name} change vs baseline -> {s.verdict} after {s.used} samples; {risk}" + (
+                f"; {s.note}" if s.note else "")
+            return
+        sign = 1.0 if p["direction"] == ">=" else -1.0
+        low = r.lower[0] - p["margin"]  # the absolute contrast's bound, back on the signed-difference scale
+        lo, hi = sorted((sign * low, sign * r.diff_upper))
+        rec.update(estimate=_finite(r.difference), interval=[_finite(lo), _finite(hi)],
+                   candidate_value=_finite(r.candidate), baseline_value=_finite(r.baseline),
+                   contrast_lower=[_finite(x) for x in r.lower], difference_se=_finite(r.diff_se), planned_n=r.planned_n)
+        rec["message"] = (f"{name} change vs baseline {r.candidate:.4g} vs {r.baseline:.4g} ({r.difference:+.4g}; "
+                          f"non-inferior by {margins}) -> {s.verdict} after {s.used} samples; paired BCa bootstrap at "
+                          f"one look, not anytime-valid; difference bounds [{lo:+.4g}, {hi:+.4g}]; n for this margin "
+                          f"at the observed spread: {r.planned_n if r.planned_n is not None else 'n/a'}; {risk}"
+                          + (f"; {s.note}" if s.note else ""))
 
     def _record_change(self, rec: dict[str, Any], s: GateState, name: str, risk: str) -> None:
         p = s.plan
@@ -597,6 +956,8 @@ def auc_estimate(y: np.ndarray, s: np.ndarray) -> float:
 
 def _name(plan: dict[str, Any], output: Output | None = None) -> str:
     cls = plan.get("class")
+    if plan.get("score_name"):
+        return str(plan["score_name"])
     if cls is None:
         return plan["metric"]
     shown = output.name(cls) if output is not None else cls
@@ -609,6 +970,13 @@ def _beta_text(p: dict[str, Any]) -> str:
     if gates > 1:
         return f"{_g(p['beta_configured'])} ({_g(p['beta'])} per gate over {gates} gates)"
     return _g(p.get("beta_configured", p["beta"]))
+
+
+def _number(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
 
 
 def _finite(x: Any) -> float | None:

@@ -76,11 +76,14 @@ def merge(paths: list[str]) -> dict[str, Any]:
     first = recs[0]
     rows: dict[int, tuple[Any, ...]] = {}
     base_any = any("baseline_predictions" in r["outcomes"] for r in recs)
+    scores: dict[str, dict[int, float | None]] = {}
     for r in recs:
         o = r["outcomes"]
         base = o.get("baseline_predictions") or [None] * len(o["positions"])
         for j, pos in enumerate(o["positions"]):
             rows[pos] = (o["ids"][j], o["labels"][j], o["predictions"][j], o["errors"][j], o["latency_ms"][j], base[j])
+            for ref, values in (o.get("scores") or {}).items():
+                scores.setdefault(ref, {})[pos] = values[j]
     plan = first["plan"]
     drawn = plan["drawn"]
     if sorted(rows) != list(range(drawn)):
@@ -91,8 +94,10 @@ def merge(paths: list[str]) -> dict[str, Any]:
     size = plan["batch_size"]
     for lo in range(0, drawn, size):
         chunk = [rows[p] for p in range(lo, min(lo + size, drawn))]
+        span = range(lo, min(lo + size, drawn))
         if ev.feed([c[1] for c in chunk], [c[2] for c in chunk], [c[3] for c in chunk], [c[4] for c in chunk],
-                   [c[5] for c in chunk] if base_any else None):
+                   [c[5] for c in chunk] if base_any else None,
+                   {ref: [v.get(p) for p in span] for ref, v in scores.items()}):
             break
     if ev.verdict is None:
         ev.finish()
@@ -109,4 +114,4 @@ def merge(paths: list[str]) -> dict[str, Any]:
     return build_record(meta=meta, ev=ev, checks=checks, positions=list(range(used)), ids=[c[0] for c in take],
                         labels=[c[1] for c in take], preds=[c[2] for c in take], errors=[c[3] for c in take],
                         latency=[c[4] for c in take], baseline_preds=[c[5] for c in take] if base_any else None,
-                        provisional=False)
+                        provisional=False, scores={ref: [v.get(p) for p in range(used)] for ref, v in scores.items()})

@@ -93,6 +93,7 @@ class Worker:
     spec: dict[str, Any]
     dataset: Dataset
     predict: Callable[[Any], Any]
+    scorers: dict[str, Callable[[Any, Any], Any]] = field(default_factory=dict)  # custom scores by reference
 
     @cached_property
     def batches(self) -> Batches:
@@ -127,7 +128,32 @@ class Worker:
         preds, errs, fatal = check_batch(self.output, preds)
         if fatal:
             return {"fatal": fatal}
-        return {"pred": preds, "lat": [per] * len(indices), "err": errs}
+        return self._scored(indices, {"pred": preds, "lat": [per] * len(indices), "err": errs})
+
+    def _scored(self, indices: list[int], out: dict[str, Any]) -> dict[str, Any]:
+        """The suite's custom per-sample scores, computed here in the image: score(prediction, label) (a bool counts as 1/0)
+        for every sample predict answered (None where it failed). A score that raises, or is not a number in [0, 1], is the
+        team's code failing: the run stops with its message (exit 2)."""
+        if not self.scorers or "fatal" in out:
+            return out
+        labels = self.dataset.label_values(indices)
+        out["scores"] = {}
+        for ref, fn in self.scorers.items():
+            values: list[float | None] = []
+            for j, (pred, err, label) in enumerate(zip(out["pred"], out["err"], labels, strict=True)):
+                if err is not None:
+                    values.append(None)
+                    continue
+                where = f"custom score `{ref}` on sample {self.dataset.ids[indices[j]]}"
+                try:
+                    v = fn(pred, label)
+                except Exception as exc:  # noqa: BLE001 - the team's code: reported with its own frames
+                    return {"fatal": f"{where} failed:\n{user_traceback(exc)}"}
+                if not isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) or not 0 <= float(v) <= 1:
+                    return {"fatal": f"{where} returned {v!r}: a custom score must be a number in [0, 1] per sample"}
+                values.append(float(v))
+            out["scores"][ref] = values
+        return out
 
     def _one_by_one(self, indices: list[int]) -> dict[str, Any]:
         preds: list[Any] = []
@@ -152,7 +178,8 @@ class Worker:
         checked, missing, fatal = check_batch(self.output, preds)
         if fatal:
             return {"fatal": fatal}
-        return {"pred": checked, "lat": lat, "err": [e or m for e, m in zip(errs, missing, strict=True)]}
+        return self._scored(indices, {"pred": checked, "lat": lat,
+                                      "err": [e or m for e, m in zip(errs, missing, strict=True)]})
 
 
 def _as_list(raw: Any, n: int) -> tuple[list[Any], str | None]:
@@ -179,6 +206,8 @@ def make_worker(spec: dict[str, Any]) -> Worker:
     predict = _user_step(f"importing predict `{spec['predict']}`", lambda: resolve_callable(spec["predict"]))
     model = _user_step(f"loading the model with `{spec['load']}`",
                        lambda: resolve_callable(spec["load"])()) if spec.get("load") else None
+    scorers = {ref: _user_step(f"importing custom score `{ref}`", lambda ref=ref: resolve_callable(ref))
+               for ref in spec.get("scores") or []}
     try:
         params = [p for p in inspect.signature(predict).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -189,7 +218,7 @@ def make_worker(spec: dict[str, Any]) -> Worker:
             return predict(x, model)
     else:
         call = predict
-    return Worker(spec, ds, call)
+    return Worker(spec, ds, call, scorers)
 
 
 @dataclass(frozen=True)

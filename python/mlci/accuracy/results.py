@@ -69,7 +69,8 @@ def overall(ev: Evaluator, checks: list[dict[str, Any]]) -> tuple[str, str]:
 
 def build_record(*, meta: dict[str, Any], ev: Evaluator, checks: list[dict[str, Any]], positions: list[int],
                  ids: list[str], labels: list[Any], preds: list[Any], errors: list[str | None], latency: list[float],
-                 baseline_preds: list[Any] | None, provisional: bool) -> dict[str, Any]:
+                 baseline_preds: list[Any] | None, provisional: bool,
+                 scores: dict[str, list[float | None]] | None = None) -> dict[str, Any]:
     """The accuracy.json record; `meta` holds provenance (service, suite, seed, git, image, dataset, model...)."""
     verdict, reason = overall(ev, checks)
     rec: dict[str, Any] = {"schema": SCHEMA, **meta}
@@ -86,6 +87,10 @@ def build_record(*, meta: dict[str, Any], ev: Evaluator, checks: list[dict[str, 
                        "errors": errors, "latency_ms": [round(x, 4) for x in latency]}
     if baseline_preds is not None:
         rec["outcomes"]["baseline_predictions"] = baseline_preds
+    if scores:  # custom per-sample scores, by reference: what merge re-feeds, and their means over these samples
+        rec["outcomes"]["scores"] = scores
+        rec["metrics"]["scores"] = {ref.rpartition(":")[2]: _mean([v for v in vals if v is not None])
+                                    for ref, vals in scores.items()}
     return rec
 
 
@@ -94,7 +99,7 @@ def junit_xml(rec: dict[str, Any]) -> str:
     suite = rec["suite"]
     cases = []
     for g in rec["gates"]:
-        name = f"{g['metric']}{'[' + str(g['class']) + ']' if g['class'] is not None else ''} {g['kind']} " \
+        name = f"{g.get('score_name') or g['metric']}{'[' + str(g['class']) + ']' if g['class'] is not None else ''} {g['kind']} " \
                f"{g['direction']} {g['threshold'] if g['kind'] == 'absolute' else '-' + str(g['margin'])}"
         cases.append((name, g["verdict"], g["message"]))
     if rec["errors"]:
@@ -139,3 +144,7 @@ def summary_lines(rec: dict[str, Any]) -> list[str]:
     if rec["errors"]:
         lines.append(f"  {len(rec['errors'])} prediction error(s), e.g. {rec['errors'][0]['id']}: {rec['errors'][0]['error']}")
     return lines
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None

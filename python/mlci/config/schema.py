@@ -89,22 +89,40 @@ serve = Obj(
 gate = Obj(
     doc="A gate: PASS only when the evidence says the metric clears the threshold.",
     fields={
-        "metric": Str(required=True, choices=METRICS, doc="Metric to gate on."),
+        "metric": AnyOf(
+            required=True,
+            options=(Str(choices=METRICS),
+                     Obj(doc="A custom per-sample score.", fields={
+                         "score": Str(required=True, pattern=CALLABLE, pattern_doc=CALLABLE_DOC,
+                                      doc="score(prediction, label) -> a number in [0, 1] per sample, imported "
+                                      "inside the image like predict (e.g. exact match, IoU >= 0.5, 1 - WER clipped)."),
+                     })),
+            doc="Metric to gate on: a built-in name, or `{score: module:callable}` for a custom per-sample score "
+            "in [0, 1] (higher is better, gated with `min` by the anytime-valid betting test and shown by the "
+            "callable's name).",
+        ),
         "kind": Str(
             default="absolute",
             choices=("absolute", "change"),
-            doc="`absolute`: metric >= min (or <= max). `change`: non-inferior to the baseline model by `margin`, "
-            "paired on the same samples.",
+            doc="`absolute`: metric >= min (or <= max). `change`: non-inferior to the baseline model by `margin` "
+            "(metric units; and `relative_margin`), paired on the same samples: accuracy by McNemar's test (sequential "
+            "in a sequential suite), any other metric (auc, f1, macro_f1, precision, recall, mae, rmse) by a paired "
+            "BCa bootstrap at the final look.",
         ),
         "min": Num(min=0, doc="Threshold for higher-is-better metrics (accuracy, precision, recall, f1, auc)."),
         "max": Num(min=0, doc="Threshold for lower-is-better metrics (mae, rmse, latency_p50/p95 in ms)."),
         "margin": Num(
             default=0.02,
             min=0,
-            max=1,
             exclusive=True,
-            doc="Indifference zone: a model at min + margin must pass with probability >= 1 - beta.",
+            doc="Indifference zone, in the metric's units: a model at min + margin (max - margin) must pass with "
+            "probability >= 1 - beta. Below 1 for metrics in [0, 1].",
         ),
+        "bound": Num(min=0, exclusive=True,
+                     doc="mae: the largest absolute error a sample counts with (same units as the labels). Each "
+                     "error is clipped at it and divided by it, which makes the gate an anytime-valid betting test "
+                     "on the clipped MAE (equal to the MAE when no error exceeds the bound; the record counts those "
+                     "that do). Without it an mae gate is judged once by a BCa bootstrap."),
         "alpha": Num(default=0.05, min=0, max=0.5, exclusive=True, doc="Risk of passing a model below the threshold."),
         "beta": Num(default=0.10, min=0, max=0.5, exclusive=True, doc="Risk of failing a model at threshold + margin."),
         "class": AnyOf(
@@ -112,6 +130,10 @@ gate = Obj(
             doc="For precision/recall/f1: the class label (or its name from `accuracy.labels`) to gate on "
             "(default: micro-averaged / macro for f1).",
         ),
+        "relative_margin": Num(min=0, max=1, exclusive=True,
+                               doc="Change gates on metrics other than accuracy: the candidate may also be worse by "
+                               "at most this fraction of the baseline's value (both margins must hold, like MLflow's "
+                               "min_absolute_change and min_relative_change together)."),
         "discordance": Num(min=0, max=1, exclusive=True,
                            doc="Change gates: the share of samples on which candidate and baseline are expected to "
                            "disagree (one right, one wrong); plans the fixed n the cap must hold. Default 0.1."),

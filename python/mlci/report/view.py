@@ -45,7 +45,7 @@ def overall_verdict(verdicts: Sequence[str]) -> str:
 
 
 def gate_label(g: Mapping[str, Any]) -> str:
-    label = str(g.get("metric") or "?")
+    label = str(g.get("score_name") or g.get("metric") or "?")
     if g.get("class") is not None:
         label += f" [{g.get('class_name') or g['class']}]"
     if g.get("kind") == "change":
@@ -58,7 +58,13 @@ def threshold_text(g: Mapping[str, Any]) -> str:
     direction = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}.get(str(g.get("direction") or ""), str(g.get("direction") or ""))
     if g.get("kind") == "change":
         margin = g.get("margin")
-        return f"≥ {fmt.delta(metric, -margin)} vs baseline" if fmt.is_number(margin) else "non-inferior"
+        if not fmt.is_number(margin):
+            return "non-inferior"
+        rel = g.get("relative_margin")
+        also = f", {rel * 100:g}% of baseline" if fmt.is_number(rel) else ""
+        if g.get("direction") == "<=":
+            return f"≤ {fmt.delta(metric, margin)}{also} vs baseline"
+        return f"≥ {fmt.delta(metric, -margin)}{also} vs baseline"
     return f"{direction} {fmt.value(metric, g.get('threshold'))}".strip()
 
 
@@ -105,7 +111,8 @@ def _gates(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         change = g.get("kind") == "change"
         margin = g.get("margin")
         # a change gate estimates candidate - baseline: shown as a difference, bounded below by -margin
-        bound = -margin if change and fmt.is_number(margin) else g.get("threshold")
+        lower_better = g.get("direction") == "<="
+        bound = (margin if lower_better else -margin) if change and fmt.is_number(margin) else g.get("threshold")
         iv = g.get("interval")
         if change:
             estimate = fmt.delta(metric, g.get("estimate")) if fmt.is_number(g.get("estimate")) else "–"
@@ -126,6 +133,7 @@ def _gates(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             "used": fmt.count(g.get("samples_used")),
             "saved": _saved(g),
             "risk": _risk(g, metric, alpha, margin),
+            "validity": str(g.get("validity") or ""),
             "rests_on": _rests_on(g, metric),
             "levels": _levels(g),
             "verdict": verdict,
@@ -151,8 +159,8 @@ def _risk(g: Mapping[str, Any], metric: str, alpha: Any, margin: Any) -> str:
 def _rests_on(g: Mapping[str, Any], metric: str) -> str:
     """The bound the verdict rests on, against what: 'lower 95% bound 92.1% ≥ 92.0%'."""
     b = g.get("bound")
-    if g.get("kind") == "change" and isinstance(g.get("test"), str):
-        return g["test"]  # the paired test decides; its interval is shown for scale
+    if isinstance(g.get("test"), str) and not isinstance(b, dict):
+        return g["test"]  # the test decides (a paired test, a truncated design); its interval is shown for scale
     if not isinstance(b, dict) or not fmt.is_number(b.get("value")) or not fmt.is_number(b.get("against")):
         return ""
     change = g.get("kind") == "change"
@@ -180,6 +188,9 @@ def _metrics(record: Mapping[str, Any]) -> list[dict[str, str]]:
     for metric, name in names.items():
         if fmt.is_number(m.get(metric)):
             rows.append({"label": name, "value": fmt.value(metric, m.get(metric))})
+    for name, v in sorted((m.get("scores") or {}).items()):  # custom per-sample scores, by the callable's name
+        if fmt.is_number(v):
+            rows.append({"label": f"{name} (custom score, mean)", "value": fmt.value("score", v)})
     lat = m.get("latency_ms") or {}
     if fmt.is_number(lat.get("p95")):
         rows.append({"label": "latency p50 / p95 (per sample)",

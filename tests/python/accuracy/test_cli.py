@@ -56,7 +56,11 @@ def test_good_model_passes_smoke_and_degraded_model_fails(service, digits, tmp_p
     gate = rec["gates"][0]
     assert gate["verdict"] == "PASS" and gate["metric"] == "accuracy" and gate["threshold"] == 0.9
     assert gate["interval"][0] < gate["estimate"] < gate["interval"][1]
-    assert "anytime-valid" in gate["interval_method"]
+    # the truncated SPRT: exact at its looks, every path decided by N; the PASS rests on its stage-wise lower bound
+    assert gate["method"] == "truncated-sprt" and gate["validity"] == "exact at the planned looks"
+    assert "stage-wise" in gate["interval_method"] and gate["bound"]["value"] >= 0.9
+    assert gate["design"]["max_n"] == gate["needed"] == 2650 and gate["design"]["size"] <= 0.05
+    assert gate["design"]["false_fail"] <= 0.1 and gate["achievable_beta"] == gate["design"]["false_fail"]
     # sequential: stopped well before the 3000-sample cap and before the exact fixed n
     assert rec["sample"]["drawn"] == 4000 and rec["sample"]["used"] == gate["samples_used"] < gate["fixed_n"]
     assert gate["samples_saved"] == gate["fixed_n"] - gate["samples_used"] > 0
@@ -307,28 +311,39 @@ def test_dataset_and_baseline_model_from_the_s3_server(service, digits, tmp_path
     assert list((service.parent / "cache" / "baseline-models").rglob("digits.npz"))
 
 
-def test_a_cap_that_cannot_deliver_beta_is_refused_and_an_accepted_one_ends_inconclusive(service, digits, tmp_path):
-    """A sequential gate whose cap leaves P(PASS) at min + margin below 1 - beta is refused before anything runs,
-    naming the beta the plan achieves and the cap that delivers the stated one (exact truncated OC, checked
-    against simulation in test_stats); with the risk accepted explicitly the run may end INCONCLUSIVE at the cap."""
-    for cap, achievable, fix in ((300, "0.748", "raise max_samples to >= 1300"), (10, "1", "raise max_samples")):
+def test_a_cap_below_the_fixed_n_is_refused_a_tight_one_runs_fixed_n_and_a_truncated_design_always_decides(
+        service, digits, tmp_path):
+    """A proportion gate whose cap is below the exact fixed n cannot deliver its beta: refused before anything runs,
+    naming the beta the cap achieves and the cap that delivers the stated one. A cap at the fixed n but too tight for
+    a truncated design runs the exact fixed-n test (and says so); a cap that allows a design gets the truncated SPRT,
+    which decides every run by its N: no INCONCLUSIVE at the cap."""
+    for cap, achievable, fix in ((300, "0.442", "raise max_samples to >= 748"), (10, "1", "raise max_samples")):
         write_config(service, {"tight": {"dataset": "digits-test", "max_samples": cap, "seed": 3, "gates": [
             {"metric": "accuracy", "min": 0.90, "margin": 0.03}]}})
         proc = run(service, "--suite", "tight", "--out", str(tmp_path / "x"), "-n", "0", models=digits["good"])
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert f"(achievable beta {achievable})" in proc.stderr and fix in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr and not (tmp_path / "x" / "accuracy").exists()
-    # a valid plan (P(PASS) at 0.96 is 0.92 by 300 samples); the digits model (~0.93) sits between min 0.90 and
-    # min + margin 0.96, and on this seed's sample neither bound is crossed by the cap
+    write_config(service, {"tight": {"dataset": "digits-test", "max_samples": 760, "seed": 3, "gates": [
+        {"metric": "accuracy", "min": 0.90, "margin": 0.03}]}})
+    proc = run(service, "--suite", "tight", "--out", str(tmp_path / "f"), "-n", "0", models=digits["good"])
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    gate = record(tmp_path / "f", "tight")["gates"][0]
+    assert gate["method"] == "binomial-exact" and "no truncated design within 760 trials" in gate["fallback"]
+    assert gate["samples_used"] == gate["fixed_n"] == 748 and gate["validity"] == "exact, fixed look"
+    # the digits model (~0.93) sits between min 0.90 and min + margin 0.96: the open SPRT ended INCONCLUSIVE at
+    # this cap on this seed; the truncated design (N = 250 <= the cap) decides
     write_config(service, {"tight": {"dataset": "digits-test", "max_samples": 300, "seed": 4, "gates": [
         {"metric": "accuracy", "min": 0.90, "margin": 0.06}]}})
     proc = run(service, "--suite", "tight", "--out", str(tmp_path / "o"), "-n", "0", models=digits["good"])
-    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     rec = record(tmp_path / "o", "tight")
-    assert rec["verdict"] == "INCONCLUSIVE" and rec["exit_code"] == 3 and rec["seed_source"] == "config"
-    assert rec["sample"]["used"] == rec["sample"]["drawn"] == 300
-    junit = ET.parse(tmp_path / "o" / "accuracy" / "tight" / "junit-accuracy.xml").getroot()
-    assert junit.find("testcase/skipped") is not None
+    gate = rec["gates"][0]
+    assert rec["verdict"] in ("PASS", "FAIL") and gate["method"] == "truncated-sprt" and gate["design"]["max_n"] == 250
+    assert rec["sample"]["used"] == gate["samples_used"] <= 250 and rec["sample"]["drawn"] == 300
+    b = gate["bound"]
+    assert (b["value"] >= 0.90) if rec["verdict"] == "PASS" else (b["value"] <= 0.96)
+
 
 
 def _globally_cached_predict(service: Path) -> None:

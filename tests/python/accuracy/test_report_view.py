@@ -43,7 +43,7 @@ def test_pass_and_fail_reports_state_risks_bounds_and_every_metric(example, serv
         assert "β 0.1 (0.0333 per gate, 3 gates)" in md and "β 0.1 (0.0333 per gate, 3 gates)" in html
         assert "beta 0.1 (0.0333 per gate over 3 gates)" in proc.stdout
         sprt = rec["gates"][0]
-        assert sprt["method"] == "sprt" and sprt["interval_levels"] == [0.95, pytest.approx(1 - 0.1 / 3)]
+        assert sprt["method"] == "truncated-sprt" and sprt["interval_levels"] == [0.95, pytest.approx(1 - 0.1 / 3)]
         assert "95% / 97%" in md  # the two ends' levels, when they differ
         assert "one-sided confidence bound" in html  # ... and why (the legend)
         if verdict == "PASS":
@@ -59,7 +59,7 @@ def test_pass_and_fail_reports_state_risks_bounds_and_every_metric(example, serv
                     assert "the suite stopped when" in g["note"]
                     cells = [c.strip() for c in _gate_row(md, g).strip("|").split("|")]
                     assert "–" not in (cells[1], cells[2]) and cells[4], cells  # estimate, interval, bound shown
-            if failed[0]["method"] == "sprt":
+            if failed[0]["method"] == "truncated-sprt":
                 assert failed[0]["bound"]["side"] == "upper"
                 assert failed[0]["interval"][1] <= failed[0]["threshold"] + failed[0]["margin"]
         metrics = md.split("Metrics on the samples scored:")[1].split("\n")[0]

@@ -54,3 +54,11 @@ def decide(k: int, n: int, p0: float, alpha: float) -> str:
     if n <= 0:
         return "FAIL"
     return "PASS" if k >= critical_count(n, p0, alpha) else "FAIL"
+
+
+def power_at(n: int, p0: float, p1: float, alpha: float) -> float:
+    """Exact P(PASS | p1) of the level-alpha test with n trials (0 when no count can reject at that n)."""
+    if n <= 0:
+        return 0.0
+    c = critical_count(n, p0, alpha)
+    return float(binom.sf(c - 1, n, p1)) if c <= n else 0.0

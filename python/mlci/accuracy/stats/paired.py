@@ -97,7 +97,7 @@ def _bounds(res_ci: object) -> tuple[np.ndarray, np.ndarray]:
 def paired_change_test(candidate: tuple[np.ndarray, ...], baseline: tuple[np.ndarray, ...],
                        metric: Callable[..., np.ndarray | float], *, higher_better: bool, margin: ChangeMargin,
                        alpha: float, beta: float, seed: int = 0, n_resamples: int = 2000,
-                       vectorized: bool = True) -> ChangeResult:
+                       vectorized: bool = True, batch: int | None = None) -> ChangeResult:
     """Non-inferiority of metric(*candidate) against metric(*baseline) on the same samples.
 
     `candidate` and `baseline` are per-sample column tuples (e.g. (labels, cand_scores) and (labels,
@@ -124,7 +124,7 @@ def paired_change_test(candidate: tuple[np.ndarray, ...], baseline: tuple[np.nda
         return ChangeResult("INCONCLUSIVE", cand_v, base_v, cand_v - base_v, [-math.inf] * m, math.inf, math.nan,
                             None, n)
     rng = np.random.default_rng(seed)
-    res = bootstrap(cols, stat, paired=True, vectorized=vectorized, n_resamples=n_resamples,
+    res = bootstrap(cols, stat, paired=True, vectorized=vectorized, n_resamples=n_resamples, batch=batch,
                     confidence_level=1 - 2 * alpha, method="BCa", random_state=rng)
     low, _ = _bounds(res)
     res_b = bootstrap(cols, stat, paired=True, vectorized=vectorized, n_resamples=0, bootstrap_result=res,

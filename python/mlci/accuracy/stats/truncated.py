@@ -292,3 +292,44 @@ class TruncatedSprt:
         """Exact (P(PASS), P(FAIL), expected trials) at true values `ps` for looks every `batch` trials."""
         d = self.design
         return _oc(d.p0, d.p1, d.batch, d.max_n, d.upper, d.lower, d.meet, d.shape, list(np.atleast_1d(ps)))
+
+
+def stagewise_bounds(test: TruncatedSprt, k: int, n: int, lower_level: float, upper_level: float
+                     ) -> tuple[float, float]:
+    """Confidence bounds for p after the design stopped (or was read) at n trials with k successes, exact at the
+    design's looks, by the stage-wise ordering of the outcomes (Armitage 1958; Tsiatis, Rosner & Mehta 1984):
+    earlier PASSes rank highest, then later looks, then earlier FAILs lowest. With
+    G(p, k) = P_p(PASS at a look before n) + P_p(still running at n with >= k successes),
+    the lower bound solves G(L, k) = 1 - lower_level and the upper bound 1 - G(U, k + 1) = 1 - upper_level.
+    At the design's own levels they agree with its verdict: a PASS has L >= p0 (G(p0, k) <= P_p0(PASS) <= alpha)
+    and a FAIL has U <= p1."""
+    if n <= 0:
+        return 0.0, 1.0
+    d = test.design
+    looks = d.looks[d.looks < n]
+    looks = np.append(looks, n).astype(np.int64)
+    r, a = _cuts(looks, d.p0, d.p1, d.max_n, d.upper, d.lower, d.meet, d.shape)
+
+    def g(p: float, count: int) -> float:
+        rr, aa = r.copy(), a.copy()
+        rr[-1], aa[-1] = count, min(int(a[-1]), count - 1)
+        return float(operating_characteristic(looks, rr, aa, [p])[0][0])
+
+    def solve(fn, target: float) -> float:
+        """The p in (0, 1) where the increasing fn(p) crosses target (clamped to the ends)."""
+        lo, hi = 1e-9, 1 - 1e-9
+        if fn(lo) >= target:
+            return 0.0
+        if fn(hi) <= target:
+            return 1.0
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            if fn(mid) < target:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    lower = solve(lambda p: g(p, k), 1 - lower_level)
+    upper = solve(lambda p: g(p, k + 1), upper_level)
+    return lower, upper
