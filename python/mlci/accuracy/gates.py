@@ -871,7 +871,7 @@ class Evaluator:
         if p.get("score"):
             rec["score"], rec["score_name"] = p["score"], p["score_name"]
         if p["metric"] == "mae":
-            rec["bound"], rec["clipped"] = p["bound"], self.clipped[i]
+            rec["error_bound"], rec["clipped"] = p["bound"], self.clipped[i]  # "bound" is the verdict's
         clipped = f"; {self.clipped[i]} errors above the bound counted at it" if p["metric"] == "mae" else ""
         rec["message"] = (f"{name} {_f(est)} {p['direction']} {p['threshold']} -> {s.verdict} after {s.used} samples; "
                           f"{bound['side']} bound {bound['value']:.4g} ({bound['level']:.0%}); betting test, "

@@ -15,7 +15,7 @@ import yaml
 
 from ..errors import UserError
 from ..fsutil import read_user_text
-from .schema import BOUNDED_METRICS, HIGHER_BETTER, LOWER_BETTER, PROPORTION_METRICS, SCHEMA
+from .schema import BOUNDED_METRICS, CHANGE_METRICS, HIGHER_BETTER, LOWER_BETTER, SCHEMA
 from .spec import Ctx, Issue
 
 DEFAULT_FILE = "ml-ci.yaml"
@@ -310,9 +310,11 @@ def _check_gate(g: dict[str, Any], path: str, ctx: Ctx) -> None:
             ctx.error(f"{path}.max", f"metric '{metric}' is lower-is-better: the gate needs `max`", "a number >= 0")
         if g["min"] is not None:
             ctx.error(f"{path}.min", f"metric '{metric}' is lower-is-better: use `max`, not `min`")
-    if g["kind"] == "change" and metric not in PROPORTION_METRICS:
-        ctx.error(f"{path}.kind", f"change gates are paired per-sample tests; '{metric}' is not a per-sample proportion",
-                  valid=", ".join(PROPORTION_METRICS))
+    if g["kind"] == "change" and metric not in CHANGE_METRICS:
+        why = (f"a change gate on the custom score {metric.get('score')} needs the baseline's scores, which a "
+               "baseline run does not compute" if isinstance(metric, dict) else
+               f"a change gate on {metric} needs the baseline's own latencies, which a baseline run does not measure")
+        ctx.error(f"{path}.kind", why, valid=", ".join(CHANGE_METRICS) + " (gate the others with kind: absolute)")
     if g["class"] is not None and metric not in ("precision", "recall", "f1"):
         ctx.error(f"{path}.class", f"`class` applies to precision, recall or f1, not '{metric}'")
 

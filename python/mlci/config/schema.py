@@ -29,6 +29,7 @@ LOWER_BETTER = ("mae", "rmse", "latency_p50", "latency_p95")
 METRICS = HIGHER_BETTER + LOWER_BETTER
 OUTPUTS = ("labels", "scores", "probabilities")  # what a predict function returns per sample
 BOUNDED_METRICS = HIGHER_BETTER  # all lie in [0, 1]
+CHANGE_METRICS = ("accuracy", "precision", "recall", "f1", "macro_f1", "auc", "mae", "rmse")  # baseline measurable
 
 STAGES = ("build", "unit", "acceptance", "accuracy", "deploy")
 JSON_POINTER = r"(/[^/]*)*"

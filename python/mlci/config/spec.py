@@ -186,11 +186,17 @@ class AnyOf(Node):
         return " or ".join(o.expected() for o in self.options)
 
     def check(self, value: Any, path: str, ctx: Ctx) -> Any:
+        inside = []  # options that take the value's type but not its content (no "got <type>" at `path`)
         for option in self.options:
-            probe = Ctx()
+            probe = Ctx(ctx.lines)
             result = option.check(value, path, probe)
             if not probe.issues:
                 return result
+            if not any(i.path == path and i.message.startswith("got ") for i in probe.issues):
+                inside.append(probe)
+        if len(inside) == 1:  # e.g. a typo in a name, a bad key in a mapping: that option's own message
+            ctx.issues += inside[0].issues
+            return value
         ctx.error(path, f"got {_typename(value)} {clip(value)}", self.expected())
         return value
 

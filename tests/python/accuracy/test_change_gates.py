@@ -53,8 +53,8 @@ def test_a_change_gate_on_any_metric_passes_a_better_candidate_and_fails_a_worse
 def test_an_mae_change_gate_is_lower_is_better(example, service, digits, churn, churn_files, tmp_path):
     root = service if example == "digits" else churn
     good, bad = _models(example, digits, churn_files)
-    write_module(root, "numbers", NUMBERS.format(pkg="digits_service" if example == "digits" else "churn_service"))
-    predict = "numbers:digit_value" if example == "digits" else "numbers:churn_probability"
+    write_module(root, "numeric", NUMBERS.format(pkg="digits_service" if example == "digits" else "churn_service"))
+    predict = "numeric:digit_value" if example == "digits" else "numeric:churn_probability"
     configure(root, {"c": {"max_samples": 1000, "predict": predict, "gates": [
         {"metric": "mae", "kind": "change", "margin": 0.01, "relative_margin": 0.05}]}})
     for cand, base, verdict in ((good, bad, "PASS"), (bad, good, "FAIL")):
@@ -73,7 +73,7 @@ def test_change_gates_the_engine_cannot_judge_are_refused(service, digits, tmp_p
             ({"metric": "macro_f1", "kind": "change", "margin": 0.02}, 200, "at least 300 paired samples"),
             ({"metric": "accuracy", "kind": "change", "margin": 0.02, "relative_margin": 0.1}, 3000,
              "`relative_margin` applies to change gates on metrics other than accuracy"),
-            ({"metric": "auc", "kind": "change", "margin": 1.5}, 1000, "must be below 1")):
+            ({"metric": "macro_f1", "kind": "change", "margin": 1.5}, 1000, "must be below 1")):
         configure(service, {"c": {"max_samples": cap, "gates": [gate]}})
         proc = run_suite(service, "c", digits["good"], tmp_path / "x", "--baseline-models", str(digits["bad"]),
                          "-n", "0")
