@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        _apply_umask(os.environ.get("MLCI_UMASK"))
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"mlci: error: {exc}", file=sys.stderr)
@@ -78,6 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _apply_umask(value: str | None) -> None:
+    """$MLCI_UMASK (octal): the caller's umask for a container's mlci, whose processes start with 0022, so files
+    written into a mounted directory get the modes the caller's own programs would give them."""
+    if not value:
+        return
+    try:
+        mask = int(value, 8)
+    except ValueError:
+        mask = -1
+    if not 0 <= mask <= 0o777:
+        raise UserError(f"MLCI_UMASK={value!r} is not an octal umask", where="environment",
+                        hint="e.g. MLCI_UMASK=0022, or leave it unset")
+    os.umask(mask)
 
 
 def _leave(code: int) -> None:

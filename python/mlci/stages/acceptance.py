@@ -10,6 +10,7 @@ happens (failure, Ctrl-C, Jenkins' SIGTERM).
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,16 +29,19 @@ from ..paths import cache_dir
 from ..progress import Progress
 from .containers import (
     Cleanup,
+    bind,
     cleanup_always,
     client,
+    host_user,
     leases_dir,
     new_run_id,
     state_summary,
     stream_logs,
     tail_logs,
 )
+from .docker_run import image_git_env, run_line, shell_line, with_umask
 from .image import Image, resolve
-from .run import collect_junit, git_env, junit_env, run_command
+from .run import OUT_IN_CONTAINER, collect_junit, git_env, junit_env, run_command
 
 PROBE = ("import sys, urllib.request\n"
          "try:\n"
@@ -47,6 +51,9 @@ PROBE = ("import sys, urllib.request\n"
          "    print(type(e).__name__, e)\n"
          "    sys.exit(1)\n")
 NS = 1_000_000_000
+# the same probe on one line (a printed health command must be one shell line); an exception exits 1
+PROBE_LINE = ("import sys, urllib.request; "
+              "sys.exit(0 if 200 <= urllib.request.urlopen(sys.argv[1], timeout=2).status < 400 else 1)")
 
 
 @dataclass
@@ -125,7 +132,37 @@ def serving(cfg: Config, dc: docker.DockerClient, tracker: Cleanup, img: Image, 
     yield Served(svc, net.name, f"http://{svc_name}:{serve['port']}", time.monotonic() - t_create)
 
 
-def run_acceptance(cfg: Config, out: Path, *, image: str | None = None) -> AcceptanceResult:
+def docker_run_lines(cfg: Config, img: Image, out: Path) -> str:
+    """The stage as plain docker commands, one per line (docker_run.py): a private network, the service with the
+    same healthcheck, a wait for it to be healthy, the tests from a second container (JUnit straight to
+    <out>/junit/acceptance.xml), and the clean-up."""
+    acc = cfg["tests"]["acceptance"]
+    serve = acc["serve"]
+    net, svc = f"mlci-{cfg['service']}-local", f"mlci-{cfg['service']}-local-svc"
+    url = f"http://{svc}:{serve['port']}"
+    out_abs = out.resolve()
+    git = image_git_env(img)
+    probe = shlex.join(["python3", "-c", PROBE_LINE, f"http://127.0.0.1:{serve['port']}{serve['health']}"])
+    serve_argv = ["/bin/sh", "-c", serve["command"]] if serve["command"] else []
+    start = run_line(image=img.ref, attrs=img.attrs, argv=serve_argv, env={"PORT": str(serve["port"]), **git},
+                     volumes={}, network=net, name=svc, detach=True, remove=False,
+                     extra=["--health-cmd", probe, "--health-interval", "1s", "--health-timeout", "2s"])
+    healthy = (f"until [ \"$(docker inspect -f {shlex.quote('{{.State.Health.Status}}')} {shlex.quote(svc)})\" "
+               "= healthy ]; do sleep 1; done")
+    tests = run_line(image=img.ref, attrs=img.attrs, argv=["/bin/sh", "-c", with_umask(acc["command"])],
+                     env={"HOME": "/tmp", "MLCI_OUT": OUT_IN_CONTAINER, **git, **junit_env("junit/acceptance.xml"),
+                          "MLCI_SERVICE_URL": url},
+                     volumes=bind(out_abs, OUT_IN_CONTAINER), network=net, user=host_user())
+    return "\n".join([shell_line(["docker", "network", "create", "--internal", net], mkdirs=[out_abs]),
+                      shell_line(start),
+                      shell_line(["timeout", str(serve["timeout"]), "sh", "-c", healthy]),
+                      shell_line(tests),
+                      shell_line(["docker", "rm", "-f", svc]) + "; " + shell_line(["docker", "network", "rm", net])])
+
+
+def run_acceptance(cfg: Config, out: Path, *, image: str | None = None,
+                   print_only: bool = False) -> AcceptanceResult | None:
+    """Run the acceptance tests; `print_only`: print the equivalent plain docker commands, run nothing."""
     acc = cfg["tests"]["acceptance"]
     if not acc:
         raise UserError("no acceptance tests configured", where=str(cfg.path),
@@ -133,7 +170,12 @@ def run_acceptance(cfg: Config, out: Path, *, image: str | None = None) -> Accep
     serve = acc["serve"]
     dc = client()
     img = resolve(out, image, dc, root=cfg.root)
+    lines = docker_run_lines(cfg, img, out)
+    if print_only:
+        print(lines, flush=True)
+        return None
     progress = Progress(0, "acceptance")
+    progress.log("the same tests with plain docker (JUnit in " f"{out / 'junit'}):\n  " + lines.replace("\n", "\n  "))
     run_id = new_run_id()
     timeout_s = acc["timeout"] * 60
     leases = leases_dir(cache_dir(cfg["artifacts"]["cache"]))

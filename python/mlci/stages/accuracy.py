@@ -43,7 +43,8 @@ from .accuracy_inputs import (
     reusable_record,
     reused_copy,
 )
-from .containers import bind, cleanup_always, client, leases_dir, state_summary, tail_logs
+from .containers import bind, cleanup_always, client, host_user, leases_dir, state_summary, tail_logs
+from .docker_run import UMASK_ENV, aws_by_reference, run_line, shell_line, umask_text
 from .image import Image, resolve
 from .run import OUT_IN_CONTAINER, CommandResult, git_env, remove_staging, run_command
 
@@ -75,11 +76,13 @@ def models_path(image: Image | dict[str, Any], cfg: Config) -> str:
 
 def run_accuracy(cfg: Config, out: Path, suite: str, *, image: str | None = None, workers: str | None = None,
                  seed: int | None = None, shard: str | None = None, force: bool = False,
-                 candidate_models: Path | None = None, baseline: BaselineSource | None = None) -> int:
+                 candidate_models: Path | None = None, baseline: BaselineSource | None = None,
+                 print_only: bool = False) -> int:
     """Run one suite in the image; return the engine's exit code (0 pass, 3 inconclusive); raise on FAIL.
 
     `candidate_models` (training) mounts those model files over the image's models directory for the candidate;
-    `baseline` replaces the history lookup of a change gate's baseline (training: the image's own models)."""
+    `baseline` replaces the history lookup of a change gate's baseline (training: the image's own models).
+    `print_only`: print the equivalent `docker run` line (docker_run.py) and run nothing."""
     suites = cfg["accuracy"]["suites"]
     if suite not in suites:
         raise UserError(f"no accuracy suite '{suite}'", where=str(cfg.path),
@@ -95,13 +98,25 @@ def run_accuracy(cfg: Config, out: Path, suite: str, *, image: str | None = None
     ep = endpoint_mode.settings(cfg["accuracy"], suites[suite])
     if ep:
         _check_endpoint_suite(cfg, suite, change=change, candidate_models=candidate_models)
-    if change and baseline is None and shard is None:
+        if print_only:
+            raise UserError(f"suite '{suite}' runs in endpoint mode: a plan step, the service on a private network "
+                            "and the engine next to it are not one `docker run` line",
+                            where=f"accuracy.suites.{suite}.endpoint",
+                            hint="run `mlci test accuracy`; `mlci test acceptance --print-docker-run` shows how the "
+                                 "service is started")
+    if print_only and change:
+        raise UserError(f"suite '{suite}' has a change gate: its baseline predicts the same samples in a second "
+                        "image first, which one `docker run` line cannot do",
+                        where=f"accuracy.suites.{suite}.gates",
+                        hint="run `mlci test accuracy` once: it prints the `docker run` line of the candidate's run, "
+                             f"with the baseline's predictions it wrote under {out / 'baselines' / suite}")
+    if change and baseline is None and shard is None and not print_only:
         rec, where = find_baseline_record(cfg, out, suite)
         baseline = baseline_from_record(cfg, rec, where, dc)
     cand_files = _hash_dir(cfg, candidate_models) if candidate_models else None
     key = result_key(cfg, suite, image_identity(img.attrs), baseline=baseline.identity if baseline else None,
                      candidate_models=cand_files, seed=seed)
-    if shard is None and not force and seed is None and candidate_models is None:
+    if shard is None and not force and seed is None and candidate_models is None and not print_only:
         stored = reusable_record(cfg, suite, key)
         if stored is not None:
             rec = reused_copy(stored, img, run_id)
@@ -114,12 +129,16 @@ def run_accuracy(cfg: Config, out: Path, suite: str, *, image: str | None = None
             return 0
 
     host_cache = cache_dir(cfg["artifacts"]["cache"])
-    host_cache.mkdir(parents=True, exist_ok=True)
-    timeout_s = suites[suite]["timeout"] * 60
     env = {**git_env(cfg.root), "MLCI_CACHE": CACHE_IN_IMAGE, **img.provenance_env(run_id)}
     if key:
         env["MLCI_RESULT_KEY"] = key
     volumes = bind(host_cache, CACHE_IN_IMAGE)
+    if print_only:
+        print(docker_run_line(img, accuracy_command(suite, workers, seed, shard), env, volumes, out, host_cache),
+              flush=True)
+        return 0
+    host_cache.mkdir(parents=True, exist_ok=True)
+    timeout_s = suites[suite]["timeout"] * 60
     if candidate_models is not None:
         target_dir = models_path(img, cfg)
         volumes.update(bind(candidate_models.resolve(), target_dir, "ro"))
@@ -145,6 +164,8 @@ def run_accuracy(cfg: Config, out: Path, suite: str, *, image: str | None = None
                                                 workers=workers, seed=seed, shard=shard, progress=progress)
         command = accuracy_command(suite, workers, seed, shard, baseline=BASELINE_IN_IMAGE if predictions else None)
         extra = bind(predictions, BASELINE_IN_IMAGE, "ro") if predictions else {}
+        progress.log("the same run with plain docker (results in " f"{accuracy_dir(out, suite)}):\n  "
+                     + docker_run_line(img, command, env, {**volumes, **extra}, out, host_cache))
         progress.log(f"running `{command}` in {img.name} ({img.ref[:19]})")
         result = run(img.ref, command, "accuracy", env, {**volumes, **extra})
     return _finish(result, out, suite, command, suites[suite]["timeout"], progress)
@@ -205,6 +226,18 @@ def _default_serve() -> dict[str, Any]:
     from ..config.schema import serve
 
     return serve.default_value()
+def docker_run_line(img: Image, command: str, env: dict[str, str], volumes: dict[str, dict[str, str]], out: Path,
+                    host_cache: Path) -> str:
+    """The stage's container as one `docker run` line (docker_run.py): the same image, command, environment and
+    mounts; the image's own commit and branch; this caller's credentials by reference; results written straight
+    into `out` (mounted at the container's --out) as the caller, with the caller's umask."""
+    keep = {k: v for k, v in env.items() if k not in ("GIT_COMMIT", "BRANCH_NAME", "MLCI_RUN_ID")}
+    env_line = {"HOME": "/tmp", UMASK_ENV: umask_text(), **keep}
+    out_abs = out.resolve()
+    line = run_line(image=img.ref, attrs=img.attrs, argv=shlex.split(command), env=env_line,
+                    volumes={**volumes, **bind(out_abs, OUT_IN_CONTAINER)}, network="host", user=host_user(),
+                    extra=aws_by_reference())
+    return shell_line(line, mkdirs=[out_abs, host_cache.resolve()])
 
 
 def _finish(result: CommandResult, out: Path, suite: str, command: str, timeout_min: int, progress: Progress) -> int:

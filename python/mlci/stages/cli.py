@@ -13,6 +13,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", default=None, help="ml-ci.yaml (default $MLCI_CONFIG or ./ml-ci.yaml)")
     p.add_argument("--out", default=None, help="output directory (default $MLCI_OUT, else <repo>/.mlci)")
     p.add_argument("--image", default=None, help="image to test (default $MLCI_IMAGE, else <out>/build.json)")
+    p.add_argument("--print-docker-run", action="store_true",
+                   help="print the equivalent plain `docker run` command line(s) and exit without running")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +48,7 @@ def _unit(args: argparse.Namespace) -> int:
     from .unit import run_unit
 
     cfg, out = _load(args)
-    run_unit(cfg, out, image=args.image)
+    run_unit(cfg, out, image=args.image, print_only=args.print_docker_run)
     return 0
 
 
@@ -54,7 +56,7 @@ def _acceptance(args: argparse.Namespace) -> int:
     from .acceptance import run_acceptance
 
     cfg, out = _load(args)
-    run_acceptance(cfg, out, image=args.image)
+    run_acceptance(cfg, out, image=args.image, print_only=args.print_docker_run)
     return 0
 
 
@@ -63,4 +65,4 @@ def _accuracy(args: argparse.Namespace) -> int:
 
     cfg, out = _load(args)
     return run_accuracy(cfg, out, args.suite, image=args.image, workers=args.workers, seed=args.seed,
-                        shard=args.shard, force=args.force)
+                        shard=args.shard, force=args.force, print_only=args.print_docker_run)

@@ -24,6 +24,7 @@ from .. import gitinfo
 from ..fsutil import write_text_atomic
 from ..paths import junit_path
 from .containers import Cleanup, host_user, stream_logs, tail_logs, wait
+from .docker_run import UMASK_ENV, umask_text
 
 OUT_IN_CONTAINER = "/mlci-out"
 
@@ -64,7 +65,7 @@ def run_command(docker_client: docker.DockerClient, tracker: Cleanup, *, image: 
             kwargs["network_mode"] = network_mode
         container = docker_client.containers.create(
             image, ["/bin/sh", "-c", command], name=name, user=host_user(), working_dir=None,
-            environment={"HOME": "/tmp", "MLCI_OUT": OUT_IN_CONTAINER, **env},
+            environment={"HOME": "/tmp", "MLCI_OUT": OUT_IN_CONTAINER, UMASK_ENV: umask_text(), **env},
             volumes={str(staging): {"bind": OUT_IN_CONTAINER, "mode": "rw"}, **(volumes or {})},
             labels=tracker.labels(stage, timeout_s), **kwargs)
         tracker.containers.append(container)
