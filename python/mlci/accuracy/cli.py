@@ -84,6 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     started, t0 = _now(), time.monotonic()
     cfg = load_config(args.config)
     prep = prepare(cfg, args.suite, seed=args.seed, shard=args.shard, data_override=args.data)
+    if prep.duplicates is not None and prep.duplicates.many:
+        print(f"mlci: warning: {prep.duplicates.warning(prep.ref.name)}", file=sys.stderr, flush=True)
     acc = cfg["accuracy"]
     change = any(p["kind"] == "change" for p in prep.plans)
     base_preds, base_info = None, None
@@ -111,7 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "id": uuid.uuid4().hex, **provenance(cfg),
         "service": cfg["service"], "suite": args.suite, "seed": prep.seed, "seed_source": prep.seed_source,
         "dataset": {"name": prep.ref.name, "uri": prep.ref.uri, "sha256": prep.ref.sha256, "size": len(prep.dataset),
-                    "format": prep.dataset.format},
+                    "format": prep.dataset.format,
+                    "duplicates": prep.duplicates.to_dict() if prep.duplicates is not None else None},
         "model": {"files": prep.models, "code_digest": prep.code},
         "mlci_version": __version__, "started": started,
         "sample": {"drawn": prep.drawn, "used": (res.evaluator.stopped_at or n) if prep.shard is None else n,

@@ -234,6 +234,10 @@ class Dataset:
         idx = np.asarray(indices, dtype=np.int64)
         return shape_batch(self._columns(idx), self.input_names, "records", where=str(self.path))
 
+    def columns(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """The inputs at these rows as {column: values}, before any batch shaping (duplicates.py)."""
+        return self._columns(np.asarray(indices, dtype=np.int64))
+
     def _columns(self, idx: np.ndarray) -> dict[str, Any]:
         raise NotImplementedError
 

@@ -206,6 +206,7 @@ class Prepared:
     models: dict[str, str] = field(default_factory=dict)  # model file -> digest, as hashed for the seed
     code: str = ""  # code_digest(cfg), as hashed for the seed
     endpoint: dict[str, Any] | None = None  # endpoint mode's settings (accuracy/endpoint.py); None: callable mode
+    duplicates: Any = None  # duplicates.Duplicates among the first drawn inputs (None: not checked)
 
     @property
     def indices(self) -> np.ndarray:
@@ -288,8 +289,12 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     positions = sampling.shard_positions(drawn, sh)
     if positions.size == 0:
         raise UserError(f"--shard {shard} gets no samples out of {drawn}", hint="use fewer shards")
+    from . import duplicates
+
+    dups = duplicates.check(ds, order[:drawn], seed=chosen)
     return Prepared(cfg, suite_name, suite, ref, ds, task, chosen, source, plans, drawn, order[:drawn], sh, positions,
-                    suite["batch_size"], set(classes) if task != "regression" else set(), output, models, code, ep)
+                    suite["batch_size"], set(classes) if task != "regression" else set(), output, models, code, ep,
+                    dups)
 
 
 @dataclass

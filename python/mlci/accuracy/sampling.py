@@ -101,3 +101,30 @@ def shard_positions(drawn: int, shard: tuple[int, int] | None) -> np.ndarray:
         return np.arange(drawn)
     k, n = shard
     return np.arange(k - 1, drawn, n)
+
+
+def group_order(codes: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row order, group boundaries) drawing whole groups: the groups are ordered as `stratified_order_codes`
+    orders rows, stratified by each group's most frequent class code (ties: the smallest), and each group's rows
+    follow one another in dataset order. `boundaries[j]` is where the j-th drawn group starts in the row order
+    (a prefix ending at a boundary holds only whole groups). Rows of one group are never split across the
+    sample, so a statistic over groups sees every member of each group it sees."""
+    codes = np.asarray(codes, dtype=np.int64).reshape(-1)
+    _, group_codes = np.unique(np.asarray(groups).reshape(-1), return_inverse=True)
+    group_codes = group_codes.reshape(-1)
+    if len(group_codes) != len(codes):
+        raise ValueError("one group per row is needed")
+    k = int(group_codes.max()) + 1 if len(group_codes) else 0
+    n_classes = int(codes.max()) + 1 if len(codes) else 0
+    counts = np.zeros((k, max(n_classes, 1)), dtype=np.int64)
+    np.add.at(counts, (group_codes, codes), 1)
+    majority = counts.argmax(axis=1)  # argmax takes the first (smallest) class on ties
+    drawn_groups = stratified_order_codes(majority, seed)
+    rows_by_group = np.argsort(group_codes, kind="stable")
+    sizes = np.bincount(group_codes, minlength=k)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if k else np.zeros(0, dtype=np.int64)
+    drawn_sizes = sizes[drawn_groups]
+    boundaries = np.concatenate([[0], np.cumsum(drawn_sizes)[:-1]]).astype(np.int64) if k else np.zeros(0, np.int64)
+    within = np.arange(len(codes)) - np.repeat(boundaries, drawn_sizes)  # each row's rank inside its group
+    order = rows_by_group[np.repeat(starts[drawn_groups], drawn_sizes) + within]
+    return order.astype(np.int64), boundaries

@@ -89,6 +89,9 @@ def check_accuracy_line(svc, tmp_path: Path) -> tuple[dict[str, Any], str]:  # n
     assert staged.returncode == 0, staged.stdout[-2000:] + staged.stderr[-3000:]
     assert "the same run with plain docker" in staged.stderr and SECRET not in staged.stderr + staged.stdout
     stage_rec = record(tmp_path / "stage")
+    dups = stage_rec["dataset"]["duplicates"]  # the examples' test sets hold no repeated inputs: no warning
+    assert dups["checked"] == min(stage_rec["sample"]["drawn"], 20_000) and dups["exact"] == 0 and dups["share"] < 0.05
+    assert "repeat another" not in staged.stderr
     assert_modes(tmp_path / "stage" / "accuracy", 0o027)  # the stage honours the umask too (MLCI_UMASK)
 
     out = tmp_path / "plain" / "results"  # does not exist yet: the line creates it as the caller
@@ -166,6 +169,7 @@ def test_printed_unit_and_acceptance_lines_run_the_tests(service, tmp_path: Path
     assert names_with_prefix(f"mlci-{service.name}-local") == []  # the last line removed container and network
 
 
+@GROUP
 def test_change_gated_suite_has_no_single_line(service, tmp_path: Path) -> None:  # noqa: F811
     proc = mlci(service, service.root, tmp_path / "o", "test", "accuracy", "--suite", "change", "--print-docker-run")
     assert proc.returncode == 2 and "change gate" in proc.stderr and "Traceback" not in proc.stderr
@@ -203,3 +207,13 @@ def test_line_is_shell_quoted() -> None:
     assert words[:3] == ["mkdir", "-p", "/tmp/o u t"] and words[3] == "&&"
     assert words[4:] == ["docker", "run", "--rm", "--network", "none", "-e", "A=it's", "-v", "/tmp/o u t:/mlci-out",
                          "sha256:abc", *argv]
+
+
+def test_a_bad_mlci_umask_is_an_input_error(tmp_path: Path) -> None:
+    from ..conftest import run_mlci
+
+    for bad in ("0999", "9z", "01000"):
+        proc = run_mlci("config", "docs", "--prefix", "tests", env={"MLCI_UMASK": bad}, cwd=tmp_path)
+        assert proc.returncode == 2 and f"MLCI_UMASK='{bad}' is not an octal umask" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert run_mlci("config", "docs", "--prefix", "tests", env={"MLCI_UMASK": "0027"}, cwd=tmp_path).returncode == 0
