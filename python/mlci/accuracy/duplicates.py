@@ -2,8 +2,8 @@
 
 Augmented copies of one image, a record exported twice, rows of one patient: when the sample holds many inputs
 that repeat another, the statistics count the same evidence several times and overstate it. The check runs on the
-first rows of the pre-drawn sample order (at most CHECK_ROWS: the rows that are judged first, read the way the
-workers read them, so a million-row dataset costs no more than a batch or two):
+first rows of the pre-drawn sample order (at most CHECK_ROWS, and at most MAX_VALUES numbers: the rows that are
+judged first, read the way the workers read them, so a million-row dataset costs no more than a batch or two):
 
 - exact: inputs equal to another checked input, value for value;
 - near: numeric inputs within NEAR_FRACTION of the typical distance between two rows (every numeric feature
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 CHECK_ROWS = 20_000
+MAX_VALUES = 4_000_000  # numbers held at once (32 MB as float64): wide inputs (images) check fewer rows
 WARN_SHARE = 0.05
 NEAR_FRACTION = 0.05
 PROJECTED = 16
@@ -141,9 +142,10 @@ def find(cols: dict[str, Any], n: int, *, seed: int = 0) -> Duplicates:
 
 
 def check(dataset: Any, indices: np.ndarray, *, seed: int = 0) -> Duplicates | None:
-    """Duplicates among the first CHECK_ROWS of `indices` (the drawn order); None for a folder of files (their
-    bytes are read lazily by the workers, never all at once by the controller)."""
-    if dataset.format == "folder":
+    """Duplicates among the first CHECK_ROWS of `indices` (the drawn order), fewer for wide inputs (MAX_VALUES
+    numbers at most); None for a folder of files (the workers read its files lazily, never the controller)."""
+    if dataset.format == "folder" or len(indices) == 0:
         return None
-    idx = np.asarray(indices[:CHECK_ROWS], dtype=np.int64)
+    width = max(1, split_columns(dataset.columns(np.asarray(indices[:1], dtype=np.int64)), 1)[0].shape[1])
+    idx = np.asarray(indices[:max(2, min(CHECK_ROWS, MAX_VALUES // width))], dtype=np.int64)
     return find(dataset.columns(idx), len(idx), seed=seed)

@@ -43,6 +43,9 @@ Modules beside the ones the gates use today (to be wired into the gate evaluator
   a PASS test and a FAIL test by betting, their confidence bounds, and the planned n for beta (simulation).
 * paired.py -- change gates for any metric (AUC, F1, MAE, RMSE, latency): paired BCa bootstrap with absolute
   and relative margins; a paired betting version for bounded per-sample scores.
+* cluster.py -- grouped samples (augmented copies, rows of one patient): a one-sided BCa bound of a mean score that
+  resamples whole groups (the cluster bootstrap), the group count and the design effect; with sampling.group_order
+  (whole groups, stratified) the building blocks of `dataset.group`.
 * slices.py -- per-slice gates: weighted Holm over slices on both sides, a minimum sample count per slice,
   budget allocation and a stratified pre-drawn order.
 """
