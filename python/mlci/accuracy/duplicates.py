@@ -6,8 +6,9 @@ first rows of the pre-drawn sample order (at most CHECK_ROWS, and at most MAX_VA
 judged first, read the way the workers read them, so a million-row dataset costs no more than a batch or two):
 
 - exact: inputs equal to another checked input, value for value;
-- near: numeric inputs within NEAR_FRACTION of the typical distance between two rows (every numeric feature
-  standardised by its spread over the checked rows, so the typical distance is sqrt(2 d)), with equal text after
+- near: numeric inputs within NEAR_FRACTION of the nearest-neighbour spacing n rows would have if spread evenly
+  (every numeric feature standardised by its spread over the checked rows: the typical distance between two rows
+  is sqrt(2 d), the even spacing that times n ** (-1 / d); `near_radius`), with equal text after
   normalising case, whitespace and punctuation. Near pairs are found with a k-d tree (scipy) on an orthonormal
   projection of the rows to at most PROJECTED dimensions (a projection never lengthens a distance, so every pair
   within the radius is a candidate), then checked at full dimension; each row is linked to its nearest candidates,
@@ -55,6 +56,14 @@ class Duplicates:
         return (f"dataset {dataset}: {self.exact + self.near} of the first {self.checked} sampled inputs repeat "
                 f"another ({self.exact} exactly, {self.near} nearly; {self.share:.1%}): the gates count every sample "
                 "as independent evidence, so duplicates overstate it -- remove them from the test set")
+
+
+def near_radius(n: int, d: int) -> float:
+    """How close two standardised rows must be to count as near duplicates: NEAR_FRACTION of the distance at which
+    n rows spread evenly over d standardised features sit from their nearest neighbour (the typical distance
+    between two rows, sqrt(2 d), times n ** (-1 / d)). So a million rows of one feature, or a grid of values, are
+    not "near" each other merely because there are many of them; an augmented copy is."""
+    return NEAR_FRACTION * np.sqrt(2 * d) * n ** (-1.0 / d) if d else 0.0
 
 
 def _text(value: Any) -> str:
@@ -107,7 +116,7 @@ def find(cols: dict[str, Any], n: int, *, seed: int = 0) -> Duplicates:
     live = spread > 0
     z = (finite[:, live] - finite[:, live].mean(axis=0)) / spread[live]
     d = z.shape[1]
-    radius = NEAR_FRACTION * np.sqrt(2 * d) if d else 0.0
+    radius = near_radius(n, d)
     proj = z
     if d > PROJECTED:
         q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, PROJECTED)))

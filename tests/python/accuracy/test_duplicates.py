@@ -38,10 +38,19 @@ def test_high_dimensional_inputs_go_through_the_projection_and_agree_with_all_pa
     got = duplicates.find({"img": data}, len(data))
     flat = data.reshape(len(data), -1)
     z = (flat - flat.mean(0)) / flat.std(0)
-    close = squareform(pdist(z)) <= duplicates.NEAR_FRACTION * np.sqrt(2 * z.shape[1])
+    close = squareform(pdist(z)) <= duplicates.near_radius(len(z), z.shape[1])
     from scipy.sparse.csgraph import connected_components
     components, _ = connected_components(close, directed=False)
     assert got.exact + got.near == len(data) - components == 50 and got.exact == 20
+
+
+def test_many_evenly_spread_rows_are_not_near_each_other() -> None:
+    for x in (np.arange(200.0), np.arange(1_000_000.0)[::50], np.mgrid[0:70, 0:70].reshape(2, -1).T):
+        got = duplicates.find({"x": x}, len(x))
+        assert (got.exact, got.near) == (0, 0), x.shape
+    uniform = np.random.default_rng(4).random((5000, 2))  # chance neighbours closer than 5% of the spacing: rare
+    got = duplicates.find({"x": uniform}, 5000)
+    assert got.exact == 0 and got.near < 0.01 * 5000 and not got.many
 
 
 def test_text_is_compared_after_normalising_case_and_punctuation() -> None:
