@@ -101,7 +101,7 @@ def test_invalid_job_is_refused_before_kubectl(kube_repo: Path, fake_kubectl: Pa
     cfg = yaml.safe_load(cfg_file.read_text())
     cfg["train"]["resources"]["limits"]["memory"] = "lots"
     cfg_file.write_text(yaml.safe_dump(cfg))
-    with pytest.raises(UserError, match="train.resources.limits.memory: got string 'lots'; expected a quantity"):
+    with pytest.raises(UserError, match="train.resources.limits.memory: 'lots' is not valid; expected a quantity"):
         load_config(cfg_file)  # refused by `config check` already, before anything could reach kubectl
     assert not (fake_kubectl / "calls.jsonl").exists()
 
