@@ -258,9 +258,10 @@ class EndpointWorker:
 
     def __init__(self, spec: dict[str, Any], dataset: Any, url: str):
         from .outputs import Output
-        from .plugin import Batches
+        from .plugin import Batches, load_scorers
 
         self.spec = spec
+        self.scorers = load_scorers(spec)
         self.dataset = dataset
         self.ep = spec["endpoint"]
         self.client = Client(url, self.ep)
@@ -299,7 +300,10 @@ class EndpointWorker:
         checked, missing, fatal = check_batch(self.output, preds)
         if fatal:
             return {"fatal": fatal}
-        return {"pred": checked, "lat": lat, "err": [e or m for e, m in zip(errs, missing, strict=True)]}
+        from .plugin import add_scores
+
+        return add_scores(self.scorers, self.dataset, indices,
+                          {"pred": checked, "lat": lat, "err": [e or m for e, m in zip(errs, missing, strict=True)]})
 
     def _batch(self, samples: list[dict[str, Any]]) -> tuple[list[Any], list[float]]:
         t0 = time.perf_counter()

@@ -131,29 +131,7 @@ class Worker:
         return self._scored(indices, {"pred": preds, "lat": [per] * len(indices), "err": errs})
 
     def _scored(self, indices: list[int], out: dict[str, Any]) -> dict[str, Any]:
-        """The suite's custom per-sample scores, computed here in the image: score(prediction, label) (a bool counts as 1/0)
-        for every sample predict answered (None where it failed). A score that raises, or is not a number in [0, 1], is the
-        team's code failing: the run stops with its message (exit 2)."""
-        if not self.scorers or "fatal" in out:
-            return out
-        labels = self.dataset.label_values(indices)
-        out["scores"] = {}
-        for ref, fn in self.scorers.items():
-            values: list[float | None] = []
-            for j, (pred, err, label) in enumerate(zip(out["pred"], out["err"], labels, strict=True)):
-                if err is not None:
-                    values.append(None)
-                    continue
-                where = f"custom score `{ref}` on sample {self.dataset.ids[indices[j]]}"
-                try:
-                    v = fn(pred, label)
-                except Exception as exc:  # noqa: BLE001 - the team's code: reported with its own frames
-                    return {"fatal": f"{where} failed:\n{user_traceback(exc)}"}
-                if not isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) or not 0 <= float(v) <= 1:
-                    return {"fatal": f"{where} returned {v!r}: a custom score must be a number in [0, 1] per sample"}
-                values.append(float(v))
-            out["scores"][ref] = values
-        return out
+        return add_scores(self.scorers, self.dataset, indices, out)
 
     def _one_by_one(self, indices: list[int]) -> dict[str, Any]:
         preds: list[Any] = []
@@ -182,6 +160,39 @@ class Worker:
                                       "err": [e or m for e, m in zip(errs, missing, strict=True)]})
 
 
+def add_scores(scorers: dict[str, Callable[[Any, Any], Any]], dataset: Any, indices: list[int],
+               out: dict[str, Any]) -> dict[str, Any]:
+    """The suite's custom per-sample scores, computed here in the image (callable and endpoint mode alike): score(prediction, label) (a bool counts as 1/0)
+    for every sample predict answered (None where it failed). A score that raises, or is not a number in [0, 1], is the
+    team's code failing: the run stops with its message (exit 2)."""
+    if not scorers or "fatal" in out:
+        return out
+    labels = dataset.label_values(indices)
+    out["scores"] = {}
+    for ref, fn in scorers.items():
+        values: list[float | None] = []
+        for j, (pred, err, label) in enumerate(zip(out["pred"], out["err"], labels, strict=True)):
+            if err is not None:
+                values.append(None)
+                continue
+            where = f"custom score `{ref}` on sample {dataset.ids[indices[j]]}"
+            try:
+                v = fn(pred, label)
+            except Exception as exc:  # noqa: BLE001 - the team's code: reported with its own frames
+                return {"fatal": f"{where} failed:\n{user_traceback(exc)}"}
+            if not isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) or not 0 <= float(v) <= 1:
+                return {"fatal": f"{where} returned {v!r}: a custom score must be a number in [0, 1] per sample"}
+            values.append(float(v))
+        out["scores"][ref] = values
+    return out
+
+
+def load_scorers(spec: dict[str, Any]) -> dict[str, Callable[[Any, Any], Any]]:
+    """The suite's custom score callables, imported in the worker."""
+    return {ref: _user_step(f"importing custom score `{ref}`", lambda ref=ref: resolve_callable(ref))
+            for ref in spec.get("scores") or []}
+
+
 def _as_list(raw: Any, n: int) -> tuple[list[Any], str | None]:
     """One prediction per input, or the contract error to report (bad input: exit 2)."""
     try:
@@ -206,8 +217,7 @@ def make_worker(spec: dict[str, Any]) -> Worker:
     predict = _user_step(f"importing predict `{spec['predict']}`", lambda: resolve_callable(spec["predict"]))
     model = _user_step(f"loading the model with `{spec['load']}`",
                        lambda: resolve_callable(spec["load"])()) if spec.get("load") else None
-    scorers = {ref: _user_step(f"importing custom score `{ref}`", lambda ref=ref: resolve_callable(ref))
-               for ref in spec.get("scores") or []}
+    scorers = load_scorers(spec)
     try:
         params = [p for p in inspect.signature(predict).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

@@ -92,6 +92,24 @@ def test_endpoint_verdict_equals_callable(service, digits, served, tmp_path, mod
     assert "endpoint" not in c["plan"]["settings"]
 
 
+def test_a_custom_score_in_endpoint_mode_equals_the_callable_runs(service, digits, served, tmp_path):
+    """Custom per-sample scores are computed in the engine from the served predictions, as in callable mode."""
+    url, _ = served
+    (service / "exact_score.py").write_text("def exact(prediction, label):\n    return float(str(prediction) == str(label))\n")
+    suite = {**SMOKE, "gates": [{"metric": {"score": "exact_score:exact"}, "min": 0.85, "margin": 0.05}]}
+    env = {"GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567"}
+    write_config(service, {"smoke": suite})
+    c_run = run(service, "--suite", "smoke", "--out", str(tmp_path / "c"), "-n", "2", models=digits["good"], env=env)
+    assert c_run.returncode == 0, c_run.stdout + c_run.stderr
+    write_config(service, {"smoke": suite}, endpoint=BATCH)
+    e_run = run(service, "--suite", "smoke", "--out", str(tmp_path / "e"), "-n", "2", models=digits["good"],
+                env={**env, endpoint.URL_ENV: url})
+    assert e_run.returncode == 0, e_run.stdout + e_run.stderr
+    c, e = record(tmp_path / "c", "smoke"), record(tmp_path / "e", "smoke")
+    assert e["verdict"] == c["verdict"] == "PASS" and gate_summary(e) == gate_summary(c)
+    assert e["outcomes"]["scores"] == c["outcomes"]["scores"] and len(e["outcomes"]["scores"]["exact_score:exact"]) > 0
+
+
 def test_endpoint_shards_merge_to_the_callable_verdict(service, digits, served, tmp_path):
     """Fixed n, two endpoint shards merged == the callable mode unsharded: gates, metrics and every outcome."""
     url, _ = served
