@@ -13,8 +13,6 @@ import yaml
 
 from tests.python.conftest import run_mlci
 
-pytestmark = pytest.mark.xdist_group("accuracy-e2e")
-
 CONFIG = {
     "service": "digits",
     "artifacts": {"data": {"digits-test": {"uri": "data/digits-test.npz", "inputs": "x", "label": "y"}}},

@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import numpy as np
-import pytest
 import yaml
 
 from mlci.artifacts import folder
@@ -25,7 +24,6 @@ from tests.python.conftest import run_mlci
 
 from .datasets import PGM_PREDICT, image_folder, same_outcomes, subset_npz, tabular_parquet
 
-pytestmark = pytest.mark.xdist_group("accuracy-e2e")
 COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
 SMOKE = [{"metric": "accuracy", "min": 0.90, "margin": 0.02}]
 QUICK = [{"metric": "accuracy", "min": 0.85, "margin": 0.05}]

@@ -25,8 +25,6 @@ from mlci.accuracy import endpoint
 from tests.python.accuracy.test_cli import record, run, write_config
 from tests.python.conftest import run_mlci
 
-pytestmark = pytest.mark.xdist_group("accuracy-e2e")
-
 SINGLE = {"request": {"inputs": ["$x"]}, "response": "/predictions/0"}
 BATCH = {"request": {"inputs": {"$each": "$x"}}, "response": "/predictions", "batch": True}
 SMOKE = {"dataset": "digits-test", "max_samples": 1000, "seed": 11,

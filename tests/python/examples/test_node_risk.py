@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from ..conftest import EXAMPLE, run_mlci
-from ..image.service import GROUP, names_with_prefix, prepared_example
+from ..image.service import image_group, names_with_prefix, prepared_example
+
+GROUP = image_group(__name__)
 
 ROOT = EXAMPLE.parent / "node-risk"
 NODE = shutil.which("node")

@@ -3,8 +3,8 @@
 `prepared_example(name)` (`prepared_service()` for digits) trains the example's model, uploads model + data sets to
 a fresh bucket on the real S3 server,
 writes models.lock through `mlci models add`, makes a git working copy and builds the image with the real
-Docker engine -- once per process (memoised), because every later build reuses its layers. The tests that
-need it are in one xdist group, so `tests/run -n 2` builds it once.
+Docker engine -- once per process (memoised), because every later build reuses its layers. Each module that
+needs it is an xdist group of its own (`image_group`), so a module builds it once on its worker.
 
 The mlci wheelhouse is pinned (MLCI_WHEELHOUSE) for the session: other engineers edit mlci sources while the
 suite runs, and a changed mlci wheel legitimately invalidates every layer -- not what a cache test measures.
@@ -32,7 +32,13 @@ from ..conftest import DOCKER, EXAMPLE, run_mlci
 from ..dockerimages import remove_images
 from ..s3server import remove_bucket
 
-GROUP = pytest.mark.xdist_group("mlci-image")
+
+def image_group(module: str) -> pytest.MarkDecorator:
+    """The xdist group of one test module that uses the prepared example images: a module's tests run on one
+    worker, which prepares (trains, uploads, builds) each example once; modules spread over the workers, each
+    preparing its own copy (unique bucket, image and service names, so the copies never meet) from the engine's
+    shared build cache. One group for all of them made its worker the suite's critical path."""
+    return pytest.mark.xdist_group(f"mlci-image:{module.rsplit('.', 1)[-1]}")
 RUN_LABEL = "org.mlci.run"
 
 

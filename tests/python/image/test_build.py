@@ -12,7 +12,9 @@ from mlci.build.image import cached_steps
 from mlci.build.secrets import render
 
 from ..conftest import DOCKER, run_mlci
-from .service import GROUP, copy_service, git, service  # noqa: F401 (fixture)
+from .service import copy_service, git, image_group, service  # noqa: F401 (fixture)
+
+GROUP = image_group(__name__)
 
 PULL_STEP = "mlci models pull"
 

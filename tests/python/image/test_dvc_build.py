@@ -18,7 +18,9 @@ from pathlib import Path
 from mlci.build.modelspec import extract
 
 from ..conftest import DOCKER, run_mlci
-from .service import GROUP, Service, copy_service, git, service  # noqa: F401 (fixture)
+from .service import Service, copy_service, git, image_group, service  # noqa: F401 (fixture)
+
+GROUP = image_group(__name__)
 
 # the recipe's: model files out of git, their .dvc files in (DVC skips .dvc files under a plain `models/*`)
 GITIGNORE = "/models/**\n!/models/**/\n!/models/**/*.dvc\n.mlci/\n__pycache__/\n"

@@ -20,7 +20,9 @@ import pytest
 from ..conftest import DOCKER, run_mlci
 from ..deploy.conftest import CONFIG as DEPLOY_CONFIG
 from ..deploy.conftest import DIGEST, Repo, accuracy_record
-from .service import GROUP, prepared_service, service  # noqa: F401 (fixture)
+from .service import image_group, prepared_service, service  # noqa: F401 (fixture)
+
+GROUP = image_group(__name__)
 
 FAKE_KUBECTL = Path(__file__).resolve().parents[1] / "deploy" / "fake_kubectl.py"
 

@@ -11,7 +11,9 @@ from mlci.errors import UserError
 from mlci.pipeline.run import StageOutcome, parse_stages, summary_table
 
 from ..conftest import run_mlci
-from ..image.service import GROUP, churn, copy_service, names_with_prefix, service  # noqa: F401
+from ..image.service import churn, copy_service, image_group, names_with_prefix, service  # noqa: F401
+
+GROUP = image_group(__name__)
 
 
 def test_stage_selection_keeps_pipeline_order() -> None:

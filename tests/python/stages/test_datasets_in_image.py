@@ -15,7 +15,9 @@ import yaml
 
 from ..accuracy.datasets import PGM_PREDICT, image_folder, subset_npz, tabular_parquet
 from ..conftest import run_mlci
-from ..image.service import GROUP, copy_service, git, names_with_prefix, service  # noqa: F401 (fixture)
+from ..image.service import copy_service, git, image_group, names_with_prefix, service  # noqa: F401 (fixture)
+
+GROUP = image_group(__name__)
 
 GATES = [{"metric": "accuracy", "min": 0.85, "margin": 0.05}]
 

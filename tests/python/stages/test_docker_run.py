@@ -21,7 +21,9 @@ from mlci.stages.docker_run import aws_by_reference, entry, run_line, shell_line
 
 from ..conftest import DOCKER
 from ..dockerimages import remove_images
-from ..image.service import GROUP, churn, names_with_prefix, service  # noqa: F401
+from ..image.service import churn, image_group, names_with_prefix, service  # noqa: F401
+
+GROUP = image_group(__name__)
 
 SECRET = f"s3cr3t-{uuid.uuid4().hex}"  # the S3 server takes any key pair: a value we can look for
 

@@ -13,7 +13,9 @@ import boto3
 import numpy as np
 
 from ..conftest import run_mlci
-from ..image.service import GROUP, churn, copy_service, git, service  # noqa: F401
+from ..image.service import churn, copy_service, git, image_group, service  # noqa: F401
+
+GROUP = image_group(__name__)
 
 
 def with_repeats(src: Path, dst: Path, share: float) -> None:

@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from ..conftest import run_mlci
-from ..image.service import GROUP, copy_service, docker_leftovers, names_with_prefix, service  # noqa: F401
+from ..image.service import copy_service, docker_leftovers, image_group, names_with_prefix, service  # noqa: F401
 from .test_stages import stage
+
+GROUP = image_group(__name__)
 
 HTTP = {"request": {"inputs": {"$each": "$x"}}, "response": "/predictions", "batch": True}
 CRASHY = '''"""The digits server, except that the process dies (exit 3) on the 3rd request whose body has "crash"."""

@@ -23,7 +23,9 @@ from mlci.stages.image import check_version
 from mlci.stages.run import synth_junit
 
 from ..conftest import DOCKER, run_mlci
-from ..image.service import GROUP, copy_service, docker_leftovers, names_with_prefix, service  # noqa: F401
+from ..image.service import copy_service, docker_leftovers, image_group, names_with_prefix, service  # noqa: F401
+
+GROUP = image_group(__name__)
 
 
 def junit_counts(path: Path) -> tuple[int, int]:

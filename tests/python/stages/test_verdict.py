@@ -26,7 +26,9 @@ from mlci.report import history
 from mlci.stages.accuracy_inputs import image_identity, result_key
 
 from ..conftest import DOCKER, run_mlci
-from ..image.service import GROUP, churn, copy_service, git, service  # noqa: F401
+from ..image.service import churn, copy_service, git, image_group, service  # noqa: F401
+
+GROUP = image_group(__name__)
 
 EXTRA_SUITE = ("    extra:\n      dataset: digits-test\n      max_samples: 1000\n      gates:\n"
                "        - {metric: accuracy, min: 0.6, margin: 0.1}\n")
