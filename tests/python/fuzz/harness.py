@@ -327,12 +327,13 @@ def worker(manifest: Path, start: int, fd: int) -> None:
 
 
 # --- runner --------------------------------------------------------------------------------------------------
-def run(work: Path, cases: int, seed: int, mlci_path: str | None = None, log: Any = None) -> Summary:
-    """Generate `cases` cases under `work`, run them, return the counts."""
+def run(work: Path, cases: int, seed: int, mlci_path: str | None = None, log: Any = None, first: int = 0) -> Summary:
+    """Generate cases first .. first + cases - 1 under `work`, run them, return the counts. (Disjoint ranges run
+    side by side -- the suite runs two halves on two xdist workers -- and together count as one run.)"""
     bucket = f"fz-{uuid.uuid4().hex[:10]}"
     base = setup(work, bucket)
     t0 = time.monotonic()
-    all_cases = [make_case(base, seed, i) for i in range(cases)]
+    all_cases = [make_case(base, seed, first + j) for j in range(cases)]  # results are keyed by position
     manifest = work / "cases.json"
     manifest.write_text(json.dumps(all_cases))
     env = {**os.environ, "MLCI_S3_RETRY_SECONDS": "3", "PYTHONPATH": os.pathsep.join(
@@ -361,11 +362,12 @@ def run(work: Path, cases: int, seed: int, mlci_path: str | None = None, log: An
                     while "\n" in buf:
                         line, buf = buf.split("\n", 1)
                         msg = json.loads(line)
+                        pos = msg["i"] - first
                         if msg.get("started"):
-                            current, started, in_flight = msg["i"], time.monotonic(), True
+                            current, started, in_flight = pos, time.monotonic(), True
                         else:
-                            results[msg["i"]] = msg
-                            current, in_flight = msg["i"] + 1, False
+                            results[pos] = msg
+                            current, in_flight = pos + 1, False
                 elif time.monotonic() - started > limit:
                     proc.kill()
                     results[current] = {**_brief(all_cases[current]), "hang": True, "error": "no answer (killed)"}
