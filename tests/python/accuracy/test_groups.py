@@ -1,0 +1,138 @@
+"""Grouped samples through the gate evaluator (accuracy/grouping.py): whole groups drawn and sharded, looks at group
+boundaries, the cluster betting test's verdict where the per-sample test's differs, merge order = unsharded order.
+The real CLI, workers and S3: test_groups_e2e.py; false-PASS rates by simulation: tests/benchmarks/bench_groups.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlci.accuracy import grouping
+from mlci.accuracy.gates import FAIL, INCONCLUSIVE, PASS, Evaluator, plan_gates
+from mlci.accuracy.grouping import Groups, complete, rows_by_group
+from mlci.accuracy.sampling import group_order
+from mlci.accuracy.stats.cluster import ClusterBettingGate, Clustered
+
+
+def groups_of(sizes: list[int], codes: np.ndarray | None = None, seed: int = 1) -> Groups:
+    labels = np.asarray([f"g{j}" for j, m in enumerate(sizes) for _ in range(m)], dtype=object)
+    codes = np.zeros(len(labels), dtype=np.int64) if codes is None else codes
+    order, bounds = group_order(codes, labels, seed)
+    return Groups("doc", labels, order, bounds, len(sizes), max(sizes), float(np.mean(sizes)))
+
+
+def plans(gates: list[dict], g: Groups | None, drawn: int, sequential: bool = True) -> list[dict]:
+    full = [{"kind": "absolute", "min": None, "max": None, "margin": 0.02, "alpha": 0.05, "beta": 0.1, "class": None,
+             **x} for x in gates]
+    ps = plan_gates(full, sequential=sequential, available=drawn, cap=drawn, prevalence={"0": 0.5, "1": 0.5},
+                    where="t", batch_size=50)
+    if g is not None:
+        grouping.regroup(ps, g, sequential=sequential, drawn=drawn, where="t")
+    return ps
+
+
+def run(ps: list[dict], labels: list[str], preds: list[str], groups: list[str] | None, batch: int = 50,
+        base: list[str] | None = None) -> Evaluator:
+    ev = Evaluator(ps, "classification", "count_wrong", drawn=len(labels), seed=3, groups=groups)
+    for lo in range(0, len(labels), batch):
+        hi = min(lo + batch, len(labels))
+        if ev.feed(labels[lo:hi], preds[lo:hi], [None] * (hi - lo), [1.0] * (hi - lo),
+                   base[lo:hi] if base is not None else None):
+            break
+    if ev.verdict is None:
+        ev.finish()
+    return ev
+
+
+def test_whole_groups_are_drawn_sharded_and_looked_at_only_when_complete() -> None:
+    g = groups_of([3, 1, 4, 2, 5, 2, 3, 1, 2, 7])
+    assert sorted(g.order.tolist()) == list(range(30))
+    ends = g.ends.tolist()
+    drawn = g.drawn(20, "t")
+    assert drawn in ends and drawn <= 20 and all(e > 20 for e in ends if e > drawn)
+    shards = [g.shard_positions(drawn, (k, 3)) for k in (1, 2, 3)]
+    assert sorted(np.concatenate(shards).tolist()) == list(range(drawn))
+    for s in shards:  # no group split across shards
+        assert all(set(g.at(s)).isdisjoint(g.at(o)) for o in shards if o is not s)
+    labels = g.at(np.arange(drawn))
+    assert complete(labels, drawn) == drawn
+    for n in range(1, drawn):
+        c = complete(labels, n)
+        assert c <= n and (c == 0 or labels[c] != labels[c - 1])
+    assert [len(r) for r in rows_by_group(labels)] == [labels.count(x) for x in dict.fromkeys(labels)]
+
+
+def test_a_first_group_larger_than_max_samples_is_a_clear_error() -> None:
+    from mlci.errors import UserError
+
+    g = groups_of([40, 40])
+    with pytest.raises(UserError, match="smaller than the first drawn group") as exc:
+        g.drawn(10, "accuracy.suites.s.max_samples")
+    assert exc.value.where == "accuracy.suites.s.max_samples"
+
+
+def correlated_run(rng: np.random.Generator, groups: int, size: int, good_share: float):
+    """Each group is all right or all wrong (ICC 1): `good_share` of the groups right."""
+    right = rng.random(groups) < good_share
+    labels = ["1"] * (groups * size)
+    preds = ["1" if right[j] else "0" for j in range(groups) for _ in range(size)]
+    return labels, preds, [f"g{j}" for j in range(groups) for _ in range(size)]
+
+
+def test_groups_of_copies_do_not_pass_where_counting_copies_as_samples_would() -> None:
+    # 300 documents x 10 augmented copies, each document all right or all wrong, 91.3% of documents right: the
+    # per-sample SPRT sees 3,000 "independent" trials at 0.913 and PASSes min 0.88; the group test sees 300
+    rng = np.random.default_rng(5)
+    labels, preds, groups = correlated_run(rng, 300, 10, 0.92)
+    naive = run(plans([{"metric": "accuracy", "min": 0.88, "margin": 0.03}], None, 3000), labels, preds, None)
+    g = groups_of([10] * 300)
+    grouped = run(plans([{"metric": "accuracy", "min": 0.88, "margin": 0.03}], g, 3000), labels, preds, groups)
+    assert naive.verdict == PASS
+    assert grouped.verdict == INCONCLUSIVE
+    rec = grouped.gate_records()[0]
+    assert rec["method"] == "cluster-betting" and rec["groups"] == 300 and rec["validity"].startswith("anytime")
+    assert rec["interval"][0] < 0.88 < rec["interval"][1] and "300 groups" in rec["message"]
+    # clearly good and clearly bad models are still decided, sequentially, on whole groups
+    good = run(plans([{"metric": "accuracy", "min": 0.7, "margin": 0.1}], g, 3000), *correlated_run(rng, 300, 10, 0.97))
+    assert good.verdict == PASS and good.states[0].used % 10 == 0 and good.states[0].used < 3000
+    bad = run(plans([{"metric": "accuracy", "min": 0.9, "margin": 0.05}], g, 3000), *correlated_run(rng, 300, 10, 0.6))
+    assert bad.verdict == FAIL and bad.states[0].used % 10 == 0
+
+
+def test_fixed_look_gates_use_the_cluster_bootstrap_and_change_gates_pair_groups() -> None:
+    rng = np.random.default_rng(9)
+    labels, preds, groups = correlated_run(rng, 120, 5, 0.95)
+    labels = [str(j % 2) for j in range(600)]  # two classes for F1
+    preds = [y if rng.random() < 0.9 else str(1 - int(y)) for y in labels]
+    g = groups_of([5] * 120)
+    ps = plans([{"metric": "macro_f1", "min": 0.7, "margin": 0.1}], g, 600)
+    ev = run(ps, labels, preds, groups)
+    rec = ev.gate_records()[0]
+    assert ps[0]["method"] == "cluster-bootstrap" and ev.verdict == PASS and rec["groups"] == 120
+    assert "fixed look" in rec["validity"] and rec["interval"][0] < rec["estimate"] < rec["interval"][1]
+    with pytest.raises(Exception, match="at least 30 groups"):
+        plans([{"metric": "macro_f1", "min": 0.7, "margin": 0.1}], groups_of([30] * 20), 600)
+    # a change gate: candidate and baseline differ on a few groups, each winning some
+    flip = {f"g{j}" for j in range(0, 120, 17)}  # 8 groups: the baseline is wrong on the first 3, the candidate on 5
+    base = [("0" if y == "1" else "1") if gr in flip and int(gr[1:]) < 40 else y for y, gr in zip(labels, groups,
+                                                                                                    strict=True)]
+    cand = [("0" if y == "1" else "1") if gr in flip and int(gr[1:]) >= 40 else y for y, gr in zip(labels, groups,
+                                                                                                     strict=True)]
+    ch = plans([{"metric": "accuracy", "kind": "change", "margin": 0.08, "discordance": 0.05}], g, 600)
+    ev = run(ch, labels, cand, groups, base=base)
+    rec = ev.gate_records()[0]
+    assert ch[0]["method"] == "cluster-paired-bootstrap" and rec["groups"] == 120 and ev.verdict == PASS
+    assert rec["estimate"] == pytest.approx(-10 / 600) and rec["interval"][0] > -0.08
+    far = {f"g{j}" for j in range(0, 120, 5)}  # a fifth of the groups wrong: clearly worse
+    cand = [("0" if y == "1" else "1") if gr in far else y for y, gr in zip(labels, groups, strict=True)]
+    assert run(ch, labels, cand, groups, base=labels).verdict == FAIL
+
+
+def test_the_cluster_betting_test_equals_the_per_sample_betting_test_on_groups_of_one() -> None:
+    from mlci.accuracy.stats.betting import design_bets, log_capital
+
+    x = (np.random.default_rng(2).random(400) < 0.93).astype(float)
+    gate = ClusterBettingGate(0.9, 0.03, 0.05, 0.1, max_size=1, mean_size=1)
+    c = Clustered(x, np.ones_like(x))
+    ref = log_capital(x, 0.9, design_bets(x, 0.03), +1)
+    assert np.allclose(gate.log_pass(c.totals, c.sizes), ref)
