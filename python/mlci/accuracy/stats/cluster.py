@@ -159,17 +159,18 @@ class ClusterBettingGate:
         return np.minimum(design_bets(y, self._design_margin), cap)
 
     def log_pass(self, totals: np.ndarray, sizes: np.ndarray, m: float | None = None) -> np.ndarray:
-        """log K+_j(m) over the groups: evidence that the metric is above m (default the threshold)."""
+        """log K+_j(m) over the groups (along the last axis: a (runs, groups) matrix simulates many runs):
+        evidence that the metric is above m (default the threshold)."""
         lam = self._bets(totals, sizes, self.threshold, +1)
         u = self._terms(totals, sizes, self.threshold if m is None else m)
-        return np.cumsum(np.log(np.maximum(1 + lam * u, 1e-300)))
+        return np.cumsum(np.log(np.maximum(1 + lam * u, 1e-300)), axis=-1)
 
     def log_fail(self, totals: np.ndarray, sizes: np.ndarray, m: float | None = None) -> np.ndarray:
         """log K-_j(m): evidence that the metric is below m (default threshold + margin)."""
         m1 = self.threshold + self.margin
         lam = self._bets(totals, sizes, m1, -1)
         u = self._terms(totals, sizes, m1 if m is None else m)
-        return np.cumsum(np.log(np.maximum(1 - lam * u, 1e-300)))
+        return np.cumsum(np.log(np.maximum(1 - lam * u, 1e-300)), axis=-1)
 
     def evaluate(self, pass_view: Clustered, fail_view: Clustered) -> ClusterVerdict:
         """The verdict on the groups seen so far (the PASS test on one view of errored samples, FAIL on the
