@@ -136,3 +136,19 @@ def test_the_cluster_betting_test_equals_the_per_sample_betting_test_on_groups_o
     c = Clustered(x, np.ones_like(x))
     ref = log_capital(x, 0.9, design_bets(x, 0.03), +1)
     assert np.allclose(gate.log_pass(c.totals, c.sizes), ref)
+
+
+def test_the_report_shows_the_groups_escaped_in_html_and_markdown(tmp_path) -> None:
+    from mlci.cli import main
+    from tests.python.report.samples import accuracy_record, write_results
+
+    rec = accuracy_record("INCONCLUSIVE")
+    rec["sample"]["groups"] = {"field": "doc_<b>*id*</b>", "drawn": 150, "used": 150, "samples": 3000,
+                               "available": 150, "largest": 20, "design_effect": 14.26}
+    res = write_results(tmp_path / "res", rec)
+    assert main(["report", "render", "--results", str(res), "--no-history", "--flavour", "github"]) == 0
+    page = (res / "report" / "report.html").read_text()
+    md = (res / "report" / "report.md").read_text()
+    assert "150 groups by doc_&lt;b&gt;*id*&lt;/b&gt; of 150 drawn (design effect 14.3)" in page
+    assert "<b>*id*" not in page and "<b>" not in md
+    assert r"150 groups by doc\_" in md and "design effect 14" in md
