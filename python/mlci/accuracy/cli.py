@@ -85,7 +85,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     prep = prepare(cfg, args.suite, seed=args.seed, shard=args.shard, data_override=args.data)
     if prep.duplicates is not None and prep.duplicates.many:
-        print(f"mlci: warning: {prep.duplicates.warning(prep.ref.name)}", file=sys.stderr, flush=True)
+        grouped = (f" (this suite is judged on groups by '{prep.groups.field}': repeats inside one group are "
+                   "accounted for, repeats across groups are not)") if prep.groups is not None else ""
+        print(f"mlci: warning: {prep.duplicates.warning(prep.ref.name)}{grouped}", file=sys.stderr, flush=True)
     acc = cfg["accuracy"]
     change = any(p["kind"] == "change" for p in prep.plans)
     base_preds, base_info = None, None

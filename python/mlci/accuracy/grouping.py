@@ -37,7 +37,7 @@ from ..config.schema import PROPORTION_METRICS
 from ..errors import UserError
 from . import metrics, sampling
 from .data import Dataset, py
-from .stats.cluster import ClusterBettingGate, Clustered, by_group, cluster_interval, design_effect
+from .stats.cluster import ClusterBettingGate, Clustered, cluster_interval, design_effect
 
 BETTING, BOOTSTRAP, PAIRED = "cluster-betting", "cluster-bootstrap", "cluster-paired-bootstrap"
 METHODS = (BETTING, BOOTSTRAP, PAIRED)
@@ -216,10 +216,26 @@ def _units(ev: Any, i: int, c: int, view: str) -> tuple[np.ndarray, np.ndarray]:
     return (vals if p["direction"] == ">=" else 1 - vals), counts
 
 
+def _codes(ev: Any) -> np.ndarray:
+    """The fed positions' groups as integer codes in first-seen order, computed once per evaluator: groups are
+    contiguous, so the groups of a prefix [0, c) are the codes 0 .. codes[c - 1]."""
+    codes = getattr(ev, "_group_codes", None)
+    if codes is None or len(codes) != len(ev.groups):
+        groups = rows_by_group(list(ev.groups))
+        codes = np.empty(len(ev.groups), dtype=np.int64)
+        for j, rows in enumerate(groups):
+            codes[rows] = j
+        ev._group_codes = codes
+    return codes
+
+
 def _clustered(ev: Any, i: int, c: int, view: str) -> Clustered:
     s, t = _units(ev, i, c, view)
-    labels = ev.groups[:c]
-    return Clustered(by_group(s * t, labels).totals, by_group(t, labels).totals)
+    if c == 0:
+        return Clustered(np.zeros(0), np.zeros(0))
+    codes = _codes(ev)[:c]
+    k = int(codes[-1]) + 1
+    return Clustered(np.bincount(codes, weights=s * t, minlength=k), np.bincount(codes, weights=t, minlength=k))
 
 
 def betting_gate(p: dict[str, Any]) -> ClusterBettingGate:

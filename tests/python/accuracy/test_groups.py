@@ -152,3 +152,39 @@ def test_the_report_shows_the_groups_escaped_in_html_and_markdown(tmp_path) -> N
     assert "150 groups by doc_&lt;b&gt;*id*&lt;/b&gt; of 150 drawn (design effect 14.3)" in page
     assert "<b>*id*" not in page and "<b>" not in md
     assert r"150 groups by doc\_" in md and "design effect 14" in md
+
+
+def test_the_group_column_is_read_from_every_format_and_is_not_an_input(tmp_path) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlci.accuracy import data
+    from mlci.errors import UserError
+
+    rows = [{"a": i, "b": 2 * i, "y": i % 2, "doc": f"d{i // 3}"} for i in range(9)]
+    (tmp_path / "t.csv").write_text("a,b,y,doc\n" + "".join(f"{r['a']},{r['b']},{r['y']},{r['doc']}\n" for r in rows))
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pq.write_table(pa.table({k: [r[k] for r in rows] for k in rows[0]}), tmp_path / "t.parquet")
+    np.savez(tmp_path / "t.npz", x=np.arange(18).reshape(9, 2), y=np.arange(9) % 2,
+             doc=np.asarray([r["doc"] for r in rows]))
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(9):
+        (folder / f"{i}.txt").write_text(f"page {i}")
+    (folder / "labels.csv").write_text("file,label,doc\n" + "".join(f"{i}.txt,{i % 2},d{i // 3}\n" for i in range(9)))
+    want = [r["doc"] for r in rows]
+    for path, opts in ((tmp_path / "t.csv", {"inputs": "*"}), (tmp_path / "t.jsonl", {"inputs": "*"}),
+                       (tmp_path / "t.parquet", {"inputs": "*"}), (tmp_path / "t.npz", {}),
+                       (folder, {"fmt": "folder", "label": "label", "read": "text"})):
+        ds = data.load(path, group="doc", **opts)
+        assert grouping.read_column(ds, "doc", "w").tolist() == want, path
+        assert "doc" not in ds.input_names
+        with pytest.raises(UserError, match="group field 'patient' missing") as exc:
+            grouping.read_column(ds, "patient", "artifacts.data.t.group")
+        assert exc.value.where == "artifacts.data.t.group" and "doc" in (exc.value.hint or "")
+        ds.close()
+    (tmp_path / "gap.csv").write_text("a,y,doc\n1,0,d1\n2,1,\n")
+    with pytest.raises(UserError, match="1 row\\(s\\) have no group"):
+        grouping.read_column(data.load(tmp_path / "gap.csv", inputs="a"), "doc", "w")
