@@ -260,9 +260,8 @@ def look(ev: Any, n: int) -> None:
             if not p.get("sequential", True) and not last:
                 continue
             v = betting_gate(p).evaluate(_clustered(ev, i, c, ev.pass_view), _clustered(ev, i, c, ev.fail_view))
-            verdict = v.verdict or (INCONCLUSIVE if last else None)
-            if verdict is not None:
-                s.verdict, s.used = verdict, c
+            if v.verdict is not None:  # undecided at the last look: the evaluator closes it INCONCLUSIVE
+                s.verdict, s.used = v.verdict, c
         elif last:
             s.extra = _bootstrap(ev, p, c) if p["method"] == BOOTSTRAP else _paired(ev, p, c)
             s.verdict, s.used = s.extra["verdict"], c
