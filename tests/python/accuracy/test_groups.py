@@ -188,3 +188,66 @@ def test_the_group_column_is_read_from_every_format_and_is_not_an_input(tmp_path
     (tmp_path / "gap.csv").write_text("a,y,doc\n1,0,d1\n2,1,\n")
     with pytest.raises(UserError, match="1 row\\(s\\) have no group"):
         grouping.read_column(data.load(tmp_path / "gap.csv", inputs="a"), "doc", "w")
+
+
+def test_false_pass_at_the_threshold_stays_below_alpha_with_strongly_correlated_groups() -> None:
+    """A small Monte-Carlo (tests/benchmarks/bench_groups.py runs the full table): ICC 0.5, 300 groups of 10,
+    true accuracy exactly at min: the cluster betting test PASSes at most alpha of the runs (looking at every
+    group); the per-sample SPRT, fed the same outcomes, far more often."""
+    from scipy.stats import beta as beta_dist
+
+    from mlci.accuracy.stats.sprt import Sprt
+
+    rng = np.random.default_rng(0)
+    runs, k, m, p, icc = 1000, 300, 10, 0.9, 0.5
+    gp = beta_dist.rvs(p * (1 - icc) / icc, (1 - p) * (1 - icc) / icc, size=(runs, k), random_state=rng)
+    totals = rng.binomial(m, gp).astype(float)
+    gate = ClusterBettingGate(0.9, 0.03, 0.05, 0.1, max_size=m, mean_size=m)
+    lp = gate.log_pass(totals, np.full_like(totals, m))
+    cluster_rate = float((lp.max(axis=1) >= np.log(1 / 0.05)).mean())  # any crossing: an upper bound on PASS
+    sprt = Sprt(0.9, 0.93, 0.05, 0.1)
+    looks = np.arange(5, k + 1, 5)  # every 50 samples
+    llr = sprt.llr(np.cumsum(totals, axis=1)[:, looks - 1], looks * m)
+    up, down = llr >= sprt.upper, llr <= sprt.lower
+    first_up = np.where(up.any(1), up.argmax(1), 10 ** 6)
+    first_down = np.where(down.any(1), down.argmax(1), 10 ** 6)
+    naive_rate = float((first_up < first_down).mean())
+    se = np.sqrt(0.05 * 0.95 / runs)
+    assert cluster_rate <= 0.05 + 2 * se
+    assert naive_rate > 0.15
+
+
+def test_errors_excluded_and_bounded_errors_are_judged_on_groups() -> None:
+    g = groups_of([4] * 200)
+    groups = [f"g{j}" for j in range(200) for _ in range(4)]
+    labels = ["1"] * 800
+    preds = ["1"] * 800
+    errors: list[str | None] = [None] * 800
+    for j in range(0, 200, 10):  # every tenth document fails to predict: the verdict rests on them
+        errors[4 * j:4 * j + 4] = ["boom"] * 4
+    ps = plans([{"metric": "accuracy", "min": 0.85, "margin": 0.05}], g, 800)
+    ev = Evaluator(ps, "classification", "exclude", drawn=800, seed=3, groups=groups, max_errors=800)
+    for lo in range(0, 800, 50):
+        if ev.feed(labels[lo:lo + 50], preds[lo:lo + 50], errors[lo:lo + 50], [1.0] * 50):
+            break
+    ev.finish()
+    rec = ev.gate_records()[0]
+    # counted wrong, 10% of the documents fail: 0.90 is not clearly above 0.85 on 200 groups; counted right it is
+    assert ev.verdict == INCONCLUSIVE and rec["estimate"] == 1.0
+    # a regression gate: mae with a bound, lower is better, the copies of a document share their error
+    rng = np.random.default_rng(4)
+    err = np.repeat(rng.uniform(0, 0.5, 200), 4)
+    y = rng.normal(size=800)
+    full = [{"kind": "absolute", "metric": "mae", "min": None, "max": 0.6, "margin": 0.2, "bound": 1.0,
+             "alpha": 0.05, "beta": 0.2, "class": None}]
+    mp = plan_gates(full, sequential=True, available=800, cap=800, prevalence={"all": 1.0}, where="t", batch_size=50)
+    grouping.regroup(mp, g, sequential=True, drawn=800, where="t")
+    ev = Evaluator(mp, "regression", "count_wrong", drawn=800, seed=3, groups=groups)
+    for lo in range(0, 800, 50):
+        if ev.feed(y[lo:lo + 50].tolist(), (y + err)[lo:lo + 50].tolist(), [None] * 50, [1.0] * 50):
+            break
+    ev.finish()
+    rec = ev.gate_records()[0]
+    assert mp[0]["method"] == "cluster-betting" and ev.verdict == PASS  # true mae 0.25 < 0.6
+    assert rec["estimate"] == pytest.approx(float(np.mean(err[:rec["samples_used"]])))
+    assert rec["interval"][1] <= 0.6 and rec["bound"]["side"] == "upper"
