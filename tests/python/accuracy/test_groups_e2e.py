@@ -137,3 +137,24 @@ def test_a_missing_or_malformed_group_field_exits_2_naming_the_key(service, digi
     assert proc.returncode == 2 and "artifacts.data.digits-test.group" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o2" / "accuracy").exists()
+
+
+def test_digits_change_gate_pairs_candidate_and_baseline_by_group(service, digits, tmp_path):
+    """A change gate on 100 originals x 10 copies: candidate and baseline (`--baseline-models`) are compared by
+    a paired bootstrap over whole groups, at one look; a better candidate PASSes, a worse one FAILs."""
+    augmented(service / "data" / "digits-test.npz", service / "data" / "aug.npz", 100, 10, 0.05, seed=2)
+    configure(service, {"cmp": {"max_samples": 1000, "seed": 3, "gates": [
+        {"metric": "accuracy", "kind": "change", "margin": 0.05}]}})
+    set_dataset(service, "digits-test", {"uri": "data/aug.npz", "inputs": "x", "label": "y", "id": "id",
+                                         "group": "doc"})
+    better = run_suite(service, "cmp", digits["good"], tmp_path / "a", "-n", "2", "--baseline-models",
+                       str(digits["bad"]))
+    assert better.returncode == 0, better.stdout[-2000:] + better.stderr[-2000:]
+    gate = record(tmp_path / "a", "cmp")["gates"][0]
+    assert gate["method"] == "cluster-paired-bootstrap" and gate["groups"] == 100 and gate["estimate"] > 0
+    assert gate["validity"] == "approximate, fixed look (paired cluster bootstrap)"
+    assert gate["candidate_value"] > gate["baseline_value"] and gate["samples_used"] == 1000
+    worse = run_suite(service, "cmp", digits["bad"], tmp_path / "b", "-n", "2", "--baseline-models",
+                      str(digits["good"]))
+    assert worse.returncode == 1, worse.stdout[-2000:] + worse.stderr[-2000:]
+    assert record(tmp_path / "b", "cmp")["gates"][0]["estimate"] < -0.05
