@@ -251,3 +251,24 @@ def test_errors_excluded_and_bounded_errors_are_judged_on_groups() -> None:
     assert mp[0]["method"] == "cluster-betting" and ev.verdict == PASS  # true mae 0.25 < 0.6
     assert rec["estimate"] == pytest.approx(float(np.mean(err[:rec["samples_used"]])))
     assert rec["interval"][1] <= 0.6 and rec["bound"]["side"] == "upper"
+
+
+def test_class_gates_count_only_their_trials_in_each_group() -> None:
+    rng = np.random.default_rng(6)
+    g = groups_of([6] * 150)
+    groups = [f"g{j}" for j in range(150) for _ in range(6)]
+    labels = [str(int(v)) for v in rng.integers(0, 2, 900)]
+    preds = [y if rng.random() < 0.95 else str(1 - int(y)) for y in labels]
+    ps = plans([{"metric": "recall", "class": "1", "min": 0.7, "margin": 0.1},
+                {"metric": "precision", "class": "0", "min": 0.7, "margin": 0.1}], g, 900)
+    ev = run(ps, labels, preds, groups)
+    recall, precision = ev.gate_records()
+    n = recall["samples_used"]
+    ones = [i for i in range(n) if labels[i] == "1"]
+    assert recall["trials"] == len(ones) and recall["estimate"] == pytest.approx(
+        sum(preds[i] == "1" for i in ones) / len(ones))
+    n = precision["samples_used"]
+    said0 = [i for i in range(n) if preds[i] == "0"]
+    assert precision["trials"] == len(said0) and precision["estimate"] == pytest.approx(
+        sum(labels[i] == "0" for i in said0) / len(said0))
+    assert ev.verdict == PASS and all(r["method"] == "cluster-betting" for r in (recall, precision))
