@@ -428,7 +428,9 @@ def record(ev: Any, rec: dict[str, Any], s: Any, name: str, risk: str) -> None:
                    test="cluster betting test on group totals (anytime-valid at group boundaries)",
                    fail_level=gate.fail_level)
         if rv.groups:
-            rec["successes"], rec["trials"] = float(rv.totals.sum()), float(rv.sizes.sum())
+            succ, trials = float(rv.totals.sum()), float(rv.sizes.sum())
+            rec["successes"] = int(succ) if succ.is_integer() else succ  # counts for proportions, sums for scores
+            rec["trials"] = int(trials)
         rec["message"] = (f"{name} {_f(est)} {p['direction']} {p['threshold']} -> {s.verdict} after {n_groups} "
                           f"groups ({c} samples, group field '{field}'); {bound['side']} bound {_f(bound['value'])} "
                           f"({bound['level']:.0%}); cluster betting test, anytime-valid (p PASS {pass_p:.3g}, "
