@@ -53,7 +53,7 @@ def test_digits_copies_pass_counted_as_samples_but_not_as_groups_from_s3(service
                                                                      "margin": 0.04}]}}
     configure(service, suites)
     set_dataset(service, "digits-test", {"uri": "data/aug.npz", "inputs": "x", "label": "y", "id": "id"})
-    naive = run_suite(service, "copies", digits["good"], tmp_path / "naive", "-n", "2")
+    naive = run_suite(service, "copies", digits["good"], tmp_path / "naive", "-n", "0")
     assert naive.returncode == 0, naive.stdout[-2000:] + naive.stderr[-2000:]
     assert record(tmp_path / "naive", "copies")["verdict"] == "PASS"
     assert "groups" not in record(tmp_path / "naive", "copies")["sample"]
@@ -147,14 +147,14 @@ def test_digits_change_gate_pairs_candidate_and_baseline_by_group(service, digit
         {"metric": "accuracy", "kind": "change", "margin": 0.05}]}})
     set_dataset(service, "digits-test", {"uri": "data/aug.npz", "inputs": "x", "label": "y", "id": "id",
                                          "group": "doc"})
-    better = run_suite(service, "cmp", digits["good"], tmp_path / "a", "-n", "2", "--baseline-models",
+    better = run_suite(service, "cmp", digits["good"], tmp_path / "a", "-n", "0", "--baseline-models",
                        str(digits["bad"]))
     assert better.returncode == 0, better.stdout[-2000:] + better.stderr[-2000:]
     gate = record(tmp_path / "a", "cmp")["gates"][0]
     assert gate["method"] == "cluster-paired-bootstrap" and gate["groups"] == 100 and gate["estimate"] > 0
     assert gate["validity"] == "approximate, fixed look (paired cluster bootstrap)"
     assert gate["candidate_value"] > gate["baseline_value"] and gate["samples_used"] == 1000
-    worse = run_suite(service, "cmp", digits["bad"], tmp_path / "b", "-n", "2", "--baseline-models",
+    worse = run_suite(service, "cmp", digits["bad"], tmp_path / "b", "-n", "0", "--baseline-models",
                       str(digits["good"]))
     assert worse.returncode == 1, worse.stdout[-2000:] + worse.stderr[-2000:]
     assert record(tmp_path / "b", "cmp")["gates"][0]["estimate"] < -0.05
