@@ -11,7 +11,7 @@ samples (the per-sample tests) or at every group boundary (the group ones: the w
 Rows: the exact binomial test at one fixed look and the per-sample SPRT (both count every row as independent:
 what mlci does without `group:`), the cluster betting test (anytime-valid, what `group:` uses for proportion
 gates) and the cluster BCa bootstrap bound at one look (what `group:` uses for F1/AUC/latency; here on accuracy
-so it can be compared). Target: false PASS at the threshold <= alpha (within 2 Monte-Carlo standard errors);
+so it can be compared); B: the cluster bootstrap by the number of groups. Target: false PASS at the threshold <= alpha (within 2 Monte-Carlo standard errors);
 the per-sample tests are expected to miss it with ICC > 0. Last column: P(PASS) of a model at min + margin.
 """
 
@@ -109,6 +109,17 @@ def scenario(label: str, sizes: np.ndarray, icc: float, runs: int, boot_runs: in
           f"{'ok' if false_fail <= BETA / 2 + 2 * fs else 'EXCEEDS'}")
 
 
+def bootstrap_by_groups(runs: int, rng: np.random.Generator) -> None:
+    """B. the cluster bootstrap's false PASS at the threshold by the number of groups (10 rows each, ICC 0.5)."""
+    print(f"\nB. cluster BCa bootstrap at one look, groups of 10, ICC 0.5, {runs} runs a row (grouping.MIN_GROUPS)")
+    for k in (30, 50, 100, 200):
+        sizes = np.full(k, 10)
+        fp = cluster_boot(outcomes(rng, runs, sizes, MIN, 0.5), sizes, 7).mean()
+        s = math.sqrt(ALPHA * (1 - ALPHA) / runs)
+        print(f"   {k:4d} groups: false PASS {fp:.4f} ({math.sqrt(fp * (1 - fp) / runs):.4f})  "
+              f"{'ok' if fp <= ALPHA + 2 * s else 'EXCEEDS'}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=2000)
@@ -121,6 +132,8 @@ def main() -> int:
     scenario("augmented copies, weaker correlation", np.full(300, 10), 0.1, args.runs, 0, rng)
     scenario("unequal groups (1-20 rows)", rng.integers(1, 21, 300), 0.5, args.runs, 0, rng)
     scenario("independent samples (control)", np.full(300, 10), 0.0, args.runs, 0, rng)
+    if args.boot_runs:
+        bootstrap_by_groups(min(args.boot_runs, 1000), rng)
     print(f"\ntook {time.time() - t0:.0f}s")
     return 0
 
