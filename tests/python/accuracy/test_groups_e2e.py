@@ -17,6 +17,7 @@ import yaml
 from tests.python.conftest import run_mlci
 
 from .cases import configure, record, run_suite
+from .test_endpoint import served  # noqa: F401 - the digits service's real HTTP server (fixture)
 
 pytestmark = pytest.mark.xdist_group("accuracy-e2e")
 
@@ -158,3 +159,29 @@ def test_digits_change_gate_pairs_candidate_and_baseline_by_group(service, digit
                       str(digits["good"]))
     assert worse.returncode == 1, worse.stdout[-2000:] + worse.stderr[-2000:]
     assert record(tmp_path / "b", "cmp")["gates"][0]["estimate"] < -0.05
+
+
+def test_grouped_suite_through_the_http_endpoint_equals_the_callable_run(service, digits, served, tmp_path):  # noqa: F811
+    """Endpoint mode (the served HTTP API, as node-risk is tested) draws and judges the same groups."""
+    from mlci.accuracy import endpoint
+
+    from .test_endpoint import BATCH
+
+    url, _ = served
+    augmented(service / "data" / "digits-test.npz", service / "data" / "aug.npz", 80, 10, 0.05, seed=4)
+    suites = {"g": {"max_samples": 800, "seed": 2, "gates": [{"metric": "accuracy", "min": 0.7, "margin": 0.1}]}}
+    configure(service, suites)
+    set_dataset(service, "digits-test", {"uri": "data/aug.npz", "inputs": "x", "label": "y", "id": "id",
+                                         "group": "doc"})
+    local = run_suite(service, "g", digits["good"], tmp_path / "c", "-n", "0")
+    assert local.returncode == 0, local.stdout[-2000:] + local.stderr[-2000:]
+    configure(service, suites, endpoint=BATCH)
+    set_dataset(service, "digits-test", {"uri": "data/aug.npz", "inputs": "x", "label": "y", "id": "id",
+                                         "group": "doc"})
+    remote = run_suite(service, "g", digits["good"], tmp_path / "e", "-n", "0", env={endpoint.URL_ENV: url})
+    assert remote.returncode == 0, remote.stdout[-2000:] + remote.stderr[-2000:]
+    c, e = record(tmp_path / "c", "g"), record(tmp_path / "e", "g")
+    assert c["verdict"] == e["verdict"] == "PASS" and "endpoint" in e["plan"]["settings"]
+    assert e["sample"]["groups"] == c["sample"]["groups"] and e["outcomes"]["groups"] == c["outcomes"]["groups"]
+    assert [(g["method"], g["groups"], g["estimate"], g["interval"]) for g in e["gates"]] == \
+        [(g["method"], g["groups"], g["estimate"], g["interval"]) for g in c["gates"]]
