@@ -110,7 +110,7 @@ def test_fixed_look_gates_use_the_cluster_bootstrap_and_change_gates_pair_groups
     rec = ev.gate_records()[0]
     assert ps[0]["method"] == "cluster-bootstrap" and ev.verdict == PASS and rec["groups"] == 120
     assert "fixed look" in rec["validity"] and rec["interval"][0] < rec["estimate"] < rec["interval"][1]
-    with pytest.raises(Exception, match="at least 50 groups"):
+    with pytest.raises(Exception, match="at least 100 groups"):
         plans([{"metric": "macro_f1", "min": 0.7, "margin": 0.1}], groups_of([30] * 20), 600)
     # a change gate: candidate and baseline differ on a few groups, each winning some
     flip = {f"g{j}" for j in range(0, 120, 17)}  # 8 groups: the baseline is wrong on the first 3, the candidate on 5
