@@ -85,7 +85,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     prep = prepare(cfg, args.suite, seed=args.seed, shard=args.shard, data_override=args.data)
     if prep.duplicates is not None and prep.duplicates.many:
-        print(f"mlci: warning: {prep.duplicates.warning(prep.ref.name)}", file=sys.stderr, flush=True)
+        grouped = (f" (this suite is judged on groups by '{prep.groups.field}': repeats inside one group are "
+                   "accounted for, repeats across groups are not)") if prep.groups is not None else ""
+        print(f"mlci: warning: {prep.duplicates.warning(prep.ref.name)}{grouped}", file=sys.stderr, flush=True)
     acc = cfg["accuracy"]
     change = any(p["kind"] == "change" for p in prep.plans)
     base_preds, base_info = None, None
@@ -138,6 +140,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         ids=[prep.dataset.ids[i] for i in idx], labels=labels, preds=preds, errors=col.errors[:n], latency=col.latency[:n],
         baseline_preds=base_preds[:n] if base_preds is not None else None, provisional=prep.shard is not None,
         scores={ref: v[:n] for ref, v in col.scores.items()})
+    if prep.groups is not None:  # grouped samples: how many groups the verdict rests on (accuracy/grouping.py)
+        from . import grouping
+
+        glabels = prep.group_labels() or []
+        rec["outcomes"]["groups"] = glabels[:n]
+        rec["sample"]["groups"] = grouping.summary(prep.groups.info(prep.drawn), glabels, rec["sample"]["used"],
+                                                   grouping.correctness(res.evaluator, n)).to_dict()
     rec["duration_s"] = round(time.monotonic() - t0, 3)
     directory = results.write(out_dir(args.out, cfg.root), rec)
     for line in results.summary_lines(rec):

@@ -105,6 +105,7 @@ class DataSpec:
     files: tuple[str, ...] = ("file",)
     read: str = "path"
     labels: str | None = None  # folder: the labels table inside the folder
+    group: str | None = None  # the column naming each sample's group (accuracy/grouping.py)
 
     @classmethod
     def from_entry(cls, entry: dict[str, Any] | None) -> DataSpec:
@@ -114,7 +115,7 @@ class DataSpec:
         return cls(format=entry.get("format"), inputs=names_of(entry.get("inputs")),
                    label=entry.get("label") or "y", id=entry.get("id"), exclude=tuple(entry.get("exclude") or ()),
                    batch_as=entry.get("batch_as") or "auto", files=names_of(entry.get("files")) or ("file",),
-                   read=entry.get("read") or "path", labels=entry.get("labels"))
+                   read=entry.get("read") or "path", labels=entry.get("labels"), group=entry.get("group"))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,7 +131,7 @@ class DataSpec:
             raise UserError(f"{where}: `inputs` mixes '*' with column names",
                             hint="either list the columns, or '*' with `exclude:` for the ones to leave out")
         if names == [ALL]:
-            drop = {self.label, self.id, *self.exclude}
+            drop = {self.label, self.id, self.group, *self.exclude}
             names = [c for c in available if c not in drop]
             if not names:
                 raise UserError(f"{where}: no input columns left after removing label, id and exclude",

@@ -207,6 +207,11 @@ class Prepared:
     code: str = ""  # code_digest(cfg), as hashed for the seed
     endpoint: dict[str, Any] | None = None  # endpoint mode's settings (accuracy/endpoint.py); None: callable mode
     duplicates: Any = None  # duplicates.Duplicates among the first drawn inputs (None: not checked)
+    groups: Any = None  # grouping.Groups when the dataset has a group field (whole groups drawn and judged)
+
+    def group_labels(self) -> list[str] | None:
+        """The group of every position this run covers, in order (None: ungrouped)."""
+        return self.groups.at(self.positions) if self.groups is not None else None
 
     @property
     def indices(self) -> np.ndarray:
@@ -276,7 +281,14 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     models, code = model_files(cfg), code_digest(cfg)
     chosen, source = sampling.choose_seed(seed, suite["seed"], suite=suite_name, dataset_sha=ref.sha256,
                                           models=models, code=code)
-    order = sampling.stratified_order_codes(codes, chosen)
+    grouped = None
+    if ref.spec.group:
+        from . import grouping
+
+        grouped = grouping.draw(ds, ref.spec.group, codes, chosen, f"artifacts.data.{ref.name}")
+        order = grouped.order
+    else:
+        order = sampling.stratified_order_codes(codes, chosen)
     available = len(ds)
     cap = min(suite["max_samples"] or available, available)
     seq = suite["sequential"] if sequential is None else sequential
@@ -287,6 +299,10 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     drawn = cap if seq else min(cap, max(p["needed"] for p in plans))
     sh = sampling.parse_shard(shard)
     positions = sampling.shard_positions(drawn, sh)
+    if grouped is not None:  # whole groups: the drawn prefix ends at a group boundary, shards take whole groups
+        drawn = grouped.drawn(cap, f"accuracy.suites.{suite_name}.max_samples")
+        grouping.regroup(plans, grouped, sequential=seq, drawn=drawn, where=f"accuracy.suites.{suite_name}")
+        positions = grouped.shard_positions(drawn, sh)
     if positions.size == 0:
         raise UserError(f"--shard {shard} gets no samples out of {drawn}", hint="use fewer shards")
     from . import duplicates
@@ -294,7 +310,7 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     dups = duplicates.check(ds, order[:drawn], seed=chosen)
     return Prepared(cfg, suite_name, suite, ref, ds, task, chosen, source, plans, drawn, order[:drawn], sh, positions,
                     suite["batch_size"], set(classes) if task != "regression" else set(), output, models, code, ep,
-                    dups)
+                    dups, grouped)
 
 
 @dataclass
@@ -361,7 +377,8 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
     workers = choose_workers(workers_flag, prep.cfg["accuracy"]["workers"], n_batches)
     total = len(prep.positions)
     ev = Evaluator(prep.plans, prep.output, on_error, drawn=total, seed=prep.seed,
-                   max_errors=outputs.error_budget(prep.cfg["accuracy"]["max_error_rate"], total))
+                   max_errors=outputs.error_budget(prep.cfg["accuracy"]["max_error_rate"], total),
+                   groups=prep.group_labels())
     known = outputs.known_labels(prep.output, prep.label_set)
     indices = prep.indices  # a numpy view: a million-sample run keeps no list of a million ints
     progress = Progress(total, f"accuracy:{prep.suite_name}", unit="samples")

@@ -328,6 +328,7 @@ class Evaluator:
     drawn: int
     seed: int = 0
     max_errors: int | None = None  # on_error exclude: more excluded samples than this end the run INCONCLUSIVE
+    groups: Any = None  # grouped samples: the group label of every position fed, in order (accuracy/grouping.py)
     labels: list[Any] = field(default_factory=list)  # label keys (classification) or floats (regression)
     preds: list[Any] = field(default_factory=list)  # raw predictions
     plabels: list[str | None] = field(default_factory=list)  # predicted label keys (None: error)
@@ -353,7 +354,8 @@ class Evaluator:
             i: {v: [0, 0] for v in ("lo", "hi", "excl")} for i, p in enumerate(self.plans)
             if p["method"] in PROPORTION_METHODS}
         self._bounded: dict[int, dict[str, list[float]]] = {
-            i: {v: [] for v in ("lo", "hi", "excl")} for i, p in enumerate(self.plans) if p["method"] == "betting"}
+            i: {v: [] for v in ("lo", "hi", "excl")} for i, p in enumerate(self.plans)
+            if "betting" in (p["method"], (p.get("grouped") or {}).get("ungrouped_method"))}
         self._betting = {i: betting_gate(self.plans[i]) for i in self._bounded}
         self.clipped: dict[int, int] = dict.fromkeys(self._bounded, 0)
         self.seq_mcnemar = {i: {v: mcnemar.SequentialMcNemar(p["margin"], p["alpha"], p["beta"])
@@ -539,6 +541,11 @@ class Evaluator:
 
     # ---- one look ------------------------------------------------------------------------------------
     def _look(self, start: int, n: int) -> None:
+        if self.groups is not None:
+            from . import grouping
+
+            grouping.look(self, n)
+            return
         for i, s in enumerate(self.states):
             if s.verdict is not None:
                 continue
@@ -754,7 +761,11 @@ class Evaluator:
         method = p["method"]
         name = _name(p, self.out)
         risk = f"alpha {p['alpha']:g}, beta {_beta_text(p)}"
-        if method in PROPORTION_METHODS:
+        if p.get("grouped"):
+            from . import grouping
+
+            grouping.record(self, rec, s, name, risk)
+        elif method in PROPORTION_METHODS:
             self._record_proportion(rec, s, name, risk)
         elif method == "betting":
             self._record_betting(rec, s, name, risk)

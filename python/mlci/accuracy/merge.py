@@ -77,11 +77,14 @@ def merge(paths: list[str]) -> dict[str, Any]:
     rows: dict[int, tuple[Any, ...]] = {}
     base_any = any("baseline_predictions" in r["outcomes"] for r in recs)
     scores: dict[str, dict[int, float | None]] = {}
+    groups: dict[int, str] = {}  # grouped samples: each position's group (accuracy/grouping.py)
     for r in recs:
         o = r["outcomes"]
         base = o.get("baseline_predictions") or [None] * len(o["positions"])
         for j, pos in enumerate(o["positions"]):
             rows[pos] = (o["ids"][j], o["labels"][j], o["predictions"][j], o["errors"][j], o["latency_ms"][j], base[j])
+            if o.get("groups") is not None:
+                groups[pos] = o["groups"][j]
             for ref, values in (o.get("scores") or {}).items():
                 scores.setdefault(ref, {})[pos] = values[j]
     plan = first["plan"]
@@ -90,7 +93,8 @@ def merge(paths: list[str]) -> dict[str, Any]:
         raise UserError(f"the shards cover {len(rows)} of {drawn} drawn positions",
                         hint="every shard must have run all of its samples")
     ev = Evaluator(plan["gates"], Output.from_dict(plan.get("output"), plan["task"]), plan["on_error"], drawn=drawn,
-                   seed=first["seed"], max_errors=error_budget(plan.get("max_error_rate", 1.0), drawn))
+                   seed=first["seed"], max_errors=error_budget(plan.get("max_error_rate", 1.0), drawn),
+                   groups=[groups[p] for p in range(drawn)] if groups else None)
     size = plan["batch_size"]
     for lo in range(0, drawn, size):
         chunk = [rows[p] for p in range(lo, min(lo + size, drawn))]
@@ -111,7 +115,14 @@ def merge(paths: list[str]) -> dict[str, Any]:
     meta["duration_s"] = round(sum(r["duration_s"] for r in recs), 3)
     meta["merge_duration_s"] = round(time.time() - started, 3)
     meta["sample"] = {**first["sample"], "used": used, "shard": None, "merged_from": sorted(r["sample"]["shard"] for r in recs)}
-    return build_record(meta=meta, ev=ev, checks=checks, positions=list(range(used)), ids=[c[0] for c in take],
-                        labels=[c[1] for c in take], preds=[c[2] for c in take], errors=[c[3] for c in take],
-                        latency=[c[4] for c in take], baseline_preds=[c[5] for c in take] if base_any else None,
-                        provisional=False, scores={ref: [v.get(p) for p in range(used)] for ref, v in scores.items()})
+    rec = build_record(meta=meta, ev=ev, checks=checks, positions=list(range(used)), ids=[c[0] for c in take],
+                       labels=[c[1] for c in take], preds=[c[2] for c in take], errors=[c[3] for c in take],
+                       latency=[c[4] for c in take], baseline_preds=[c[5] for c in take] if base_any else None,
+                       provisional=False, scores={ref: [v.get(p) for p in range(used)] for ref, v in scores.items()})
+    if groups:
+        from .grouping import correctness, summary
+
+        labels = [groups[p] for p in range(drawn)]
+        rec["outcomes"]["groups"] = labels[:used]
+        rec["sample"]["groups"] = summary(first["sample"]["groups"], labels, used, correctness(ev, used)).to_dict()
+    return rec

@@ -137,6 +137,10 @@ def write(out: Path, rec: dict[str, Any]) -> Path:
 def summary_lines(rec: dict[str, Any]) -> list[str]:
     lines = [f"{rec['suite']}: {rec['verdict']} ({rec['reason']}); seed {rec['seed']} ({rec['seed_source']}); "
              f"{rec['sample']['used']} of {rec['sample']['drawn']} drawn samples used"]
+    groups = rec["sample"].get("groups")
+    if groups:  # grouped samples (accuracy/grouping.py): the evidence is the groups
+        lines.append(f"  judged on {groups['used']} of {groups['drawn']} drawn groups by '{groups['field']}' "
+                     f"({groups['samples']} samples; design effect {groups['design_effect']})")
     lines += [f"  {g['message']}" for g in rec["gates"]]
     never = rec["metrics"].get("labels_never_predicted")
     if never:

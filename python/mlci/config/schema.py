@@ -185,6 +185,9 @@ dataset = Obj(
                           "notes)."),
         "label": Str(default="y", doc="Column (array for npz) holding the labels."),
         "id": Str(doc="Column holding a stable sample id; default the row number (npz: an `id` array if present)."),
+        "group": Str(doc="Column (array for npz) naming each sample's group: augmented copies of one sample, pages of "
+                     "one document, rows of one patient. Samples of a group are drawn together and every gate is "
+                     "judged on groups, not samples (README: Grouped samples)."),
         "batch_as": Str(default="auto", choices=("auto", "records", "array", "columns"),
                         doc="What predict receives per batch: `records` a list of {column: value}; `array` a 2-D "
                         "numpy array (rows x numeric input columns); `columns` {column: values}; `auto` the values "

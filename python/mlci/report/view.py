@@ -380,6 +380,13 @@ def _samples(record: Mapping[str, Any]) -> str:
         text += f" of {fmt.count(drawn)} drawn"
     if sample.get("shard"):
         text += f" (shard {sample['shard']})"
+    groups = sample.get("groups")
+    if isinstance(groups, dict):  # grouped samples: the verdict rests on the groups (accuracy/grouping.py)
+        text += f" · {fmt.count(groups.get('used'))} groups by {groups.get('field')}"
+        if fmt.is_number(groups.get("drawn")):
+            text += f" of {fmt.count(groups.get('drawn'))} drawn"
+        if fmt.is_number(groups.get("design_effect")):
+            text += f" (design effect {float(groups['design_effect']):.1f})"
     return text
 
 
