@@ -11,15 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import yaml
 
 from tests.python.conftest import run_mlci
 
 from .cases import configure, record, run_suite
 from .test_endpoint import served  # noqa: F401 - the digits service's real HTTP server (fixture)
-
-pytestmark = pytest.mark.xdist_group("accuracy-e2e")
 
 
 def augmented(src: Path, dst: Path, originals: int, copies: int, noise: float, seed: int = 0) -> Path:
