@@ -354,8 +354,9 @@ class SliceFamily:
         ev = self.evs[s]
         assert ev is not None
         for i, p in enumerate(ev.plans):
-            if p["method"] != "sprt" or ev.states[i].verdict is not None:
-                continue
+            st = ev.states[i]
+            if p["method"] != "sprt" or (st.verdict is not None and st.used != len(ev.labels)):
+                continue  # a gate decided at an earlier look keeps the p-value it was decided with
             test = Sprt(p["threshold"], p["threshold"] + p["margin"], p["alpha"], p["beta"])
             kp, tp = ev._counts[i][ev.pass_view]
             kf, tf = ev._counts[i][ev.fail_view]

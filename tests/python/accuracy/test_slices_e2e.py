@@ -267,3 +267,23 @@ def test_bad_slices_config_exits_2_naming_the_key(service, digits, tmp_path, sli
     proc = run(service, "s", tmp_path / "o", digits["good"], "-n", "0")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert key in proc.stderr and text in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_report_shows_the_slice_table_worst_first_with_names_escaped(service, digits, tmp_path):
+    digits_service(service, digits)
+    hostile = {**INK, "labels": ["<b>light</b>", "mid|light", "mid-dark", "dark *ink*"]}
+    write_config(service, "digits", {"s": {"dataset": "test", "slices": hostile,
+                                           "gates": [{"metric": "accuracy", "min": 0.80, "margin": 0.06}]}}, **DIGITS)
+    proc = run(service, "s", tmp_path / "o", digits["good"], "-n", "0")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rendered = run_mlci("report", "render", "--results", str(tmp_path / "o"), "--no-history", cwd=service)
+    assert rendered.returncode == 0, rendered.stderr
+    md = (tmp_path / "o" / "report" / "report.md").read_text()
+    html = (tmp_path / "o" / "report" / "report.html").read_text()
+    table = md.split("Slices, worst first")[1].split("\n\n")[1].splitlines()[2:]
+    assert len(table) == 4 and table[0].startswith(r"| dark \*ink\* |") and "FAIL" in table[0]
+    assert all("PASS" in row for row in table[1:])
+    assert r"mid\|light" in md and "<b>" not in md.replace(r"\<b\>", "")  # Markdown-escaped
+    assert "&lt;b&gt;light&lt;/b&gt;" in html and "<b>light</b>" not in html  # HTML-escaped
+    section = html.split("Slices, worst first")[1].split("</table>")[0]
+    assert section.index("dark *ink*") < section.index("mid-dark")  # worst first in the HTML too
