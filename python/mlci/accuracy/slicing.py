@@ -133,6 +133,16 @@ def prepare_slices(cfg_slices: dict[str, Any], *, ref: Any, ds: data.Dataset, ga
     sw = f"{where}.slices"
     values = read_field(ref, ds, cfg_slices["field"], sw)
     codes, names = slice_codes(values, cfg_slices["bins"] or None, cfg_slices["labels"] or None, sw)
+    return plan_slices(cfg_slices, codes=codes, names=names, gates=gates, class_codes=class_codes, classes=classes,
+                       output=output, sequential=sequential, cap=cap, seed=seed, batch_size=batch_size, task=task,
+                       where=where)
+
+
+def plan_slices(cfg_slices: dict[str, Any], *, codes: np.ndarray, names: list[str], gates: list[dict[str, Any]],
+                class_codes: np.ndarray, classes: list[str], output: Output, sequential: bool, cap: int, seed: int,
+                batch_size: int, task: str, where: str) -> SlicePlan:
+    """`prepare_slices` once each row's slice is known (no I/O: the Monte-Carlo benchmark plans with it)."""
+    sw = f"{where}.slices"
     k = len(names)
     sizes = np.bincount(codes, minlength=k)
     given = cfg_slices["weights"] or {}
