@@ -287,3 +287,23 @@ def test_report_shows_the_slice_table_worst_first_with_names_escaped(service, di
     assert "&lt;b&gt;light&lt;/b&gt;" in html and "<b>light</b>" not in html  # HTML-escaped
     section = html.split("Slices, worst first")[1].split("</table>")[0]
     assert section.index("dark *ink*") < section.index("mid-dark")  # worst first in the HTML too
+
+
+def test_fixed_n_slices_with_user_weights(service, digits, tmp_path):
+    """`sequential: false`: each slice's exact binomial test at its own fixed n (alpha and beta split by the user's
+    weights); the dark slice still FAILs, and each slice draws only the n its look needs."""
+    digits_service(service, digits)
+    slices = {"field": "shade", "alpha_split": "weights", "weights": {"dark": 1, "light": 3}}
+    write_config(service, "digits", {"s": {"dataset": "test", "sequential": False, "slices": slices,
+                                           "gates": [{"metric": "accuracy", "min": 0.80, "margin": 0.06}]}}, **DIGITS)
+    proc = run(service, "s", tmp_path / "o", digits["good"], "-n", "0")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rec = record(tmp_path / "o", "s")
+    by = {g["slice"]: g for g in rec["gates"]}
+    assert by["dark"]["alpha"] == pytest.approx(0.0125) and by["light"]["alpha"] == pytest.approx(0.0375)
+    assert {g["method"] for g in rec["gates"]} == {"binomial-exact"}
+    assert by["dark"]["verdict"] == "FAIL" and by["light"]["verdict"] == "PASS"
+    assert by["dark"]["samples_used"] == by["dark"]["fixed_n"] > by["light"]["fixed_n"] == by["light"]["samples_used"]
+    assert rec["plan"]["slices"]["quotas"] == [by["dark"]["fixed_n"], by["light"]["fixed_n"]]
+    assert rec["sample"]["drawn"] == sum(rec["plan"]["slices"]["quotas"])
+    assert {r["decided_by"] for r in rec["slices"]} == {"weights"}
