@@ -37,10 +37,10 @@ import numpy as np
 
 from ..errors import UserError
 from . import data, sampling
-from .gates import FAIL, INCONCLUSIVE, PASS, Evaluator, _name, plan_gates
+from .gates import FAIL, INCONCLUSIVE, PASS, Evaluator, _name, betting_gate, plan_gates
 from .outputs import Output
 from .stats import proportion
-from .stats.slices import allocate, holm
+from .stats.slices import allocate
 from .stats.sprt import Sprt
 from .stats.sprt_design import looks_for, needed_cap
 
@@ -203,8 +203,8 @@ def plan_slices(cfg_slices: dict[str, Any], *, codes: np.ndarray, names: list[st
             p["family"] = {"split": cfg_slices["alpha_split"], "share": share, "alpha": p["alpha"] / share,
                            "beta": p["beta"] / share}
         plans.append(ps)
-        if not sequential:  # a fixed-look suite draws what its looks need
-            alloc[s] = min(quota, max(int(p["needed"] or quota) for p in ps))
+        if not sequential:  # a fixed-look suite draws what its looks need (and min_samples)
+            alloc[s] = min(quota, max(min_n, *(int(p["needed"] or quota) for p in ps)))
     order, pos_codes = interleave(codes, class_codes, alloc, seed)
     sp = SlicePlan(cfg_slices["field"], names, sizes.tolist(), alloc.tolist(), weights, min_n,
                    cfg_slices["alpha_split"], cfg_slices["allocation"], plans, cfg_slices["bins"] or None, pos_codes)
@@ -258,6 +258,22 @@ def interleave(codes: np.ndarray, class_codes: np.ndarray, quotas: np.ndarray,
     return r[order].astype(np.int64), o[order]
 
 
+def holm_levels(pvalues: list[float] | np.ndarray, level: float, weights: np.ndarray) -> np.ndarray:
+    """Weighted Holm step-down as stats.slices.holm, returning for each hypothesis the level of the step that
+    rejected it (NaN: not rejected)."""
+    p, w = np.asarray(pvalues, dtype=float), np.asarray(weights, dtype=float)
+    out = np.full(p.size, np.nan)
+    alive = np.ones(p.size, dtype=bool)
+    while alive.any():
+        idx = np.flatnonzero(alive)
+        j = idx[np.argmin(p[idx] / w[idx])]
+        step = w[j] * level / w[idx].sum()
+        if p[j] > step:
+            break
+        out[j], alive[j] = step, False
+    return out
+
+
 # ---- evaluation -----------------------------------------------------------------------------------------------
 @dataclass
 class SliceResult:
@@ -276,7 +292,7 @@ class SliceResult:
     direction: str | None
     pvalue_pass: float | None  # the PASS-side p-value combined over the slices (None: no p-value, Bonferroni)
     pvalue_fail: float | None
-    alpha: float | None  # this slice's share of alpha (Bonferroni; Holm may reject at more)
+    alpha: float | None  # the level the row's gate was judged at: its Bonferroni share, or its Holm step's level
     beta: float | None
     decided_by: str  # "holm", "bonferroni", "weights" or "min_samples"
     gates: list[dict[str, Any]]
@@ -307,7 +323,8 @@ class SliceFamily:
         self.stopped_at: int | None = None
         # running extremes of each Ville SPRT's log-LR: (slice, gate) -> [max on the PASS view, min on the FAIL view]
         self._llr: dict[tuple[int, int], list[float]] = {}
-        self._holm_note: dict[tuple[int, int], str] = {}
+        # (slice, gate) decided by Holm beyond its Bonferroni share -> (side, the level of its Holm step)
+        self._holm_level: dict[tuple[int, int], tuple[str, float]] = {}
 
     @property
     def n(self) -> list[int]:
@@ -333,6 +350,7 @@ class SliceFamily:
             ev.feed(sub(labels), sub(preds), sub(errors), sub(latency), sub(base) if base is not None else None,
                     {ref: sub(v) for ref, v in (custom or {}).items()})
             self._track(s)
+            self._hold(s, ev)
         if self.on_error == "exclude" and self.max_errors is not None and self.errors > self.max_errors:
             for ev in self.evs:
                 if ev is not None and ev.verdict is None:
@@ -345,6 +363,7 @@ class SliceFamily:
         for s, ev in enumerate(self.evs):
             if ev is not None and ev.verdict is None:
                 self._settle(s, ev)
+                self._hold(s, ev)
         self._conclude(final=self.fed >= len(self.slice_of))
         return self.verdict
 
@@ -405,21 +424,30 @@ class SliceFamily:
             pv = [self.pvalues(s, i) for s in members]
             fam = p0["family"]
             fail_level = fam["beta"] * (0.5 if p0["method"] == "betting" else 1.0)  # betting's FAIL test: beta / 2
-            passed = holm([a if a is not None else 1.0 for a, _ in pv], fam["alpha"], w)
-            failed = holm([b if b is not None else 1.0 for _, b in pv], fail_level, w)
+            passed = holm_levels([a if a is not None else 1.0 for a, _ in pv], fam["alpha"], w)
+            failed = holm_levels([b if b is not None else 1.0 for _, b in pv], fail_level, w)
             for j, s in enumerate(members):
                 ev = self.evs[s]
                 assert ev is not None
                 st = ev.states[i]
-                if st.verdict is not None or ev.verdict is not None or not (passed[j] or failed[j]):
+                hit_fail, hit_pass = not math.isnan(failed[j]), not math.isnan(passed[j])
+                if st.verdict is not None or ev.verdict is not None or not (hit_pass or hit_fail):
                     continue
-                st.verdict, st.used = (FAIL if failed[j] else PASS), len(ev.labels)
+                st.verdict, st.used = (FAIL if hit_fail else PASS), len(ev.labels)
+                self._holm_level[(s, i)] = (st.verdict, float(failed[j] if hit_fail else passed[j]))
                 if p0["method"] == "sprt":
                     st.counts = {view: tuple(c) for view, c in ev._counts[i].items()}
-                side = "FAIL" if failed[j] else "PASS"
-                pval = pv[j][1] if failed[j] else pv[j][0]
-                st.note = (f"{side} by Holm's step-down over {len(members)} slices (p {pval:.3g}; family "
-                           f"{'beta' if failed[j] else 'alpha'} {fail_level if failed[j] else fam['alpha']:.3g})")
+                pval = pv[j][1] if hit_fail else pv[j][0]
+                st.note = (f"{st.verdict} by Holm's step-down over {len(members)} slices (p {pval:.3g} <= "
+                           f"{self._holm_level[(s, i)][1]:.3g} at its step; family "
+                           f"{'beta' if hit_fail else 'alpha'} {fail_level if hit_fail else fam['alpha']:.3g})")
+
+    def _hold(self, s: int, ev: Evaluator) -> None:
+        """A slice PASSes only on at least `min_samples` samples: an earlier PASS of its gates (valid as it is)
+        keeps the slice sampling until then. A FAIL needs no minimum."""
+        n = len(ev.labels)
+        if ev.verdict == PASS and n < self.sp.min_samples and n < self.expected[s]:
+            ev.verdict, ev.reason, ev.stopped_at = None, "", None
 
     def _settle(self, s: int, ev: Evaluator) -> None:
         """A slice's verdict from its gates (as Evaluator.feed rules), and its close when its samples ran out."""
@@ -480,12 +508,35 @@ class SliceFamily:
                     out.append(rec)
                 continue
             for i, rec in enumerate(ev.gate_records()):
+                if (s, i) in self._holm_level:  # bounds and risks at the level Holm decided it with
+                    rec = self._holm_record(ev, i, *self._holm_level[(s, i)])
                 pp, pf = self.pvalues(s, i)
                 rec["slice"] = name
                 rec["family"] = {**ev.plans[i]["family"], "pvalue_pass": pp, "pvalue_fail": pf}
                 rec["message"] = f"slice '{name}': {rec['message']}"
                 out.append(rec)
         return out
+
+    def _holm_record(self, ev: Evaluator, i: int, side: str, level: float) -> dict[str, Any]:
+        """The gate's record with the risk of its side set to the level of its Holm step (the bound shown is then
+        the one the verdict rests on, e.g. a lower bound >= min at that level)."""
+        st = ev.states[i]
+        key, value = ("alpha", level) if side == PASS else ("beta", level / 0.5 if st.plan["method"] == "betting"
+                                                              else level)
+        plan = {**st.plan, key: value}
+        twin = replace(st, plan=plan)
+        saved_gate = ev._betting.get(i)
+        ev.states[i] = twin
+        if saved_gate is not None:
+            ev._betting[i] = betting_gate(plan)
+        try:
+            rec = ev._record(twin)
+        finally:
+            ev.states[i] = st
+            if saved_gate is not None:
+                ev._betting[i] = saved_gate
+        rec["holm_level"] = level
+        return rec
 
     def slice_records(self) -> list[dict[str, Any]]:
         """The slice table, worst first: FAIL, then INCONCLUSIVE, then PASS; within each by the headroom of the
@@ -510,7 +561,7 @@ class SliceFamily:
                 name, self.sp.sizes[s], self.sp.quotas[s], len(ev.labels), ev.verdict or INCONCLUSIVE, ev.reason,
                 lead.get("score_name") or lead["metric"], lead.get("estimate"),
                 bound.get("value") if isinstance(bound, dict) else None, lead.get("threshold"), lead.get("direction"),
-                pp, pf, ev.plans[i]["alpha"], ev.plans[i]["beta"],
+                pp, pf, lead.get("alpha"), lead.get("beta"),
                 "holm" if holm_gate else ("weights" if self.sp.alpha_split == "weights" else "bonferroni"),
                 [_short(r) for r in mine]))
         rows.sort(key=lambda r: (RANK.get(r.verdict, 1), _headroom_of(r.estimate, r.threshold, r.direction)))

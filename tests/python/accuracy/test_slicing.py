@@ -8,7 +8,8 @@ import pytest
 
 from mlci.accuracy.gates import plan_gates
 from mlci.accuracy.outputs import Output
-from mlci.accuracy.slicing import SliceFamily, SlicePlan, interleave, plan_slices, slice_codes
+from mlci.accuracy.slicing import SliceFamily, SlicePlan, holm_levels, interleave, plan_slices, slice_codes
+from mlci.accuracy.stats.slices import holm
 from mlci.errors import UserError
 
 GATE = {"metric": "accuracy", "kind": "absolute", "min": 0.80, "max": None, "margin": 0.06, "alpha": 0.05,
@@ -105,6 +106,9 @@ def test_holm_passes_a_slice_bonferroni_leaves_open():
     assert "Holm's step-down over 2 slices" in note
     p_pass = holm.pvalues(1, 0)[0]
     assert 0.025 < p_pass <= 0.05
+    g = [r for r in holm.gate_records() if r["slice"] == "B"][0]
+    assert g["alpha"] == g["holm_level"] == pytest.approx(0.05)  # the second Holm step: the full alpha
+    assert g["bound"]["side"] == "lower" and g["bound"]["value"] >= 0.80  # the bound at that level clears min
     bonf = _feed("weights", b, a)
     assert bonf.verdict == "INCONCLUSIVE" and bonf.slice_verdicts() == ["PASS", "INCONCLUSIVE"]
     assert "'B' undecided" in bonf.reason
@@ -121,3 +125,14 @@ def test_a_failing_slice_fails_the_suite_and_is_named():
     assert rows[0]["name"] == "B" and rows[0]["verdict"] == "FAIL" and rows[0]["pvalue_fail"] <= 0.05
     assert rows[0]["estimate"] < 0.8 and rows[0]["bound"] is not None
     assert all(g["slice"] in ("A", "B") and g["message"].startswith("slice '") for g in fam.gate_records())
+
+
+def test_holm_levels_reject_as_holm_does():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        k = int(rng.integers(1, 8))
+        p = np.where(rng.random(k) < 0.5, rng.random(k) * 0.03, rng.random(k))
+        w = rng.random(k) + 0.1
+        lv = holm_levels(p, 0.05, w)
+        assert (~np.isnan(lv)).tolist() == holm(p, 0.05, w).tolist()
+        assert np.all(p[~np.isnan(lv)] <= lv[~np.isnan(lv)])
