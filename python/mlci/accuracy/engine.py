@@ -288,7 +288,7 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
                                         classes=classes, output=output, sequential=seq, cap=cap, seed=chosen,
                                         batch_size=suite["batch_size"], task=task,
                                         where=f"accuracy.suites.{suite_name}")
-        order, plans, drawn = sliced.order, sliced.flat_plans(), len(sliced.order)  # type: ignore[attr-defined]
+        order, plans, drawn = sliced.order, sliced.flat_plans(), len(sliced.order)
     else:
         order = sampling.stratified_order_codes(codes, chosen)
         counts = np.bincount(codes, minlength=len(classes))

@@ -63,6 +63,7 @@ class SlicePlan:
     plans: list[list[dict[str, Any]]]  # per slice its gate plans ([] for a slice below min_samples)
     bins: list[float] | None = None
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # slice per drawn position
+    order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # dataset rows, pre-drawn order
 
     def eligible(self, s: int) -> bool:
         return bool(self.plans[s])
@@ -72,7 +73,8 @@ class SlicePlan:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.pop("codes")
+        for key in ("codes", "order"):  # the record keeps each sample's slice in its outcomes
+            d.pop(key)
         return d
 
     @classmethod
@@ -129,7 +131,7 @@ def prepare_slices(cfg_slices: dict[str, Any], *, ref: Any, ds: data.Dataset, ga
                    class_codes: np.ndarray, classes: list[str], output: Output, sequential: bool, cap: int,
                    seed: int, batch_size: int, task: str, where: str) -> SlicePlan:
     """Slice codes, quotas, per-slice gate plans and the interleaved pre-drawn order (SlicePlan.codes is per
-    drawn position; the order itself is returned as `plan.order`)."""
+    drawn position, SlicePlan.order the dataset rows in that order)."""
     sw = f"{where}.slices"
     values = read_field(ref, ds, cfg_slices["field"], sw)
     codes, names = slice_codes(values, cfg_slices["bins"] or None, cfg_slices["labels"] or None, sw)
@@ -207,8 +209,8 @@ def plan_slices(cfg_slices: dict[str, Any], *, codes: np.ndarray, names: list[st
             alloc[s] = min(quota, max(min_n, *(int(p["needed"] or quota) for p in ps)))
     order, pos_codes = interleave(codes, class_codes, alloc, seed)
     sp = SlicePlan(cfg_slices["field"], names, sizes.tolist(), alloc.tolist(), weights, min_n,
-                   cfg_slices["alpha_split"], cfg_slices["allocation"], plans, cfg_slices["bins"] or None, pos_codes)
-    sp.order = order  # type: ignore[attr-defined]
+                   cfg_slices["alpha_split"], cfg_slices["allocation"], plans, cfg_slices["bins"] or None, pos_codes,
+                   order)
     return sp
 
 

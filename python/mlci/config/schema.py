@@ -161,6 +161,7 @@ slices = Obj(
                            "p-values; weighted by `weights` if given) or `weights` (slice s tested at alpha * w_s / "
                            "sum(w), and beta likewise: weighted Bonferroni fixed in advance)."),
         "weights": MapOf(value=Num(min=0, exclusive=True), key_pattern=r".{1,200}", key_doc="a slice name",
+                         int_keys=True,
                          doc="Relative share of alpha and beta per slice name (every slice needs one with "
                          "`alpha_split: weights`); default equal."),
         "allocation": Str(default="equal", choices=("equal", "proportional"),
