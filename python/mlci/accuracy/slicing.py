@@ -62,6 +62,7 @@ class SlicePlan:
     allocation: str
     plans: list[list[dict[str, Any]]]  # per slice its gate plans ([] for a slice below min_samples)
     bins: list[float] | None = None
+    batches: list[int] = field(default_factory=list)  # samples per look of each slice (its truncated designs' batch)
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # slice per drawn position
     order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # dataset rows, pre-drawn order
 
@@ -172,6 +173,7 @@ def plan_slices(cfg_slices: dict[str, Any], *, codes: np.ndarray, names: list[st
                         f"(short: {', '.join(short)})", where=f"{where}.max_samples",
                         hint=f"raise max_samples to >= {min_n * int(eligible.sum())} or lower min_samples")
     total_w = sum(w for w, e in zip(weights, eligible.tolist(), strict=True) if e)
+    batches = [max(1, round(batch_size * int(q) / budget)) for q in alloc.tolist()]
     plans: list[list[dict[str, Any]]] = []
     for s in range(k):
         if not eligible[s]:
@@ -191,9 +193,9 @@ def plan_slices(cfg_slices: dict[str, Any], *, codes: np.ndarray, names: list[st
             # Holm + sequential: proportion gates become Ville SPRTs, so no truncated design is computed for them
             ps = plan_gates(split, sequential=sequential and not ville, available=int(sizes[s]), cap=quota,
                             prevalence=prevalence, where=where, output=output,
-                            batch_size=max(1, round(batch_size * quota / budget)))
+                            batch_size=batches[s])
             if ville:
-                ps = [_ville(p, quota, max(1, round(batch_size * quota / budget)), prevalence, where, i)
+                ps = [_ville(p, quota, batches[s], prevalence, where, i)
                       for i, p in enumerate(ps)]
         except UserError as exc:
             raise UserError(f"slice '{names[s]}' ({quota} of its {int(sizes[s])} samples, its share {share:.3g} of "
@@ -209,8 +211,8 @@ def plan_slices(cfg_slices: dict[str, Any], *, codes: np.ndarray, names: list[st
             alloc[s] = min(quota, max(min_n, *(int(p["needed"] or quota) for p in ps)))
     order, pos_codes = interleave(codes, class_codes, alloc, seed)
     sp = SlicePlan(cfg_slices["field"], names, sizes.tolist(), alloc.tolist(), weights, min_n,
-                   cfg_slices["alpha_split"], cfg_slices["allocation"], plans, cfg_slices["bins"] or None, pos_codes,
-                   order)
+                   cfg_slices["alpha_split"], cfg_slices["allocation"], plans, cfg_slices["bins"] or None, batches,
+                   pos_codes, order)
     return sp
 
 
@@ -320,6 +322,12 @@ class SliceFamily:
         self.out: Output = probe.out
         self.fed = 0
         self.errors = 0
+        self.received = np.zeros(k, dtype=np.int64)
+        # looks per slice every `batch` of its own samples, whatever the suite's batches hold of it
+        self.batches = [int(sp.batches[s]) if s < len(sp.batches) else 1 for s in range(k)]
+        self._buf: list[dict[str, list[Any]]] = [
+            {"labels": [], "preds": [], "errors": [], "latency": [], "base": []} for _ in range(k)]
+        self._with_base = False
         self.verdict: str | None = None
         self.reason = ""
         self.stopped_at: int | None = None
@@ -340,19 +348,20 @@ class SliceFamily:
         codes = self.slice_of[self.fed:self.fed + m]
         self.fed += m
         self.errors += sum(e is not None for e in errors)
+        self._with_base = self._with_base or base is not None
         for s in np.unique(codes).tolist():
             ev = self.evs[s]
             if ev is None or ev.verdict is not None:
                 continue
             idx = np.flatnonzero(codes == s).tolist()
-
-            def sub(xs: list[Any], idx: list[int] = idx) -> list[Any]:
-                return [xs[i] for i in idx]
-
-            ev.feed(sub(labels), sub(preds), sub(errors), sub(latency), sub(base) if base is not None else None,
-                    {ref: sub(v) for ref, v in (custom or {}).items()})
-            self._track(s)
-            self._hold(s, ev)
+            buf = self._buf[s]
+            for key, xs in (("labels", labels), ("preds", preds), ("errors", errors), ("latency", latency),
+                            ("base", base if base is not None else [None] * m)):
+                buf[key] += [xs[i] for i in idx]
+            for ref, v in (custom or {}).items():
+                buf.setdefault("custom:" + ref, []).extend(v[i] for i in idx)
+            self.received[s] += len(idx)
+            self._drain(s, ev, final=self.received[s] >= self.expected[s])
         if self.on_error == "exclude" and self.max_errors is not None and self.errors > self.max_errors:
             for ev in self.evs:
                 if ev is not None and ev.verdict is None:
@@ -369,8 +378,26 @@ class SliceFamily:
         self._conclude(final=self.fed >= len(self.slice_of))
         return self.verdict
 
+    def _drain(self, s: int, ev: Evaluator, final: bool) -> None:
+        """Feed slice s's buffered samples to its Evaluator in looks of exactly its planned batch (a truncated
+        SPRT's design is exact at those looks), the remainder once the slice's samples are all in."""
+        buf, b = self._buf[s], self.batches[s]
+        while ev.verdict is None and (len(buf["labels"]) >= b or (final and buf["labels"])):
+            take = min(b, len(buf["labels"]))
+            part = {key: xs[:take] for key, xs in buf.items()}
+            for key in buf:
+                del buf[key][:take]
+            ev.feed(part["labels"], part["preds"], part["errors"], part["latency"],
+                    part["base"] if self._with_base else None,
+                    {key.split(":", 1)[1]: v for key, v in part.items() if key.startswith("custom:")})
+            self._track(s)
+            self._hold(s, ev)
+
     def finish(self) -> str:
         if self.verdict is None:
+            for s, ev in enumerate(self.evs):
+                if ev is not None and ev.verdict is None:
+                    self._drain(s, ev, final=True)
             self._holm()
             for s, ev in enumerate(self.evs):
                 if ev is not None and ev.verdict is None:

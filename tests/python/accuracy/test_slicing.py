@@ -81,7 +81,7 @@ def _feed(split: str, b_right: list[bool], a_right: list[bool], min_samples: int
     n = len(b_right)
     codes = np.tile([0, 1], n)
     sp = SlicePlan("s", ["A", "B"], [n, n], [n, n], [1.0, 1.0], min_samples, split, "equal",
-                   [[_sprt_plan(n)], [_sprt_plan(n)]], None, codes)
+                   [[_sprt_plan(n)], [_sprt_plan(n)]], None, [10, 10], codes)
     fam = SliceFamily(sp, Output("labels"), "fail", slice_of=codes)
     right = np.empty(2 * n, dtype=bool)
     right[0::2], right[1::2] = a_right, b_right
