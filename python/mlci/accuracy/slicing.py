@@ -20,7 +20,8 @@ family (stats/slices.py has the statistics; this module wires them into a run).
   running p-values fall). Fixed-look gates (exact binomial, BCa bootstrap) and change gates stay at their
   Bonferroni share.
 * Verdicts: a slice is a small suite (PASS when all its gates pass, FAIL when one fails); a slice with fewer than
-  `min_samples` rows in the dataset is INCONCLUSIVE and takes no part in the family. The suite PASSes only when
+  `min_samples` rows in the dataset is INCONCLUSIVE and takes no part in the family, and a slice whose gates
+  passed earlier keeps sampling until it has `min_samples` (its PASS is never shown on fewer). The suite PASSes only when
   every slice passes (an intersection-union test: no correction is needed for the suite's false PASS, the
   family-wise control is what makes the slice *table* trustworthy and bounds the suite's false FAIL by beta),
   FAILs when some slice fails, and is INCONCLUSIVE otherwise. It stops when every slice is decided or the

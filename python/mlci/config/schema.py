@@ -154,8 +154,9 @@ slices = Obj(
         "labels": ListOf(item=Str(), doc="Names of the `bins` slices, in order (len(bins) + 1 of them); default "
                          "'<a', '[a, b)', '>=b'."),
         "min_samples": Num(integer=True, default=100, min=1,
-                           doc="A slice with fewer samples than this (in the dataset, or allotted) is INCONCLUSIVE, "
-                           "never passed on too little evidence; the suite then cannot PASS."),
+                           doc="A slice with fewer rows than this in the dataset is INCONCLUSIVE (the suite then "
+                           "cannot PASS); a slice PASSes only on at least this many samples; a max_samples too small "
+                           "to give every slice this many is refused."),
         "alpha_split": Str(default="holm", choices=("holm", "weights"),
                            doc="Family-wise risk over the slices: `holm` (Holm's step-down on the per-slice "
                            "p-values; weighted by `weights` if given) or `weights` (slice s tested at alpha * w_s / "
