@@ -3,6 +3,7 @@
 gates.Evaluator), fed synthetic 0/1 correctness in the pre-drawn interleaved order, batch by batch.
 
     python tests/benchmarks/bench_slices.py [--runs 2000] [--slices 4] [--only holm,weights] [--workers 2]
+                                            [--sizes 3000,1500,1000,500 --allocation proportional]
 
 One accuracy gate (min 0.80, margin 0.06, alpha 0.05, beta 0.10), `slices` with k equal slices of 1,500 samples
 each (equal allocation, min_samples 100), suite batches of 100 (25 per slice per look), sequential:
@@ -16,6 +17,8 @@ Points (targets, each within 2 Monte-Carlo standard errors):
      and P(suite not PASS) (FAIL or INCONCLUSIVE at the quota) <= beta (the planned power);
   4. one slice at 0.74 (a regression the average hides: the mean over slices is 0.83 >= min), the others 0.86:
      P(suite FAIL) -- the power to flag the hidden regression -- and P(the bad slice is the one named).
+With --sizes the slices differ in size (the suite's batches then hold a varying number of each slice's samples;
+each slice still looks every planned batch of its own samples).
 """
 
 from __future__ import annotations
@@ -43,10 +46,11 @@ GATE = {"metric": "accuracy", "kind": "absolute", "min": MIN, "max": None, "marg
         "beta": BETA, "class": None, "relative_margin": None, "bound": None, "discordance": None}
 
 
-def make_plan(k: int, split: str):
-    codes = np.repeat(np.arange(k), PER_SLICE)
+def make_plan(sizes: tuple[int, ...], split: str, allocation: str = "equal"):
+    k = len(sizes)
+    codes = np.repeat(np.arange(k), sizes)
     cfg = {"field": "s", "bins": [], "labels": [], "min_samples": 100, "alpha_split": split, "weights": {},
-           "allocation": "equal"}
+           "allocation": allocation}
     classes = ["0", "1"]
     class_codes = np.ones(len(codes), dtype=np.int64)  # every label is "1": a sample is right when it predicts 1
     return plan_slices(cfg, codes=codes, names=[f"s{i}" for i in range(k)], gates=[GATE], class_codes=class_codes,
@@ -72,9 +76,9 @@ def one_run(sp, means: np.ndarray, rng: np.random.Generator) -> tuple[str, list[
     return fam.verdict or "INCONCLUSIVE", fam.slice_verdicts()
 
 
-def point(args: tuple[int, str, list[float], int, int]) -> dict[str, float]:
-    k, split, means, runs, seed = args
-    sp = make_plan(k, split)
+def point(args: tuple[tuple[int, ...], str, str, list[float], int, int]) -> dict[str, float]:
+    sizes, split, allocation, means, runs, seed = args
+    sp = make_plan(sizes, split, allocation)
     rng = np.random.default_rng(seed)
     mu = np.asarray(means)
     out = {"suite_pass": 0, "suite_fail": 0, "any_pass_claim_at_min": 0, "named_bad": 0}
@@ -104,22 +108,27 @@ def main() -> None:
     ap.add_argument("--slices", type=int, default=4)
     ap.add_argument("--only", default="holm,weights", help="alpha_split modes to simulate")
     ap.add_argument("--workers", type=int, default=1, help="processes (points run in parallel)")
+    ap.add_argument("--sizes", help="comma-separated slice sizes (default: --slices slices of 1,500)")
+    ap.add_argument("--allocation", default="equal", choices=("equal", "proportional"))
     a = ap.parse_args()
-    k, runs = a.slices, a.runs
+    sizes = tuple(int(x) for x in a.sizes.split(",")) if a.sizes else (PER_SLICE,) * a.slices
+    k, runs = len(sizes), a.runs
     good, bad = MIN + MARGIN, MIN - MARGIN
     pts = {"1": [MIN] * k, "2": [MIN] + [0.90] * (k - 1), "3": [good] * k, "4": [bad] + [good] * (k - 1)}
-    jobs = [(k, split, means, runs, 1000 + 17 * i + 101 * j) for j, split in enumerate(a.only.split(","))
-            for i, means in enumerate(pts.values())]
+    jobs = [(sizes, split, a.allocation, means, runs, 1000 + 17 * i + 101 * j)
+            for j, split in enumerate(a.only.split(",")) for i, means in enumerate(pts.values())]
     t0 = time.time()
     with ProcessPoolExecutor(a.workers) as pool:
         results = list(pool.map(point, jobs))
-    print(f"slice family: {k} slices x {PER_SLICE} samples, accuracy min {MIN} margin {MARGIN} alpha {ALPHA} "
+    print(f"slice family: {k} slices of {', '.join(map(str, sizes))} samples ({a.allocation} allocation of "
+          f"{sum(sizes)}), accuracy min {MIN} margin {MARGIN} alpha {ALPHA} "
           f"beta {BETA}, looks every {BATCH} suite samples; {runs} runs per point ({time.time() - t0:.0f}s)")
     for j, split in enumerate(a.only.split(",")):
         r = dict(zip(pts, results[4 * j:4 * j + 4], strict=True))
-        sp = make_plan(k, split)
+        sp = make_plan(sizes, split, a.allocation)
         print(f"\n alpha_split: {split} (per-slice method {sp.plans[0][0]['method']}, per-slice alpha "
-              f"{sp.plans[0][0]['alpha']:.4g}, beta {sp.plans[0][0]['beta']:.4g})")
+              f"{sp.plans[0][0]['alpha']:.4g}, beta {sp.plans[0][0]['beta']:.4g}; quotas {sp.quotas}, samples "
+              f"per look {sp.batches})")
         print(line(f"1. all slices at min {MIN}: P(any slice claimed PASS)", r["1"]["any_pass_claim_at_min"], ALPHA,
                    runs))
         print(line(f"2. one slice at min, {k - 1} at 0.90: P(suite PASS)", r["2"]["suite_pass"], ALPHA, runs))
