@@ -125,7 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                    "available": len(prep.dataset), "batch_size": prep.batch_size, "workers": res.workers},
         "plan": {"gates": prep.plans, "task": prep.task, "output": prep.output.to_dict(), "on_error": acc["on_error"],
                  "max_error_rate": acc["max_error_rate"], "drawn": prep.drawn, "batch_size": prep.batch_size,
-                 "timing": prep.spec()["timing"], "settings": judged_settings(acc, prep.suite)},
+                 "timing": prep.spec()["timing"], "settings": judged_settings(acc, prep.suite),
+                 **({"slices": prep.slices.to_dict()} if prep.slices is not None else {})},
         "on_error": acc["on_error"],
         "baseline": base_info,
     }

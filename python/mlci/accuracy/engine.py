@@ -208,6 +208,7 @@ class Prepared:
     endpoint: dict[str, Any] | None = None  # endpoint mode's settings (accuracy/endpoint.py); None: callable mode
     duplicates: Any = None  # duplicates.Duplicates among the first drawn inputs (None: not checked)
     groups: Any = None  # grouping.Groups when the dataset has a group field (whole groups drawn and judged)
+    slices: Any = None  # slicing.SlicePlan of a suite with `slices:` (None: one verdict over the whole sample)
 
     def group_labels(self) -> list[str] | None:
         """The group of every position this run covers, in order (None: ungrouped)."""
@@ -283,20 +284,32 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
                                           models=models, code=code)
     grouped = None
     if ref.spec.group:
+        if suite.get("slices"):
+            raise UserError(f"accuracy.suites.{suite_name}.slices: slices of a grouped dataset are not supported "
+                            f"(artifacts.data.{ref.name}.group is set)",
+                            hint="remove the suite's `slices:` or the dataset's `group:`")
         from . import grouping
 
         grouped = grouping.draw(ds, ref.spec.group, codes, chosen, f"artifacts.data.{ref.name}")
-        order = grouped.order
-    else:
-        order = sampling.stratified_order_codes(codes, chosen)
     available = len(ds)
     cap = min(suite["max_samples"] or available, available)
     seq = suite["sequential"] if sequential is None else sequential
-    counts = np.bincount(codes, minlength=len(classes))
-    prevalence = {c: int(k) / available for c, k in zip(classes, counts.tolist(), strict=True)}
-    plans = plan_gates(suite["gates"], sequential=seq, available=available, cap=cap, prevalence=prevalence,
-                       where=f"accuracy.suites.{suite_name}", output=output, batch_size=suite["batch_size"])
-    drawn = cap if seq else min(cap, max(p["needed"] for p in plans))
+    sliced = None
+    if suite.get("slices"):  # gates per slice, family-wise (accuracy/slicing.py)
+        from . import slicing
+
+        sliced = slicing.prepare_slices(suite["slices"], ref=ref, ds=ds, gates=suite["gates"], class_codes=codes,
+                                        classes=classes, output=output, sequential=seq, cap=cap, seed=chosen,
+                                        batch_size=suite["batch_size"], task=task,
+                                        where=f"accuracy.suites.{suite_name}")
+        order, plans, drawn = sliced.order, sliced.flat_plans(), len(sliced.order)
+    else:
+        order = grouped.order if grouped is not None else sampling.stratified_order_codes(codes, chosen)
+        counts = np.bincount(codes, minlength=len(classes))
+        prevalence = {c: int(k) / available for c, k in zip(classes, counts.tolist(), strict=True)}
+        plans = plan_gates(suite["gates"], sequential=seq, available=available, cap=cap, prevalence=prevalence,
+                           where=f"accuracy.suites.{suite_name}", output=output, batch_size=suite["batch_size"])
+        drawn = cap if seq else min(cap, max(p["needed"] for p in plans))
     sh = sampling.parse_shard(shard)
     positions = sampling.shard_positions(drawn, sh)
     if grouped is not None:  # whole groups: the drawn prefix ends at a group boundary, shards take whole groups
@@ -310,7 +323,7 @@ def prepare(cfg: Any, suite_name: str, *, seed: int | None, shard: str | None, d
     dups = duplicates.check(ds, order[:drawn], seed=chosen)
     return Prepared(cfg, suite_name, suite, ref, ds, task, chosen, source, plans, drawn, order[:drawn], sh, positions,
                     suite["batch_size"], set(classes) if task != "regression" else set(), output, models, code, ep,
-                    dups, grouped)
+                    dups, grouped, sliced)
 
 
 @dataclass
@@ -376,9 +389,15 @@ def execute(prep: Prepared, *, workers_flag: str | None, baseline: list[Any] | N
     n_batches = len(Batches.of(spec))
     workers = choose_workers(workers_flag, prep.cfg["accuracy"]["workers"], n_batches)
     total = len(prep.positions)
-    ev = Evaluator(prep.plans, prep.output, on_error, drawn=total, seed=prep.seed,
-                   max_errors=outputs.error_budget(prep.cfg["accuracy"]["max_error_rate"], total),
-                   groups=prep.group_labels())
+    budget = outputs.error_budget(prep.cfg["accuracy"]["max_error_rate"], total)
+    if prep.slices is not None:
+        from .slicing import SliceFamily
+
+        ev: Any = SliceFamily(prep.slices, prep.output, on_error, slice_of=prep.slices.codes[prep.positions],
+                              seed=prep.seed, max_errors=budget)
+    else:
+        ev = Evaluator(prep.plans, prep.output, on_error, drawn=total, seed=prep.seed, max_errors=budget,
+                       groups=prep.group_labels())
     known = outputs.known_labels(prep.output, prep.label_set)
     indices = prep.indices  # a numpy view: a million-sample run keeps no list of a million ints
     progress = Progress(total, f"accuracy:{prep.suite_name}", unit="samples")

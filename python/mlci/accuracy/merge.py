@@ -78,8 +78,10 @@ def merge(paths: list[str]) -> dict[str, Any]:
     base_any = any("baseline_predictions" in r["outcomes"] for r in recs)
     scores: dict[str, dict[int, float | None]] = {}
     groups: dict[int, str] = {}  # grouped samples: each position's group (accuracy/grouping.py)
+    slice_at: dict[int, int] = {}  # sliced suites: each position's slice code (accuracy/slicing.py)
     for r in recs:
         o = r["outcomes"]
+        slice_at.update(zip(o["positions"], o.get("slice") or [], strict=False))
         base = o.get("baseline_predictions") or [None] * len(o["positions"])
         for j, pos in enumerate(o["positions"]):
             rows[pos] = (o["ids"][j], o["labels"][j], o["predictions"][j], o["errors"][j], o["latency_ms"][j], base[j])
@@ -92,9 +94,17 @@ def merge(paths: list[str]) -> dict[str, Any]:
     if sorted(rows) != list(range(drawn)):
         raise UserError(f"the shards cover {len(rows)} of {drawn} drawn positions",
                         hint="every shard must have run all of its samples")
-    ev = Evaluator(plan["gates"], Output.from_dict(plan.get("output"), plan["task"]), plan["on_error"], drawn=drawn,
-                   seed=first["seed"], max_errors=error_budget(plan.get("max_error_rate", 1.0), drawn),
-                   groups=[groups[p] for p in range(drawn)] if groups else None)
+    output = Output.from_dict(plan.get("output"), plan["task"])
+    budget = error_budget(plan.get("max_error_rate", 1.0), drawn)
+    if plan.get("slices"):  # a sliced suite: the same family over the recombined order (accuracy/slicing.py)
+        from .slicing import SliceFamily, SlicePlan
+
+        codes = [slice_at[p] for p in range(drawn)]
+        ev: Any = SliceFamily(SlicePlan.from_dict(plan["slices"], codes), output, plan["on_error"],
+                              slice_of=codes, seed=first["seed"], max_errors=budget)
+    else:
+        ev = Evaluator(plan["gates"], output, plan["on_error"], drawn=drawn, seed=first["seed"], max_errors=budget,
+                       groups=[groups[p] for p in range(drawn)] if groups else None)
     size = plan["batch_size"]
     for lo in range(0, drawn, size):
         chunk = [rows[p] for p in range(lo, min(lo + size, drawn))]

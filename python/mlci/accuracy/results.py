@@ -87,6 +87,9 @@ def build_record(*, meta: dict[str, Any], ev: Evaluator, checks: list[dict[str, 
                        "errors": errors, "latency_ms": [round(x, 4) for x in latency]}
     if baseline_preds is not None:
         rec["outcomes"]["baseline_predictions"] = baseline_preds
+    if hasattr(ev, "slice_records"):  # a sliced suite (accuracy/slicing.py): the slice table, worst first
+        rec["slices"] = ev.slice_records()
+        rec["outcomes"]["slice"] = ev.slice_of[:len(positions)].tolist()
     if scores:  # custom per-sample scores, by reference: what merge re-feeds, and their means over these samples
         rec["outcomes"]["scores"] = scores
         rec["metrics"]["scores"] = {ref.rpartition(":")[2]: _mean([v for v in vals if v is not None])
@@ -101,6 +104,8 @@ def junit_xml(rec: dict[str, Any]) -> str:
     for g in rec["gates"]:
         name = f"{g.get('score_name') or g['metric']}{'[' + str(g['class']) + ']' if g['class'] is not None else ''} {g['kind']} " \
                f"{g['direction']} {g['threshold'] if g['kind'] == 'absolute' else '-' + str(g['margin'])}"
+        if g.get("slice") is not None:
+            name = f"[slice {g['slice']}] {name}"
         cases.append((name, g["verdict"], g["message"]))
     if rec["errors"]:
         sample = "; ".join(f"{e['id']}: {e['error']}" for e in rec["errors"][:5])
@@ -142,12 +147,19 @@ def summary_lines(rec: dict[str, Any]) -> list[str]:
         lines.append(f"  judged on {groups['used']} of {groups['drawn']} drawn groups by '{groups['field']}' "
                      f"({groups['samples']} samples; design effect {groups['design_effect']})")
     lines += [f"  {g['message']}" for g in rec["gates"]]
+    if rec.get("slices"):
+        lines.append("  slices (worst first): " + "; ".join(
+            f"{r['name']} {r['verdict']} n={r['n']} {r['metric']} {_num(r['estimate'])}" for r in rec["slices"]))
     never = rec["metrics"].get("labels_never_predicted")
     if never:
         lines.append(f"  note: the model never predicted label(s) {', '.join(never[:10])} on this sample")
     if rec["errors"]:
         lines.append(f"  {len(rec['errors'])} prediction error(s), e.g. {rec['errors'][0]['id']}: {rec['errors'][0]['error']}")
     return lines
+
+
+def _num(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
 
 
 def _mean(values: list[float]) -> float | None:

@@ -274,6 +274,8 @@ def _cross_checks(cfg: dict[str, Any], ctx: Ctx) -> None:
                       valid=", ".join(datasets) or "(none defined)")
         if not suite["gates"]:
             ctx.error(f"accuracy.suites.{name}.gates", "a suite needs at least one gate", "a list of gates")
+        if suite["slices"]:
+            _check_slices(suite["slices"], f"accuracy.suites.{name}.slices", ctx)
         output = suite["output"] or acc["output"]
         for i, g in enumerate(suite["gates"]):
             _check_gate(g, f"accuracy.suites.{name}.gates[{i}]", ctx)
@@ -290,6 +292,24 @@ def _cross_checks(cfg: dict[str, Any], ctx: Ctx) -> None:
         hpa = env["hpa"]
         if hpa and hpa["min"] > hpa["max"]:
             ctx.error(f"deploy.environments.{name}.hpa.min", f"min {hpa['min']} > max {hpa['max']}", "min <= max")
+
+
+def _check_slices(sl: dict[str, Any], path: str, ctx: Ctx) -> None:
+    """What the slices schema cannot say alone: ascending bins, one label per bin, weights for `weights`."""
+    bins, labels = sl["bins"], sl["labels"]
+    if bins and any(b <= a for a, b in zip(bins, bins[1:], strict=False)):
+        ctx.error(f"{path}.bins", f"edges {bins} are not strictly ascending", "ascending numbers, e.g. [100, 1000]")
+    if labels and not bins:
+        ctx.error(f"{path}.labels", "`labels` names the `bins` slices, but no bins are set",
+                  "bins: [edges] with len(bins) + 1 labels, or no labels (a field's values name its slices)")
+    elif labels and len(labels) != len(bins) + 1:
+        ctx.error(f"{path}.labels", f"{len(labels)} label(s) for {len(bins)} edge(s)",
+                  f"{len(bins) + 1} labels (below the first edge, between edges, at or above the last)")
+    elif labels and len(set(labels)) != len(labels):
+        ctx.error(f"{path}.labels", "labels repeat", "one distinct name per slice")
+    if sl["alpha_split"] == "weights" and not sl["weights"]:
+        ctx.error(f"{path}.weights", "alpha_split: weights needs a weight per slice",
+                  "a mapping slice name -> positive number", valid="or alpha_split: holm")
 
 
 def _check_gate(g: dict[str, Any], path: str, ctx: Ctx) -> None:

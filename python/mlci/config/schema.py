@@ -141,6 +141,37 @@ gate = Obj(
     },
 )
 
+slices = Obj(
+    default=None,
+    doc="Judge every gate per slice of the sample (document type, country, a size range): the sample is stratified "
+    "by slice, each slice gets its quota, the family-wise risk over the slices is held (Holm, or a split you give), and "
+    "the suite PASSes only when every slice passes (accuracy/slicing.py). Omit for one verdict over the whole sample.",
+    fields={
+        "field": Str(required=True, doc="Dataset column (npz: array) naming each sample's slice, one value per row; "
+                     "with `bins` a numeric column cut into ranges."),
+        "bins": ListOf(item=Num(), min_items=1, doc="Ascending edges cutting a numeric `field` into len(bins) + 1 "
+                       "slices: below the first edge, [edge_i, edge_i+1), and at or above the last."),
+        "labels": ListOf(item=Str(), doc="Names of the `bins` slices, in order (len(bins) + 1 of them); default "
+                         "'<a', '[a, b)', '>=b'."),
+        "min_samples": Num(integer=True, default=100, min=1,
+                           doc="A slice with fewer rows than this in the dataset is INCONCLUSIVE (the suite then "
+                           "cannot PASS); a slice PASSes only on at least this many samples; a max_samples too small "
+                           "to give every slice this many is refused."),
+        "alpha_split": Str(default="holm", choices=("holm", "weights"),
+                           doc="Family-wise risk over the slices: `holm` (Holm's step-down on the per-slice "
+                           "p-values; weighted by `weights` if given) or `weights` (slice s tested at alpha * w_s / "
+                           "sum(w), and beta likewise: weighted Bonferroni fixed in advance)."),
+        "weights": MapOf(value=Num(min=0, exclusive=True), key_pattern=r".{1,200}", key_doc="a slice name",
+                         int_keys=True,
+                         doc="Relative share of alpha and beta per slice name (every slice needs one with "
+                         "`alpha_split: weights`); default equal."),
+        "allocation": Str(default="equal", choices=("equal", "proportional"),
+                          doc="How the suite's samples (max_samples, else the dataset) are split: `equal` per slice "
+                          "(suits one threshold for all), or `proportional` to slice size; at least `min_samples` "
+                          "each, never more than a slice has."),
+    },
+)
+
 suite = Obj(
     doc="An accuracy suite: a dataset, a sample policy, gates, where and when it runs.",
     fields={
@@ -150,6 +181,7 @@ suite = Obj(
         "sequential": Bool(default=True, doc="Sequential test (stops as soon as the evidence suffices) vs exact fixed n."),
         "batch_size": Num(integer=True, min=1, max=100000, doc="Samples per batch (per pytest item); default accuracy.batch_size."),
         "gates": ListOf(item=gate, doc="Gates; PASS only when every gate passes."),
+        "slices": slices,
         "schedule": Str(pattern=CRON, pattern_doc=CRON_DOC, doc="Cron schedule for the heavy run on integration branches."),
         "branches": ListOf(item=Str(), doc="Branches (globs) where the schedule applies; default pipeline.integration_branches."),
         "shards": Num(integer=True, default=1, min=1, max=64, doc="Jenkins agents the suite is split across."),

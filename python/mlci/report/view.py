@@ -50,6 +50,8 @@ def gate_label(g: Mapping[str, Any]) -> str:
         label += f" [{g.get('class_name') or g['class']}]"
     if g.get("kind") == "change":
         label += " vs baseline"
+    if g.get("slice") is not None:  # a sliced suite's gate (accuracy/slicing.py)
+        label = f"[{g['slice']}] {label}"
     return label
 
 
@@ -417,6 +419,7 @@ def _suite(record: dict[str, Any], inputs: Inputs) -> dict[str, Any]:
         "used": fmt.count((record.get("sample") or {}).get("used")),
         "saved_text": _saved_text(gates, record),
         "gates": gates,
+        "slices": _slices(record),
         "deltas": _deltas(record, baseline),
         "baseline": {
             "present": bool(baseline),
@@ -433,6 +436,32 @@ def _suite(record: dict[str, Any], inputs: Inputs) -> dict[str, Any]:
         "provenance": _record_provenance(record),
         "duration": fmt.duration(record.get("duration_s")),
     }
+
+
+def _slices(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The slice table of a sliced suite, worst first as the record orders it (FAIL, INCONCLUSIVE, PASS)."""
+    rows = []
+    for r in record.get("slices") or []:
+        if not isinstance(r, dict):
+            continue
+        metric = str(r.get("metric") or "")
+        verdict = str(r.get("verdict") or "INCONCLUSIVE")
+        change = any(isinstance(g, dict) and g.get("kind") == "change" for g in r.get("gates") or [])
+        shown = fmt.delta if change else fmt.value
+        p = [r.get("pvalue_pass"), r.get("pvalue_fail")]
+        rows.append({
+            "name": str(r.get("name")), "verdict": verdict, "vclass": verdict.lower(),
+            "n": fmt.count(r.get("n")), "size": fmt.count(r.get("size")), "metric": metric,
+            "estimate": shown(metric, r.get("estimate")) if fmt.is_number(r.get("estimate")) else "–",
+            "bound": shown(metric, r.get("bound")) if fmt.is_number(r.get("bound")) else "–",
+            "threshold": ("vs baseline" if change else
+                          f"{'≤' if r.get('direction') == '<=' else '≥'} {fmt.value(metric, r.get('threshold'))}"
+                          if fmt.is_number(r.get("threshold")) else "–"),
+            "pvalues": " / ".join("–" if not fmt.is_number(x) else f"{x:.2g}" for x in p),
+            "decided_by": str(r.get("decided_by") or ""),
+            "reason": str(r.get("reason") or ""),
+        })
+    return rows
 
 
 def _record_provenance(record: Mapping[str, Any]) -> list[dict[str, Any]]:

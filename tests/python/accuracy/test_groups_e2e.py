@@ -135,6 +135,15 @@ def test_a_missing_or_malformed_group_field_exits_2_naming_the_key(service, digi
     assert proc.returncode == 2 and "artifacts.data.digits-test.group" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o2" / "accuracy").exists()
+    # slices of a grouped dataset are not built: refused before anything runs, not judged per sample
+    augmented(service / "data" / "digits-test.npz", service / "data" / "aug.npz", 100, 10, 0.05, seed=2)
+    configure(service, {"s": {"slices": {"field": "y"}, "gates": [{"metric": "accuracy", "min": 0.8, "margin": 0.05}]}})
+    set_dataset(service, "digits-test", {"uri": "data/aug.npz", "inputs": "x", "label": "y", "id": "id",
+                                         "group": "doc"})
+    proc = run_suite(service, "s", digits["good"], tmp_path / "o3", "-n", "0")
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "accuracy.suites.s.slices: slices of a grouped dataset are not supported" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o3" / "accuracy").exists()
 
 
 def test_digits_change_gate_pairs_candidate_and_baseline_by_group(service, digits, tmp_path):
