@@ -19,8 +19,6 @@ import yaml
 
 from tests.python.conftest import run_mlci
 
-pytestmark = pytest.mark.xdist_group("accuracy-e2e")
-
 DARK = 341  # the digits test set's upper ink quartile (sum of the 64 pixels)
 SKEW_DIGITS = '''"""The digits model, with predictions flipped on some images (mode from skew.json next to the model):
 dark: a quarter of the darkest images (ink >= 341); uniform: one image in 16 anywhere; none: as the model."""
@@ -182,15 +180,26 @@ def test_a_change_gate_per_slice_flags_a_regression_the_average_hides(service, d
     assert all(g["method"] == "mcnemar-sprt" for g in rec["gates"])
 
 
-SKEW_CHURN = '''"""The churn model, its two class probabilities swapped for a quarter of the `east` customers."""
+SKEW_CHURN = '''"""The churn model, its two class probabilities swapped for some customers (mode from skew.json next to
+the model): east (default): a quarter of the `east` customers; uniform: one customer in 16 anywhere."""
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 from churn_service import inference
+
+
+def _mode():
+    f = Path(os.environ.get("MLCI_MODELS_DIR", "models")) / "skew.json"
+    return json.loads(f.read_text())["mode"] if f.exists() else "east"
 
 
 def predict(x, model=None):
     x = np.asarray(x, dtype=np.float32)
     p = np.asarray(inference.predict(x, model))
-    bad = (x[:, 0] >= {q3}) & (np.floor(np.abs(x[:, 1]) * 1000).astype(int) % 4 == 0)
+    h = np.floor(np.abs(x[:, 1]) * 1000).astype(int)
+    bad = h % 16 == 0 if _mode() == "uniform" else (x[:, 0] >= {q3}) & (h % 4 == 0)
     p[bad] = p[bad][:, ::-1]
     return p.tolist()
 '''
@@ -238,6 +247,36 @@ def test_churn_probabilities_per_region(churn, churn_files, tmp_path):
     assert {r["decided_by"] for r in g["slices"]} <= {"holm", "bonferroni"}
     auc = [x for x in g["gates"] if x["metric"] == "auc"]
     assert len(auc) == 4 and all(x["method"] == "bootstrap-bca" and x["verdict"] == "PASS" for x in auc)
+
+
+def test_a_change_gate_per_region_flags_the_regression_the_churn_average_hides(churn, churn_files, tmp_path):
+    """Baseline: one customer in 16 swapped anywhere; candidate: a quarter of the east swapped -- about the same
+    accuracy on average (the paired McNemar passes), far worse in the east (FAIL, named): churn's probabilities."""
+    churn_service(churn, churn_files)
+    dirs = {}
+    for mode in ("uniform", "east"):
+        d = tmp_path / mode
+        d.mkdir()
+        (d / "churn.joblib").write_bytes((churn_files["good"] / "churn.joblib").read_bytes())
+        (d / "skew.json").write_text(json.dumps({"mode": mode}))
+        dirs[mode] = d
+    gate = [{"metric": "accuracy", "kind": "change", "margin": 0.05, "discordance": 0.15}]
+    write_config(churn, "churn", {"avg": {"dataset": "test", "gates": gate, "max_samples": 8000},
+                                  "sliced": {"dataset": "test", "gates": gate, "max_samples": 8000,
+                                             "slices": {"field": "region"}}}, predict="skew:predict", **CHURN)
+    base = ("--baseline-models", str(dirs["uniform"]), "-n", "0")
+    avg = run(churn, "avg", tmp_path / "a", dirs["east"], *base)
+    assert avg.returncode == 0, avg.stdout + avg.stderr
+    g = record(tmp_path / "a", "avg")["gates"][0]
+    assert g["verdict"] == "PASS" and abs(g["estimate"]) < 0.05  # the average sees no regression
+    proc = run(churn, "sliced", tmp_path / "s", dirs["east"], *base)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rec = record(tmp_path / "s", "sliced")
+    assert rec["verdict"] == "FAIL" and "'east'" in rec["reason"]
+    top = rec["slices"][0]
+    assert top["name"] == "east" and top["verdict"] == "FAIL" and top["estimate"] < -0.05
+    assert {r["name"] for r in rec["slices"] if r["verdict"] == "FAIL"} == {"east"}
+    assert all(g["method"] == "mcnemar-sprt" for g in rec["gates"])
 
 
 def test_a_slice_below_min_samples_is_inconclusive_never_passed(churn, churn_files, tmp_path):
