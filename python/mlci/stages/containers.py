@@ -130,15 +130,11 @@ def reap_stale(docker_client: docker.DockerClient, leases: Path, log: Any = None
 
     with contextlib.suppress(docker.errors.APIError):
         for c in docker_client.containers.list(all=True, filters={"label": LEASE_LABEL}):
-            if stale(c.labels):
-                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                    c.remove(force=True, v=True)
-                    removed.append(c.name)
+            if stale(c.labels) and _remove(lambda c=c: c.remove(force=True, v=True)):
+                removed.append(c.name)
         for n in docker_client.networks.list(filters={"label": LEASE_LABEL}):
-            if stale(n.attrs.get("Labels") or {}):
-                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                    n.remove()
-                    removed.append(n.name)
+            if stale(n.attrs.get("Labels") or {}) and _remove(n.remove):
+                removed.append(n.name)
     with contextlib.suppress(OSError):
         for lock in leases.glob("*.lock"):
             if OwnerLock.abandoned(lock):
@@ -147,6 +143,22 @@ def reap_stale(docker_client: docker.DockerClient, leases: Path, log: Any = None
     if removed and log:
         log(f"removed {len(removed)} container(s)/network(s) a killed run left behind: {', '.join(removed)}")
     return removed
+
+
+def _remove(remove: Any, attempts: int = 4, pause_s: float = 0.5) -> bool:
+    """Remove one container or network of a dead run; True when it is gone. The engine refuses a removal while it
+    is still finishing what the killed client asked for (a container being started, a network with a container
+    still attached): try again a few times before leaving it to the next run."""
+    for attempt in range(attempts):
+        try:
+            remove()
+            return True
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError:
+            if attempt + 1 < attempts:
+                time.sleep(pause_s * (attempt + 1))
+    return False
 
 
 @contextlib.contextmanager
