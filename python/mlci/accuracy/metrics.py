@@ -10,7 +10,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def encode(labels: list[str], predictions: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -57,6 +56,8 @@ def auc(labels: np.ndarray, scores: np.ndarray, axis: int = -1) -> np.ndarray | 
     """
     y = np.moveaxis(np.asarray(labels).astype(bool), axis, -1)
     s = np.moveaxis(np.asarray(scores, dtype=float), axis, -1)
+    from scipy.stats import rankdata  # here, not at the top: every prediction worker imports this module
+
     ranks = rankdata(s, axis=-1)
     n1 = y.sum(axis=-1)
     n0 = y.shape[-1] - n1
