@@ -212,13 +212,7 @@ class BettingGate:
         if x.size == 0:
             return Verdict(None, None, 0.0, 0.0)
         lp, lf = self.paths(x)
-        first_pass = _first(lp >= math.log(1 / self.alpha))
-        first_fail = _first(lf >= math.log(1 / self.fail_level))
-        verdict, at = None, None
-        if first_fail is not None and (first_pass is None or first_fail <= first_pass):
-            verdict, at = "FAIL", first_fail + 1
-        elif first_pass is not None:
-            verdict, at = "PASS", first_pass + 1
+        verdict, at = crossing(lp, lf, self.alpha, self.fail_level)
         return Verdict(verdict, at, float(max(lp.max(), 0.0)), float(max(lf.max(), 0.0)))
 
     def decide(self, scores: np.ndarray | list[float]) -> str | None:
@@ -257,6 +251,19 @@ class BettingGate:
 def _first(hit: np.ndarray) -> int | None:
     idx = np.flatnonzero(hit)
     return int(idx[0]) if idx.size else None
+
+
+def crossing(log_pass: np.ndarray, log_fail: np.ndarray, alpha: float, fail_level: float
+             ) -> tuple[str | None, int | None]:
+    """(verdict, terms seen) of two log-capital paths: whichever test first reaches its Ville threshold
+    (log 1/alpha, log 1/fail_level) decides, FAIL on a tie; (None, None) while neither has."""
+    first_pass = _first(log_pass >= math.log(1 / alpha))
+    first_fail = _first(log_fail >= math.log(1 / fail_level))
+    if first_fail is not None and (first_pass is None or first_fail <= first_pass):
+        return "FAIL", first_fail + 1
+    if first_pass is not None:
+        return "PASS", first_pass + 1
+    return None, None
 
 
 def _first_rows(hit: np.ndarray, n: int) -> np.ndarray:

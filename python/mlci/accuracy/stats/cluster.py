@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import bootstrap
 
-from .betting import TRUNCATION, _first, _monotone_root, design_bets
+from .betting import TRUNCATION, _monotone_root, crossing, design_bets
 
 
 @dataclass(frozen=True)
@@ -179,13 +179,7 @@ class ClusterBettingGate:
             return ClusterVerdict(None, None, 0.0, 0.0)
         lp = self.log_pass(pass_view.totals, pass_view.sizes)
         lf = self.log_fail(fail_view.totals, fail_view.sizes)
-        first_pass = _first(lp >= math.log(1 / self.alpha))
-        first_fail = _first(lf >= math.log(1 / self.fail_level))
-        verdict, at = None, None
-        if first_fail is not None and (first_pass is None or first_fail <= first_pass):
-            verdict, at = "FAIL", first_fail + 1
-        elif first_pass is not None:
-            verdict, at = "PASS", first_pass + 1
+        verdict, at = crossing(lp, lf, self.alpha, self.fail_level)
         return ClusterVerdict(verdict, at, float(max(lp.max(), 0.0)), float(max(lf.max(), 0.0)))
 
     def interval(self, pass_view: Clustered, fail_view: Clustered) -> tuple[float, float]:
