@@ -72,6 +72,18 @@ def record(out: Path, suite: str) -> dict[str, Any]:
     return json.loads((out / "accuracy" / suite / "accuracy.json").read_text())
 
 
+
+def skewed_models(tmp_path: Path, model: Path, modes: tuple[str, ...]) -> dict[str, Path]:
+    """A models directory per skew mode: the model file and a skew.json naming the mode (read by skew.py)."""
+    dirs = {}
+    for mode in modes:
+        d = tmp_path / mode
+        d.mkdir()
+        (d / model.name).write_bytes(model.read_bytes())
+        (d / "skew.json").write_text(json.dumps({"mode": mode}))
+        dirs[mode] = d
+    return dirs
+
 INK = {"field": "ink", "bins": [292, 316, DARK], "labels": ["light", "mid-light", "mid-dark", "dark"]}
 DIGITS = {"load": "digits_service.inference:load", "predict": "skew:predict", "batch_size": 50}
 
@@ -155,13 +167,7 @@ def test_a_change_gate_per_slice_flags_a_regression_the_average_hides(service, d
     """Baseline: one image in 16 flipped anywhere; candidate: a quarter of the dark quarter flipped -- the same
     accuracy on average (paired McNemar passes), 15 points worse on the dark slice (FAIL, named)."""
     digits_service(service, digits)
-    dirs = {}
-    for mode in ("uniform", "dark"):
-        d = tmp_path / mode
-        d.mkdir()
-        (d / "digits.npz").write_bytes((digits["good"] / "digits.npz").read_bytes())
-        (d / "skew.json").write_text(json.dumps({"mode": mode}))
-        dirs[mode] = d
+    dirs = skewed_models(tmp_path, digits["good"] / "digits.npz", ("uniform", "dark"))
     gate = [{"metric": "accuracy", "kind": "change", "margin": 0.05, "discordance": 0.15}]
     write_config(service, "digits", {"avg": {"dataset": "test", "gates": gate},
                                      "sliced": {"dataset": "test", "gates": gate, "slices": INK}}, **DIGITS)
@@ -253,13 +259,7 @@ def test_a_change_gate_per_region_flags_the_regression_the_churn_average_hides(c
     """Baseline: one customer in 16 swapped anywhere; candidate: a quarter of the east swapped -- about the same
     accuracy on average (the paired McNemar passes), far worse in the east (FAIL, named): churn's probabilities."""
     churn_service(churn, churn_files)
-    dirs = {}
-    for mode in ("uniform", "east"):
-        d = tmp_path / mode
-        d.mkdir()
-        (d / "churn.joblib").write_bytes((churn_files["good"] / "churn.joblib").read_bytes())
-        (d / "skew.json").write_text(json.dumps({"mode": mode}))
-        dirs[mode] = d
+    dirs = skewed_models(tmp_path, churn_files["good"] / "churn.joblib", ("uniform", "east"))
     gate = [{"metric": "accuracy", "kind": "change", "margin": 0.05, "discordance": 0.15}]
     write_config(churn, "churn", {"avg": {"dataset": "test", "gates": gate, "max_samples": 8000},
                                   "sliced": {"dataset": "test", "gates": gate, "max_samples": 8000,
